@@ -1,0 +1,3 @@
+from splinetool.cli import main
+
+main()

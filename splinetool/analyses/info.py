@@ -1,0 +1,81 @@
+"""What a checkpoint lowers to, and whether the lowering reproduces the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from splinetool.frontends.loading import LoadedModel
+from splinetool.ir import PLNet, lower
+
+# float64 reproduces the model up to rounding in the last bits; float32 to a few ulps of the logits
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
+
+
+@dataclass
+class NodeSummary:
+    name: str
+    kind: str
+    neurons: int
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    code_bits: int
+
+
+@dataclass
+class InfoResult:
+    checkpoint: str
+    format: str
+    sha256: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    output_transforms: list[str]
+    parameters: int
+    steps: int
+    nodes: list[NodeSummary]
+    check_inputs: int
+    check_dtype: str
+    max_abs_diff: float
+    tolerance: float
+    passed: bool
+    unsupported: list[str] = field(default_factory=list)
+
+    @property
+    def neurons(self) -> int:
+        return sum(n.neurons for n in self.nodes)
+
+
+def run(
+    loaded: LoadedModel,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+    samples: int = 8,
+) -> InfoResult:
+    net: PLNet = lower(loaded).to(device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((samples, *net.input_shape), generator=generator, dtype=dtype)
+    with torch.no_grad():
+        ours = net.apply_output_transforms(net(x.to(device))).cpu()
+        theirs = loaded.reference(x)
+    scale = max(1.0, float(theirs.abs().max()))
+    diff = float((ours - theirs.reshape(ours.shape)).abs().max()) if ours.numel() else 0.0
+    return InfoResult(
+        checkpoint=str(loaded.path),
+        format=loaded.format,
+        sha256=loaded.sha256,
+        input_shape=net.input_shape,
+        output_shape=net.output_shape,
+        output_transforms=[s.op for s in net.output_transforms],
+        parameters=loaded.parameter_count(),
+        steps=len(net.steps),
+        nodes=[
+            NodeSummary(n.name, n.kind, n.neurons, n.in_shape, n.out_shape, n.code_bits) for n in net.pl_nodes
+        ],
+        check_inputs=samples,
+        check_dtype=str(dtype).removeprefix("torch."),
+        max_abs_diff=diff,
+        tolerance=TOLERANCE[dtype] * scale,
+        passed=diff <= TOLERANCE[dtype] * scale,
+    )

@@ -1,0 +1,37 @@
+"""The `splinetool` command line: a thin Typer shell over the analyses."""
+
+from __future__ import annotations
+
+import typer
+
+from splinetool.cli import info
+
+app = typer.Typer(
+    name="splinetool",
+    help="Measure the affine-spline geometry of saved PyTorch networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("info")(info.command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"splinetool {version('splinetool')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Measure the affine-spline geometry of saved PyTorch networks."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,137 @@
+"""What every command shares: option types, config files, device/dtype choice, error reporting."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomllib
+import torch
+import typer
+from rich.console import Console
+
+from splinetool.errors import SplinetoolError, UsageError
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Make a TOML file's values the defaults of this command's options (the command line wins)."""
+    if value is None:
+        return value
+    try:
+        table = tomllib.loads(value.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise typer.BadParameter(f"{value}: cannot read as TOML ({err})", ctx, param) from None
+    known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    defaults = {}
+    for key, item in table.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise typer.BadParameter(
+                f"{value}: unknown key {key!r}; this command's options are {', '.join(sorted(known))}",
+                ctx,
+                param,
+            )
+        defaults[name] = item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML file whose keys set this command's option defaults; the command line wins.",
+        is_eager=True,
+        callback=_load_config,
+        dir_okay=False,
+    ),
+]
+ArchOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Architecture for a state-dict checkpoint: a TOML file (configs/arch/*.toml), a built-in "
+        "family with options such as 'mlp{widths=[20,20], outputs=1, input_shape=[2]}', "
+        "or package.module:factory."
+    ),
+]
+InputShapeOption = Annotated[
+    str | None,
+    typer.Option(help="Per-sample input shape, e.g. 64 or 1,8,8 (when the checkpoint does not record it)."),
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint", help="Allow a pickled whole-module checkpoint (this runs code from the file)."
+    ),
+]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+DtypeOption = Annotated[str, typer.Option(help="float64 (default, for exact geometry) or float32.")]
+SeedOption = Annotated[int, typer.Option(help="Seed for every random choice.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only the result as JSON on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise UsageError(f"{option} {text!r}: expected positive integers separated by commas, e.g. 1,8,8")
+    return shape
+
+
+def parse_device(text: str) -> torch.device:
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {text}: CUDA is not available on this machine (use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+def parse_dtype(text: str) -> torch.dtype:
+    if text not in DTYPES:
+        raise UsageError(f"--dtype {text!r}: expected one of {', '.join(DTYPES)}")
+    return DTYPES[text]
+
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn library errors into a one-paragraph message on stderr and the error's exit code."""
+    try:
+        yield
+    except SplinetoolError as err:
+        stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (Path, torch.device, torch.dtype)):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,270 @@
+"""Open a checkpoint file as a model, whatever its format.
+
+Formats are told apart by content, not by extension: TorchScript and torch.export archives are
+zip files with their own layouts; anything else goes through torch.load(weights_only=True),
+which cannot run code. A file that needs full unpickling is refused unless trusted, because
+unpickling runs whatever code the file names.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import torch
+
+from splinetool.errors import CheckpointError, UnsafeCheckpointError, UsageError
+from splinetool.frontends.families import build, load_arch_toml
+
+EXTRA_FILE = "splinetool.json"  # metadata stored inside TorchScript archives (input shape, family)
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+@dataclass
+class LoadedModel:
+    module: Any  # nn.Module, ScriptModule or torch.export.ExportedProgram
+    input_shape: tuple[int, ...] | None
+    format: str  # torchscript | export | state_dict | pickle
+    path: Path
+    sha256: str
+    arch: str | None = None
+
+    def parameter_count(self) -> int:
+        if self.format == "export":
+            names = self.module.graph_signature.parameters
+            return sum(self.module.state_dict[n].numel() for n in names)
+        return sum(p.numel() for p in self.module.parameters())
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The original model's output on x, computed in x's dtype (for checking the lowering)."""
+        if self.format == "export":
+            return self._exported_reference(x)
+        module = copy.deepcopy(self.module).to(dtype=x.dtype).eval()
+        with torch.no_grad():
+            return module(x)
+
+    def _exported_reference(self, x: torch.Tensor) -> torch.Tensor:
+        # an exported graph is specialised to the batch size it was exported with
+        module = self.module.module().to(dtype=x.dtype)
+        batch = _exported_batch(self.module)
+        outputs = []
+        with torch.no_grad():
+            for chunk in x.split(batch):
+                padded = torch.cat([chunk, chunk.new_zeros((batch - len(chunk), *chunk.shape[1:]))])
+                outputs.append(module(padded)[: len(chunk)])
+        return torch.cat(outputs)
+
+
+def load_model(
+    path: str | Path,
+    arch: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    trust: bool = False,
+) -> LoadedModel:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    digest = _sha256(path)
+    shape = tuple(int(s) for s in input_shape) if input_shape else None
+    layout = _zip_names(path)
+    if any("/code/__torch__" in n for n in layout):
+        module, stored_shape = _load_torchscript(path)
+        return LoadedModel(module, shape or stored_shape, "torchscript", path, digest)
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in layout):
+        program = _load_export(path)
+        return LoadedModel(program, _exported_shape(program), "export", path, digest)
+    content = _load_weights_only(path, trust)
+    if isinstance(content, torch.nn.Module):
+        return LoadedModel(content.eval(), shape or _declared_shape(content), "pickle", path, digest)
+    state = _state_dict_of(content, path)
+    if arch is None:
+        raise CheckpointError(
+            f"checkpoint {path} holds a state dict (weights only): pass --arch with a TOML file "
+            "(e.g. configs/arch/mlp.toml), a built-in family such as 'mlp{widths=[20,20], outputs=1, "
+            "input_shape=[2]}', or package.module:factory"
+        )
+    module, arch_shape = build_arch(arch)
+    _load_state(module, state, path, arch)
+    return LoadedModel(module.eval(), shape or arch_shape, "state_dict", path, digest, arch)
+
+
+def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
+    """An architecture from a TOML file, 'family{options}', or 'package.module:factory'."""
+    if spec.endswith(".toml") or Path(spec).is_file():
+        family, options = load_arch_toml(spec)
+    elif ":" in spec and "{" not in spec:
+        module = _call_factory(spec)
+        return module, _declared_shape(module)
+    else:
+        family, options = _parse_inline(spec)
+    shape = options.get("input_shape")
+    return build(family, options), tuple(shape) if shape else None
+
+
+def _parse_inline(spec: str) -> tuple[str, dict]:
+    family, brace, rest = spec.partition("{")
+    if not brace:
+        return spec.strip(), {}
+    try:
+        options = tomllib.loads(f"options = {{{rest}")["options"]
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(
+            f"--arch {spec!r}: options must be a TOML inline table, e.g. "
+            f"mlp{{widths=[20,20], outputs=1, input_shape=[2]}} ({err})"
+        ) from None
+    return family.strip(), options
+
+
+def _call_factory(spec: str) -> torch.nn.Module:
+    module_name, _, attr = spec.partition(":")
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise UsageError(f"--arch {spec}: cannot import {attr} from {module_name} ({err})") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    model = factory()
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"--arch {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _declared_shape(module: Any) -> tuple[int, ...] | None:
+    shape = getattr(module, "input_shape", None)
+    return tuple(int(s) for s in shape) if shape else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _zip_names(path: Path) -> list[str]:
+    if not zipfile.is_zipfile(path):
+        return []
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ...] | None]:
+    extra = {EXTRA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for broken archives
+        raise CheckpointError(f"checkpoint {path}: not a readable TorchScript archive ({err})") from None
+    shape = None
+    if extra[EXTRA_FILE]:
+        try:
+            shape = json.loads(extra[EXTRA_FILE]).get("input_shape")
+        except (json.JSONDecodeError, AttributeError):
+            shape = None
+    return module, tuple(shape) if shape else None
+
+
+def _load_export(path: Path) -> torch.export.ExportedProgram:
+    try:
+        return torch.export.load(str(path))
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {path}: not a readable torch.export archive ({err})") from None
+
+
+def _exported_input_shape(program: torch.export.ExportedProgram) -> tuple[int, ...] | None:
+    user = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user and hasattr(node.meta.get("val"), "shape"):
+            return tuple(int(s) for s in node.meta["val"].shape)
+    return None
+
+
+def _exported_shape(program: torch.export.ExportedProgram) -> tuple[int, ...] | None:
+    shape = _exported_input_shape(program)
+    return shape[1:] if shape else None
+
+
+def _exported_batch(program: torch.export.ExportedProgram) -> int:
+    shape = _exported_input_shape(program)
+    return shape[0] if shape else 1
+
+
+def _load_weights_only(path: Path, trust: bool) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        # a pickle that names classes or functions needs full unpickling; anything else is not ours
+        if "Unsupported global" not in str(err):
+            raise CheckpointError(
+                f"checkpoint {path}: not a PyTorch checkpoint, TorchScript archive or .pt2 export "
+                "(torch.load cannot read it)"
+            ) from None
+    if not trust:
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} is a pickled Python object (e.g. a whole nn.Module saved with torch.save). "
+            "Loading it executes whatever code the file names, so a malicious file could run anything. "
+            "Save the state dict, a TorchScript archive or a torch.export .pt2 instead, or pass "
+            "--trust-checkpoint if you trust where this file came from."
+        )
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {path}: cannot be unpickled ({err})") from None
+
+
+def _state_dict_of(content: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(content, dict):
+        for key in STATE_DICT_KEYS:
+            if isinstance(content.get(key), dict):
+                content = content[key]
+                break
+        if content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            return content
+    raise CheckpointError(
+        f"checkpoint {path}: expected a state dict (names -> tensors) or a dict holding one under "
+        f"{', '.join(repr(k) for k in STATE_DICT_KEYS)}; found {type(content).__name__}"
+    )
+
+
+def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing from the checkpoint: {_first(missing)}")
+        if unexpected:
+            parts.append(f"not in the architecture: {_first(unexpected)}")
+        if mismatched:
+            parts.append(f"shape mismatch (checkpoint vs architecture): {_first(mismatched)}")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit --arch {arch}: "
+            + "; ".join(parts)
+            + f". Checkpoint keys start: {_first(list(state))}; "
+            + f"architecture keys start: {_first(list(expected))}"
+        )
+    module.load_state_dict(state)
+
+
+def _first(items: list[str], n: int = 4) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f", … ({len(items) - n} more)" if len(items) > n else "")

@@ -1,0 +1,155 @@
+"""Lower a traced ATen graph to a PLNet, one registered handler per op family."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.fx
+
+from splinetool.errors import UnsupportedModelError
+from splinetool.ir.context import Dyn, LoweringContext, NotLowerable, is_dyn
+from splinetool.ir.plnet import PLNet
+from splinetool.ir.registry import HANDLERS, supported_ops
+from splinetool.ir.step import needed_steps
+from splinetool.ir.trace import TracedGraph, trace
+
+
+class _Blocked:
+    """The value of a node that could not be lowered (so its users are skipped, not reported twice)."""
+
+
+def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
+    """Lower an nn.Module, TorchScript module or ExportedProgram to a PLNet.
+
+    Raises UnsupportedModelError listing every operation that is not piecewise-linear.
+    """
+    if hasattr(model, "module") and hasattr(model, "input_shape"):  # a frontends.LoadedModel
+        model, input_shape = model.module, input_shape or model.input_shape
+    traced = model if isinstance(model, TracedGraph) else trace(model, input_shape)
+    supported = supported_ops()
+    ctx = LoweringContext(traced.example)
+    values: dict[str, Any] = {traced.input_node.name: ctx.input}
+    unsupported: list[tuple[str, str, str]] = []
+    taken: set[str] = set()
+    output_node = next(n for n in traced.graph.nodes if n.op == "output")
+    for node in _needed_nodes(traced.graph, output_node):
+        if node.op == "placeholder":
+            if node.name not in values:
+                values[node.name] = traced.constants.get(node.name)
+            continue
+        if node.op == "get_attr":
+            values[node.name] = traced.constants[node.name]
+            continue
+        if node.op != "call_function":
+            unsupported.append((node.name, str(node.target), f"{node.op} nodes are not supported"))
+            values[node.name] = _Blocked()
+            continue
+        args = _resolve(node.args, values)
+        kwargs = {k: _resolve(v, values) for k, v in node.kwargs.items()}
+        if _contains_blocked((args, kwargs)):
+            values[node.name] = _Blocked()
+            continue
+        op = _op_name(node.target)
+        if not is_dyn((args, tuple(kwargs.values()))):
+            values[node.name] = node.target(*args, **kwargs)  # constant folding: weight.t() and the like
+            continue
+        if node.target is operator.getitem:
+            values[node.name] = _getitem(node, args, unsupported)
+            continue
+        ctx.name = _unique(traced.names.get(node.name, node.name), taken)
+        ctx.op = op
+        handler = HANDLERS.get(op)
+        try:
+            if handler is None:
+                raise NotLowerable("")
+            values[node.name] = handler(ctx, node.target, args, kwargs)
+        except NotLowerable as err:
+            unsupported.append((ctx.name, op, str(err)))
+            values[node.name] = _stand_in(ctx, node.target, args, kwargs)
+    result = _single_output(output_node.args[0], values, unsupported)
+    unsupported += [
+        (s.name, s.op, "accepted only at the output") for s in _inner_transforms(ctx.steps, result.index)
+    ]
+    if unsupported:
+        raise UnsupportedModelError(unsupported, supported)
+    return PLNet.from_steps(ctx.steps, result.index, tuple(traced.example.shape[1:]))
+
+
+def _inner_transforms(steps: list, output_index: int) -> list:
+    """Softmax, log-softmax or sigmoid anywhere but at the end of the network."""
+    while output_index > 0 and steps[output_index - 1].output_only:
+        output_index = steps[output_index - 1].inputs[0]
+    return [steps[i] for i in needed_steps(steps, output_index) if steps[i].output_only]
+
+
+def _stand_in(ctx: LoweringContext, fn: Any, args: tuple, kwargs: dict) -> Any:
+    """Keep lowering past an unsupported op so that every other unsupported op is found too."""
+    try:
+        return ctx.add(fn, args, kwargs)
+    except Exception:  # noqa: BLE001 - the op is already reported; its users are skipped
+        return _Blocked()
+
+
+def _needed_nodes(graph: torch.fx.Graph, output: torch.fx.Node) -> list[torch.fx.Node]:
+    """Nodes the output depends on, in graph order (dead code such as detach() is dropped)."""
+    needed = {output}
+    for node in reversed(list(graph.nodes)):
+        if node in needed:
+            needed.update(node.all_input_nodes)
+    return [n for n in graph.nodes if n in needed and n is not output]
+
+
+def _op_name(target: Any) -> str:
+    schema = getattr(target, "_schema", None)
+    if schema is not None:
+        return schema.name.split("::")[-1]
+    return getattr(target, "__name__", str(target))
+
+
+def _resolve(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, torch.fx.Node):
+        return values[value.name]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve(v, values) for v in value)
+    return value
+
+
+def _contains_blocked(value: Any) -> bool:
+    if isinstance(value, _Blocked):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_contains_blocked(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_blocked(v) for v in value.values())
+    return False
+
+
+def _getitem(node: torch.fx.Node, args: tuple, unsupported: list) -> Any:
+    source, index = args
+    if isinstance(source, Dyn) and source.tuple_result and index == 0:
+        return source
+    unsupported.append((node.name, "getitem", "uses a secondary result (indices or statistics) of an op"))
+    return _Blocked()
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate, k = f"{name}_{k}", k + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _single_output(value: Any, values: dict[str, Any], unsupported: list) -> Dyn:
+    resolved = _resolve(value, values)
+    while isinstance(resolved, (list, tuple)) and len(resolved) == 1:
+        resolved = resolved[0]
+    if not isinstance(resolved, Dyn):
+        if not isinstance(resolved, _Blocked):
+            unsupported.append(
+                ("output", "output", "the model must return one tensor that depends on its input")
+            )
+        raise UnsupportedModelError(unsupported, supported_ops())
+    return resolved

@@ -1,0 +1,131 @@
+"""Turn any supported model object into one ATen-level torch.fx graph.
+
+nn.Modules go through torch.export (which keeps module paths for naming), ExportedPrograms are
+read as saved, and TorchScript modules, which torch.fx cannot trace, are recorded op by op as
+they run on an example batch (make_fx sees every ATen call the TorchScript interpreter makes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from splinetool.errors import UsageError
+
+EXAMPLE_BATCH = 2
+
+
+@dataclass
+class TracedGraph:
+    graph: torch.fx.Graph
+    input_node: torch.fx.Node
+    constants: dict[str, object]  # node name -> tensor (parameters, buffers, lifted constants)
+    example: torch.Tensor  # an input batch whose size matches any batch size baked into the graph
+    names: dict[str, str] = field(default_factory=dict)  # node name -> qualified name
+
+
+def trace(model: object, input_shape: tuple[int, ...] | None) -> TracedGraph:
+    if isinstance(model, torch.export.ExportedProgram):
+        return _from_exported(model)
+    if isinstance(model, torch.jit.ScriptModule):
+        return _from_script(model, _require_shape(input_shape))
+    if isinstance(model, torch.nn.Module):
+        return _from_module(model, _require_shape(input_shape))
+    raise UsageError(f"cannot analyse an object of type {type(model).__name__}; expected a torch.nn.Module")
+
+
+def _require_shape(input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    if input_shape is None:
+        raise UsageError(
+            "the model's input shape is unknown: pass --input-shape (per-sample, e.g. 1,8,8 or 64)"
+        )
+    return tuple(int(s) for s in input_shape)
+
+
+def _example(input_shape: tuple[int, ...], dtype: torch.dtype, batch: int = EXAMPLE_BATCH) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn((batch, *input_shape), generator=generator, dtype=torch.float64).to(dtype)
+
+
+def _param_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _from_module(model: torch.nn.Module, input_shape: tuple[int, ...]) -> TracedGraph:
+    model = model.eval()
+    example = _example(input_shape, _param_dtype(model))
+    try:
+        program = torch.export.export(model, (example,), strict=False)
+    except Exception:  # noqa: BLE001 - export refuses some Python; recording the ops still works
+        return _from_recorded(model, example)
+    return _from_exported(program)
+
+
+def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
+    signature = program.graph_signature
+    sources = {
+        **signature.inputs_to_parameters,
+        **signature.inputs_to_buffers,
+        **signature.inputs_to_lifted_tensor_constants,
+    }
+    state = {**program.state_dict, **program.constants}
+    constants = {node: state[key] for node, key in sources.items()}
+    user_inputs = [
+        n for n in program.graph.nodes if n.op == "placeholder" and n.name in signature.user_inputs
+    ]
+    if len(user_inputs) != 1:
+        raise UsageError(
+            f"the exported program takes {len(user_inputs)} inputs; splinetool needs exactly one"
+        )
+    value = user_inputs[0].meta.get("val")
+    if value is None or not hasattr(value, "shape"):
+        raise UsageError("the exported program does not record its input shape")
+    shape = tuple(int(s) for s in value.shape)
+    example = _example(shape[1:], value.dtype, batch=shape[0])
+    names = {}
+    for node in program.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            path, module_type = list(stack.values())[-1]
+            names[node.name] = path if _is_leaf(module_type) else ".".join(p for p in (path, node.name) if p)
+    return TracedGraph(program.graph, user_inputs[0], constants, example, names)
+
+
+def _is_leaf(module_type: object) -> bool:
+    text = module_type if isinstance(module_type, str) else getattr(module_type, "__module__", "")
+    return str(text).startswith("torch.nn.modules")
+
+
+def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) -> TracedGraph:
+    model = model.eval()
+    return _from_recorded(model, _example(input_shape, _param_dtype(model)))
+
+
+def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph:
+    with torch.no_grad():
+        module = make_fx(model)(example)
+    owners = {}
+    for qualified, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        owners[(tensor.data_ptr(), tuple(tensor.shape))] = qualified.rpartition(".")[0]
+    constants, names = {}, {}
+    constant_nodes = set()
+    for node in module.graph.nodes:
+        if node.op == "get_attr":
+            tensor = getattr(module, node.target)
+            constants[node.name] = tensor
+            constant_nodes.add(node)
+            owner = owners.get((tensor.data_ptr(), tuple(tensor.shape)))
+            if owner is not None:
+                names[node.name] = owner
+        elif node.op == "call_function":
+            sources = node.all_input_nodes
+            owner = next((names[a.name] for a in sources if a in constant_nodes and a.name in names), None)
+            if owner is not None:
+                names[node.name] = owner
+            if sources and all(a in constant_nodes for a in sources):
+                constant_nodes.add(node)
+    input_node = next(n for n in module.graph.nodes if n.op == "placeholder")
+    return TracedGraph(module.graph, input_node, constants, example, names)

@@ -1,0 +1,112 @@
+"""The PLNet reproduces every model in the zoo, whichever frontend the model came through."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from splinetool.errors import UnsupportedModelError
+from splinetool.ir import lower
+from tests.zoo import ZOO, build
+
+FRONTENDS = ["module", "torchscript", "export"]
+
+
+def as_frontend(model: nn.Module, shape: tuple[int, ...], frontend: str, tmp_path):
+    if frontend == "module":
+        return model
+    if frontend == "torchscript":
+        path = tmp_path / "m.ts"
+        torch.jit.save(torch.jit.script(model), str(path))
+        return torch.jit.load(str(path))
+    path = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(3, *shape),)), str(path))
+    return torch.export.load(str(path))
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_plnet_output_equals_model_output(name, frontend, tmp_path):
+    model, shape = build(name)
+    source = as_frontend(model, shape, frontend, tmp_path)
+    net = lower(source, shape).to(dtype=torch.float64)
+    x = torch.randn(11, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model.double()(x)
+        got = net.apply_output_transforms(net(x))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_each_sample_is_computed_independently_of_its_batch(name):
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=torch.float64)
+    x = torch.randn(5, *shape, dtype=torch.float64)
+    together = net(x)
+    alone = torch.cat([net(x[i : i + 1]) for i in range(5)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-13)
+
+
+def test_nodes_are_found_in_order_with_qualified_names():
+    model, shape = build("nested")
+    net = lower(model, shape)
+    kinds = [(n.name, n.kind, n.neurons) for n in net.pl_nodes]
+    assert [k for _, k, _ in kinds] == ["relu", "relu", "relu", "abs"]
+    assert kinds[0] == ("stem.1", "relu", 8)
+    assert kinds[1][0].startswith("blocks.0") and kinds[2][0].startswith("blocks.1")
+    assert [s.op for s in net.output_transforms] == ["log_softmax"]
+
+
+def test_two_breakpoint_activations_have_two_units_per_neuron():
+    model, shape = build("clamps")
+    net = lower(model, shape)
+    assert [(n.kind, n.neurons, n.code_bits) for n in net.pl_nodes] == [("hardtanh", 6, 12)] * 3
+
+
+def test_unsupported_ops_are_all_listed_at_once():
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+            self.gelu = nn.GELU()
+            self.b = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.gelu(self.a(x))
+            h = torch.sigmoid(F.silu(self.b(h)))
+            return h * h
+
+    with pytest.raises(UnsupportedModelError) as caught:
+        lower(Bad(), (3,))
+    listed = {(name, op) for name, op, _ in caught.value.unsupported}
+    assert ("gelu", "gelu") in listed
+    assert any(op == "silu" for _, op in listed)
+    assert any(op == "sigmoid" for _, op in listed)  # not at the output
+    assert any(op == "mul" for _, op in listed)  # a product of two network values
+    assert "relu" in str(caught.value) and "conv2d" in str(caught.value)
+
+
+def test_batch_norm_in_training_mode_is_refused():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU()).train()
+    program = torch.export.export(model, (torch.randn(4, 2),))
+    with pytest.raises(UnsupportedModelError, match="training mode"):
+        lower(program, (2,))
+
+
+def test_reshape_that_mixes_samples_is_refused():
+    class Mixer(nn.Module):
+        def forward(self, x):
+            return torch.relu(x.reshape(-1)).reshape(x.shape[0], -1)
+
+    with pytest.raises(UnsupportedModelError, match="batch"):
+        lower(Mixer(), (4,))
+
+
+def test_to_moves_every_constant():
+    model, shape = build("convnet")
+    net = lower(model, shape).to(dtype=torch.float64)
+    assert net.dtype == torch.float64
+    assert all(
+        t.dtype == torch.float64 for s in net.steps for t in s.call.constants() if t.is_floating_point()
+    )
+    assert not any(t.requires_grad for s in net.steps for t in s.call.constants())

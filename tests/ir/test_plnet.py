@@ -1,0 +1,101 @@
+"""Codes, pre-activations and local affine maps against quantities computed by hand."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from splinetool.ir import lower
+from splinetool.ir.codes import pack_bits, region_ids, unpack_bits
+from splinetool.ir.pl import ArgmaxKind
+from tests.zoo import ZOO, build, mlp
+
+
+def test_codes_are_the_signs_of_the_hidden_units():
+    torch.manual_seed(1)
+    model = mlp((2, 7, 5, 3)).double()
+    net = lower(model, (2,)).to(dtype=torch.float64)
+    x = torch.randn(50, 2, dtype=torch.float64)
+    h1 = model[0](x)
+    h2 = model[2](torch.relu(h1))
+    expected = torch.cat([h1 > 0, h2 > 0], dim=1)
+    assert torch.equal(net.code_bits(x), expected)
+    assert torch.equal(unpack_bits(net.codes(x), 12), expected)
+    for got, want in zip(net.preactivations(x), [h1, h2]):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+
+
+def test_hardtanh_code_has_one_bit_per_breakpoint():
+    model = nn.Sequential(nn.Linear(1, 1), nn.Hardtanh(-1.0, 2.0))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+    net = lower(model, (1,)).to(dtype=torch.float64)
+    x = torch.tensor([[-3.0], [0.5], [4.0]], dtype=torch.float64)
+    assert net.code_bits(x).tolist() == [[False, False], [True, False], [True, True]]
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding,dilation,ceil_mode",
+    [
+        (2, 2, 0, 1, False),
+        (3, 2, 1, 1, True),
+        (2, 1, 0, 2, False),
+        (3, 3, 1, 1, True),
+        ((2, 3), (1, 2), (1, 0), 1, False),
+    ],
+)
+def test_max_pool_candidates_reproduce_the_pool(kernel, stride, padding, dilation, ceil_mode):
+    pool = nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    net = lower(pool, (2, 7, 8)).to(dtype=torch.float64)
+    (node,) = net.pl_nodes
+    assert isinstance(node.pl, ArgmaxKind)
+    x = torch.randn(3, 2, 7, 8, dtype=torch.float64)
+    candidates = node.pl.candidates(x)
+    expected = pool(x)
+    assert candidates.shape[:2] == (3, expected[0].numel())
+    torch.testing.assert_close(candidates.max(dim=-1).values, expected.reshape(3, -1), rtol=0, atol=0)
+    _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    winners = candidates.argmax(dim=-1)
+    picked = candidates.gather(-1, winners[..., None])[..., 0]
+    flat = x.reshape(3, 2, -1).gather(-1, indices.reshape(3, 2, -1)).reshape(3, -1)
+    torch.testing.assert_close(picked, flat, rtol=0, atol=0)
+    assert node.code_bits == expected[0].numel() * math.ceil(math.log2(candidates.shape[-1]))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_local_affine_map_reproduces_the_output(name):
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=torch.float64)
+    x = torch.randn(6, *shape, dtype=torch.float64)
+    a, c = net.affine_maps(x, chunk_size=4)
+    assert a.shape == (6, net.output_dim, net.input_dim)
+    y = net(x).reshape(6, -1)
+    torch.testing.assert_close(torch.einsum("boi,bi->bo", a, x.reshape(6, -1)) + c, y, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["mlp", "convnet", "resnet"])
+def test_local_affine_map_matches_finite_differences_inside_the_region(name):
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=torch.float64)
+    x = torch.randn(4, *shape, dtype=torch.float64)
+    a, _ = net.affine_maps(x)
+    step = 1e-7
+    direction = torch.randn_like(x)
+    direction /= direction.reshape(4, -1).norm(dim=1).reshape(4, *[1] * len(shape))
+    moved = x + step * direction
+    same_region = (net.codes(moved) == net.codes(x)).all(dim=1)
+    assert same_region.all()
+    numeric = (net(moved) - net(x)).reshape(4, -1) / step
+    analytic = torch.einsum("boi,bi->bo", a, direction.reshape(4, -1))
+    torch.testing.assert_close(numeric, analytic, rtol=1e-6, atol=1e-6)
+
+
+def test_region_ids_group_equal_codes():
+    bits = torch.tensor([[1, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=torch.bool)
+    packed = pack_bits(bits)
+    assert packed.tolist() == [[160], [0], [160]]
+    unique, inverse = region_ids(packed)
+    assert len(unique) == 2 and inverse[0] == inverse[2] != inverse[1]

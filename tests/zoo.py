@@ -1,0 +1,145 @@
+"""Tiny models covering every supported op family, shared by the IR, frontend and CLI tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Residual(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width))
+
+    def forward(self, x):
+        return F.relu(x + self.inner(x))
+
+
+class Nested(nn.Module):
+    """Nested modules, functional calls, a residual add, cat, identity, dropout, a log-softmax output."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Linear(3, 8), nn.ReLU())
+        self.blocks = nn.ModuleList([Residual(8), Residual(8)])
+        self.side = nn.Linear(3, 4)
+        self.drop = nn.Dropout(0.3)
+        self.skip = nn.Identity()
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for block in self.blocks:
+            h = block(h)
+        side = torch.abs(self.side(x)) * 0.5 - 1.0
+        h = torch.cat([self.skip(h), side], dim=1)
+        return torch.log_softmax(self.head(self.drop(h)), dim=1)
+
+
+class ConvNet(nn.Module):
+    """Conv with stride/padding/dilation/groups, batch-norm, max- and average-pooling, reshape."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, stride=1, padding=1)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2, groups=2)
+        self.pool = nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True)
+        self.avg = nn.AvgPool2d(2, stride=1)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.bn1(self.conv1(x)), 0.1)
+        x = self.pool(F.relu(self.conv2(x)))
+        x = self.avg(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
+class Conv1dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 3, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm1d(3)
+        self.act = nn.PReLU(3)
+        self.pool = nn.MaxPool1d(3, stride=2, dilation=2)
+        self.gap = nn.AdaptiveAvgPool1d(2)
+        self.out = nn.Linear(6, 2)
+
+    def forward(self, x):
+        x = self.pool(self.act(self.bn(self.conv(x))))
+        return self.out(torch.flatten(self.gap(x), 1))
+
+
+class Clamps(nn.Module):
+    """Activations with two breakpoints, and scalar arithmetic."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 6)
+        self.b = nn.Linear(6, 6)
+        self.c = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 1)
+
+    def forward(self, x):
+        x = nn.functional.hardtanh(self.a(x), -0.5, 0.75)
+        x = F.relu6(3.0 * self.b(x) - 0.2)
+        x = torch.clamp(self.c(x) / 2.0, min=-0.3, max=0.4)
+        return torch.sigmoid(self.out(x))
+
+
+class ResNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(4)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.b2 = nn.BatchNorm2d(4)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        y = F.relu(self.b1(self.c1(x)))
+        x = F.relu(x + self.b2(self.c2(y)))
+        return self.fc(self.gap(x).flatten(1))
+
+
+def mlp(widths=(2, 6, 5, 1)) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def randomise_batch_norm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every batch-norm non-trivial running statistics and affine parameters."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator))
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.randn(n, generator=generator))
+            module.bias.data.copy_(torch.randn(n, generator=generator))
+    return model.eval()
+
+
+# name -> (constructor, per-sample input shape)
+ZOO = {
+    "mlp": (lambda: mlp(), (2,)),
+    "nested": (Nested, (3,)),
+    "convnet": (ConvNet, (2, 7, 7)),
+    "conv1d": (Conv1dNet, (1, 17)),
+    "clamps": (Clamps, (4,)),
+    "resnet": (ResNetLike, (1, 6, 6)),
+}
+
+
+def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[int, ...]]:
+    constructor, shape = ZOO[name]
+    torch.manual_seed(seed)
+    return randomise_batch_norm(constructor(), seed), shape
