@@ -23,4 +23,4 @@ sample-models:
 	$(BIN)/python sample_models/make_samples.py
 
 bench:
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_ir.py

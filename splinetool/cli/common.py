@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomllib
 import torch
 import typer
 from rich.console import Console

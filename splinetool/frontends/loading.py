@@ -13,12 +13,12 @@ import hashlib
 import importlib
 import json
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import torch
 
 from splinetool.errors import CheckpointError, UnsafeCheckpointError, UsageError
@@ -206,8 +206,8 @@ def _load_weights_only(path: Path, trust: bool) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
-        # a pickle that names classes or functions needs full unpickling; anything else is not ours
-        if "Unsupported global" not in str(err):
+        # a pickle that torch's safe unpickler refuses needs full unpickling; anything else is not ours
+        if "Unsupported global" not in str(err) and not _starts_like_pickle(path):
             raise CheckpointError(
                 f"checkpoint {path}: not a PyTorch checkpoint, TorchScript archive or .pt2 export "
                 "(torch.load cannot read it)"
@@ -223,6 +223,11 @@ def _load_weights_only(path: Path, trust: bool) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"checkpoint {path}: cannot be unpickled ({err})") from None
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(1) == b"\x80"  # the PROTO opcode that opens every pickle since protocol 2
 
 
 def _state_dict_of(content: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -57,11 +57,25 @@ def _param_dtype(model: torch.nn.Module) -> torch.dtype:
 def _from_module(model: torch.nn.Module, input_shape: tuple[int, ...]) -> TracedGraph:
     model = model.eval()
     example = _example(input_shape, _param_dtype(model))
+    _check_accepts(model, example)
     try:
         program = torch.export.export(model, (example,), strict=False)
     except Exception:  # noqa: BLE001 - export refuses some Python; recording the ops still works
         return _from_recorded(model, example)
     return _from_exported(program)
+
+
+def _check_accepts(model: torch.nn.Module, example: torch.Tensor) -> None:
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as err:  # noqa: BLE001 - whatever the model raises, the input shape is the cause to name
+        shape = ",".join(map(str, example.shape[1:]))
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(
+            f"the model does not accept inputs of per-sample shape {shape} ({first_line}); "
+            "check --input-shape or the architecture's input_shape"
+        ) from None
 
 
 def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
@@ -101,7 +115,9 @@ def _is_leaf(module_type: object) -> bool:
 
 def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) -> TracedGraph:
     model = model.eval()
-    return _from_recorded(model, _example(input_shape, _param_dtype(model)))
+    example = _example(input_shape, _param_dtype(model))
+    _check_accepts(model, example)
+    return _from_recorded(model, example)
 
 
 def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph:

@@ -1,0 +1,226 @@
+"""Train the sample models in sample_models/ and write their files, configs and README.
+
+Run from the repository root with `make sample-models`. Training is on the CPU, single-threaded and
+seeded, so a rerun reproduces the same weights and accuracies. For each model NAME it writes
+NAME.ts.pt (TorchScript, with the architecture in the extra file `splinetool.json`), NAME.state.pt
+(state dict), configs/arch/NAME.toml (rebuilds the module with `splinetool.frontends.families.build`)
+and, for the MLPs, NAME.pt2 (torch.export, batch dimension dynamic).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from splinetool.data.generators import generate
+from splinetool.frontends.families import build
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+ARCH = HERE.parent / "configs" / "arch"
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    family: str
+    options: dict
+    data: str
+    epochs: int
+    lr: float
+    batch_size: int
+    export: bool = False
+
+
+DIGITS = "8x8 UCI digits (`data/digits.npz`, 1347 train / 450 test)"
+SAMPLES = [
+    Sample(
+        "moons-mlp",
+        "mlp",
+        {"input_shape": [2], "outputs": 1, "widths": [20, 20, 20, 20]},
+        "two moons, noise 0.1 (`data/moons.npz`, 1000 train / 500 test)",
+        epochs=200,
+        lr=3e-3,
+        batch_size=50,
+        export=True,
+    ),
+    Sample(
+        "digits-mlp",
+        "mlp",
+        {"input_shape": [64], "outputs": 10, "widths": [200, 200, 200, 200]},
+        DIGITS,
+        epochs=60,
+        lr=1e-3,
+        batch_size=64,
+        export=True,
+    ),
+    Sample(
+        "digits-convnet",
+        "convnet",
+        {"input_shape": [1, 8, 8], "outputs": 10, "channels": [16, 32], "batch_norm": True, "pool": "max"},
+        DIGITS,
+        epochs=40,
+        lr=3e-3,
+        batch_size=64,
+    ),
+    Sample(
+        "digits-resnet",
+        "resnet",
+        {"input_shape": [1, 8, 8], "outputs": 10, "stem_channels": 8, "stages": [8, 16]},
+        DIGITS,
+        epochs=40,
+        lr=3e-3,
+        batch_size=64,
+    ),
+]
+
+
+def moons_data() -> dict[str, np.ndarray]:
+    x, y = generate("moons", 1500, seed=0, noise=0.1)
+    return {"x": x, "y": y, "x_train": x[:1000], "y_train": y[:1000], "x_test": x[1000:], "y_test": y[1000:]}
+
+
+def tensors(arrays: dict, split: str, input_shape: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(arrays[f"x_{split}"], dtype=torch.float32).reshape(-1, *input_shape)
+    return x, torch.as_tensor(arrays[f"y_{split}"], dtype=torch.int64)
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # A single output is a binary logit; more outputs are class logits.
+    if logits.shape[1] == 1:
+        return nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.float())
+    return nn.functional.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    logits = model(x)
+    predicted = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
+    return (predicted == y).double().mean().item()
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sample: Sample) -> None:
+    order = torch.Generator().manual_seed(0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=sample.lr)
+    model.train()
+    for _ in range(sample.epochs):
+        for batch in torch.randperm(len(x), generator=order).split(sample.batch_size):
+            optimiser.zero_grad()
+            loss_fn(model(x[batch]), y[batch]).backward()
+            optimiser.step()
+    model.eval()
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def save(model: nn.Module, sample: Sample) -> list[str]:
+    meta = {"input_shape": sample.options["input_shape"], "family": sample.family, "options": sample.options}
+    files = [f"{sample.name}.ts.pt", f"{sample.name}.state.pt"]
+    scripted = torch.jit.script(model)
+    torch.jit.save(scripted, HERE / files[0], _extra_files={"splinetool.json": json.dumps(meta)})
+    torch.save(model.state_dict(), HERE / files[1])
+    if sample.export:
+        # Batch size 2 rather than 1 so that export can keep the batch dimension symbolic.
+        example = torch.zeros(2, *sample.options["input_shape"])
+        batch = {0: torch.export.Dim("batch")}
+        program = torch.export.export(model, (example,), dynamic_shapes=(batch,))
+        files.append(f"{sample.name}.pt2")
+        torch.export.save(program, HERE / files[-1])
+    lines = [f"# Architecture of sample_models/{sample.name}.*, written by sample_models/make_samples.py."]
+    lines += [f'family = "{sample.family}"']
+    lines += [f"{key} = {toml_value(value)}" for key, value in sample.options.items()]
+    (ARCH / f"{sample.name}.toml").write_text("\n".join(lines) + "\n")
+    return files + [f"configs/arch/{sample.name}.toml"]
+
+
+def readme(rows: list[str]) -> str:
+    training = "\n".join(
+        f"- {s.name}: {s.epochs} epochs, batch size {s.batch_size}, learning rate {s.lr:g}" for s in SAMPLES
+    )
+    return f"""# Sample models
+
+Small trained networks for trying splinetool and for its tests. All are plain ReLU networks built from
+the built-in families in `splinetool/frontends/families.py`.
+
+| name | architecture | data | parameters | train accuracy | test accuracy | files |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Training: Adam from PyTorch's default initialisation (seed 0), cross-entropy on the class logits
+(binary cross-entropy on the single moons logit), models saved in eval mode.
+
+{training}
+
+Each model comes as:
+
+- `NAME.ts.pt`: TorchScript archive; its extra file `splinetool.json` records `input_shape`, `family`
+  and `options`.
+- `NAME.state.pt`: state dict (`torch.load(..., weights_only=True)`), to be paired with the
+  architecture file `configs/arch/NAME.toml`.
+- `NAME.pt2` (MLPs only): `torch.export` program with a dynamic batch dimension.
+
+Digit images are stored flattened, `[N, 64]`; the ConvNet and ResNet take them as `[N, 1, 8, 8]`.
+
+## Regenerating
+
+`make sample-models` retrains every model and rewrites these files, the configs and this README. It is
+seeded and single-threaded, so the weights and accuracies come out the same on a rerun (TorchScript
+archives still differ byte for byte, because each gets a fresh serialization id).
+`data/digits.npz` is made once by `sample_models/make_digits_data.py`, the only code here that needs
+scikit-learn; `data/moons.npz` is written by `make sample-models`.
+
+## Data licence
+
+`data/digits.npz` is derived from the UCI ML hand-written digits data set (E. Alpaydin and C. Kaynak,
+1998), licensed CC BY 4.0; see `data/LICENSE-digits.txt`. The moons data is generated by splinetool.
+"""
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    started = time.perf_counter()
+    moons = moons_data()
+    np.savez(DATA / "moons.npz", **moons)
+    with np.load(DATA / "digits.npz") as f:
+        digits = dict(f)
+    ARCH.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for sample in SAMPLES:
+        arrays = moons if sample.name.startswith("moons") else digits
+        shape = sample.options["input_shape"]
+        torch.manual_seed(0)
+        model = build(sample.family, sample.options)
+        x_train, y_train = tensors(arrays, "train", shape)
+        train(model, x_train, y_train, sample)
+        train_acc = accuracy(model, x_train, y_train)
+        test_acc = accuracy(model, *tensors(arrays, "test", shape))
+        params = sum(p.numel() for p in model.parameters())
+        files = save(model, sample)
+        print(f"{sample.name}: {params} parameters, train {train_acc:.2%}, test {test_acc:.2%}")
+        shape_free = {k: v for k, v in sample.options.items() if k not in ("input_shape", "outputs")}
+        architecture = sample.family + "".join(f", {k} = {toml_value(v)}" for k, v in shape_free.items())
+        listing = ", ".join(f"`{f}`" for f in files)
+        rows.append(
+            f"| {sample.name} | {architecture} | {sample.data} | {params:,} | {train_acc:.1%} | "
+            f"{test_acc:.1%} | {listing} |"
+        )
+    (HERE / "README.md").write_text(readme(rows))
+    print(f"done in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

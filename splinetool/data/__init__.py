@@ -1,0 +1,1 @@
+"""Input data: built-in 2-D generators and loaders for data files."""
