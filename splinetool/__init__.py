@@ -3,4 +3,17 @@
 from splinetool.frontends.loading import LoadedModel, load_model
 from splinetool.ir import PLNet, lower
 
-__all__ = ["LoadedModel", "PLNet", "load_model", "lower"]
+
+def slice(model, plane, **options):  # noqa: A001 - the command's name
+    """Exact tiles of a planar slice (see splinetool.analyses.slice.run for the options).
+
+    `model` is a PLNet or anything `lower` accepts (a LoadedModel, nn.Module, ...); `plane` is a
+    splinetool.analyses.plane.Plane.
+    """
+    from splinetool.analyses.slice import run
+
+    net = model if isinstance(model, PLNet) else lower(model).to(dtype=__import__("torch").float64)
+    return run(net, plane, **options)
+
+
+__all__ = ["LoadedModel", "PLNet", "load_model", "lower", "slice"]

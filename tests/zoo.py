@@ -143,3 +143,35 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[int, ...]]:
     constructor, shape = ZOO[name]
     torch.manual_seed(seed)
     return randomise_batch_norm(constructor(), seed), shape
+
+
+def tent_network(depth: int, dims: int = 1, along: int = 1) -> nn.Sequential:
+    """Depth-L composition of the tent map 2 relu(x) - 4 relu(x - 1/2) on [0, 1].
+
+    With `along` = 2 the first two coordinates each go through their own tent chain (a product of
+    two tent maps); otherwise only the first coordinate does. Output: the sum of the chains.
+    """
+    chains = min(along, dims)
+    layers: list[nn.Module] = []
+    first = nn.Linear(dims, 2 * chains)
+    with torch.no_grad():
+        first.weight.zero_()
+        for c in range(chains):
+            first.weight[2 * c : 2 * c + 2, c] = 1.0
+        first.bias.copy_(torch.tensor([0.0, -0.5] * chains))
+    layers += [first, nn.ReLU()]
+    block = torch.tensor([[2.0, -4.0], [2.0, -4.0]])
+    for _ in range(depth - 1):
+        layer = nn.Linear(2 * chains, 2 * chains)
+        with torch.no_grad():
+            layer.weight.zero_()
+            for c in range(chains):
+                layer.weight[2 * c : 2 * c + 2, 2 * c : 2 * c + 2] = block
+            layer.bias.copy_(torch.tensor([0.0, -0.5] * chains))
+        layers += [layer, nn.ReLU()]
+    out = nn.Linear(2 * chains, 1)
+    with torch.no_grad():
+        out.weight.copy_(torch.tensor([[2.0, -4.0] * chains]))
+        out.bias.zero_()
+    layers.append(out)
+    return nn.Sequential(*layers)

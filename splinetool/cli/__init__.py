@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from splinetool.cli import info
+from splinetool.cli import info, slice
 
 app = typer.Typer(
     name="splinetool",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("info")(info.command)
+app.command("slice")(slice.command)
 
 
 def _version(value: bool) -> None:

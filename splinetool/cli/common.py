@@ -80,6 +80,50 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print only the result 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the results to this HDF5 file.")
+]
+PngOption = Annotated[Path | None, typer.Option(help="Draw the result to this PNG file.")]
+SvgOption = Annotated[Path | None, typer.Option(help="Draw the result to this SVG file.")]
+
+
+def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(map(_finite, values)):
+        raise UsageError(f"{option} {text!r}: expected {count} numbers separated by commas")
+    return values
+
+
+def parse_ints(text: str | None, count: int, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise UsageError(f"{option} {text!r}: expected {count} integers separated by commas")
+    return values
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+def load_net(checkpoint: Path, arch, input_shape, trust: bool, device: str, dtype: str):
+    """Open, lower and place a checkpoint: (LoadedModel, PLNet on the chosen device and dtype)."""
+    from splinetool.frontends.loading import load_model
+    from splinetool.ir import lower
+
+    loaded = load_model(checkpoint, arch=arch, input_shape=parse_shape(input_shape), trust=trust)
+    return loaded, lower(loaded).to(device=parse_device(device), dtype=parse_dtype(dtype))
+
+
 def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, ...] | None:
     if text is None:
         return None

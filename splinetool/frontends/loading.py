@@ -12,6 +12,7 @@ import copy
 import hashlib
 import importlib
 import json
+import logging
 import sys
 import tomllib
 import zipfile
@@ -53,7 +54,7 @@ class LoadedModel:
 
     def _exported_reference(self, x: torch.Tensor) -> torch.Tensor:
         # an exported graph is specialised to the batch size it was exported with
-        module = self.module.module().to(dtype=x.dtype)
+        module = copy.deepcopy(self.module.module()).to(dtype=x.dtype)
         batch = _exported_batch(self.module)
         outputs = []
         with torch.no_grad():
@@ -70,8 +71,10 @@ def load_model(
     trust: bool = False,
 ) -> LoadedModel:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: not a file (expected a checkpoint file, got a directory?)")
     digest = _sha256(path)
     shape = tuple(int(s) for s in input_shape) if input_shape else None
     layout = _zip_names(path)
@@ -80,8 +83,15 @@ def load_model(
         return LoadedModel(module, shape or stored_shape, "torchscript", path, digest)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in layout):
         program = _load_export(path)
-        return LoadedModel(program, _exported_shape(program), "export", path, digest)
+        recorded = _exported_shape(program)
+        if shape is not None and recorded is not None and shape != recorded:
+            raise CheckpointError(
+                f"checkpoint {path} was exported for inputs of shape {recorded}, not --input-shape {shape}"
+            )
+        return LoadedModel(program, recorded, "export", path, digest)
     content = _load_weights_only(path, trust)
+    if isinstance(content, dict) and isinstance(content.get("model"), torch.nn.Module):
+        content = content["model"]  # a trusted training checkpoint holding the whole module
     if isinstance(content, torch.nn.Module):
         return LoadedModel(content.eval(), shape or _declared_shape(content), "pickle", path, digest)
     state = _state_dict_of(content, path)
@@ -136,7 +146,10 @@ def _call_factory(spec: str) -> torch.nn.Module:
     finally:
         if added:
             sys.path.remove(cwd)
-    model = factory()
+    try:
+        model = factory()
+    except Exception as err:  # noqa: BLE001 - user code: report it, do not crash
+        raise UsageError(f"--arch {spec}: the factory raised {type(err).__name__}: {err}") from None
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"--arch {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -178,10 +191,16 @@ def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ..
 
 
 def _load_export(path: Path) -> torch.export.ExportedProgram:
+    # torch logs its own traceback for a broken archive before raising; the message below is enough
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         return torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"checkpoint {path}: not a readable torch.export archive ({err})") from None
+    finally:
+        logger.setLevel(level)
 
 
 def _exported_input_shape(program: torch.export.ExportedProgram) -> tuple[int, ...] | None:

@@ -52,8 +52,14 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
             values[node.name] = _Blocked()
             continue
         op = _op_name(node.target)
+        fn = node.target
+        if op.endswith("_") and op[:-1] in HANDLERS:
+            op, fn = op[:-1], _out_of_place(node.target)
         if not is_dyn((args, tuple(kwargs.values()))):
             values[node.name] = node.target(*args, **kwargs)  # constant folding: weight.t() and the like
+            continue
+        if op in ("sym_size", "size") and isinstance(args[0], Dyn):
+            values[node.name] = args[0].example.shape[args[1]]  # only reshapes use it; they are rebuilt
             continue
         if node.target is operator.getitem:
             values[node.name] = _getitem(node, args, unsupported)
@@ -64,17 +70,35 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
         try:
             if handler is None:
                 raise NotLowerable("")
-            values[node.name] = handler(ctx, node.target, args, kwargs)
+            values[node.name] = handler(ctx, fn, args, kwargs)
         except NotLowerable as err:
             unsupported.append((ctx.name, op, str(err)))
-            values[node.name] = _stand_in(ctx, node.target, args, kwargs)
+            values[node.name] = _stand_in(ctx, fn, args, kwargs)
     result = _single_output(output_node.args[0], values, unsupported)
     unsupported += [
         (s.name, s.op, "accepted only at the output") for s in _inner_transforms(ctx.steps, result.index)
     ]
     if unsupported:
         raise UnsupportedModelError(unsupported, supported)
-    return PLNet.from_steps(ctx.steps, result.index, tuple(traced.example.shape[1:]))
+    net = PLNet.from_steps(ctx.steps, result.index, tuple(traced.example.shape[1:]))
+    _check_batch_independent(net, traced.example)
+    return net
+
+
+def _check_batch_independent(net: PLNet, example: torch.Tensor) -> None:
+    """Tensors built from the batch size (expand(x.size(0), ...)) were frozen at the example's size."""
+    x = torch.cat([example, example[:1]])  # a batch size the graph was not recorded with
+    try:
+        together = net.to(dtype=torch.float64)(x.double())
+        alone = net.to(dtype=torch.float64)(x[:1].double())
+        ok = together.shape[0] == x.shape[0] and torch.allclose(together[:1], alone, rtol=1e-9, atol=1e-9)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise UnsupportedModelError(
+            [("model", "batch size", "builds tensors from the batch size (e.g. expand(x.size(0), ...))")],
+            supported_ops(),
+        )
 
 
 def _inner_transforms(steps: list, output_index: int) -> list:
@@ -86,10 +110,12 @@ def _inner_transforms(steps: list, output_index: int) -> list:
 
 def _stand_in(ctx: LoweringContext, fn: Any, args: tuple, kwargs: dict) -> Any:
     """Keep lowering past an unsupported op so that every other unsupported op is found too."""
-    try:
-        return ctx.add(fn, args, kwargs)
-    except Exception:  # noqa: BLE001 - the op is already reported; its users are skipped
-        return _Blocked()
+    for pick in (None, 0):  # ops returning (values, indices) stand in with their first result
+        try:
+            return ctx.add(fn, args, kwargs, pick=pick)
+        except Exception:  # noqa: BLE001 - the op is already reported; its users are skipped
+            continue
+    return _Blocked()
 
 
 def _needed_nodes(graph: torch.fx.Graph, output: torch.fx.Node) -> list[torch.fx.Node]:
@@ -99,6 +125,12 @@ def _needed_nodes(graph: torch.fx.Graph, output: torch.fx.Node) -> list[torch.fx
         if node in needed:
             needed.update(node.all_input_nodes)
     return [n for n in graph.nodes if n in needed and n is not output]
+
+
+def _out_of_place(target: Any) -> Any:
+    """relu_ -> relu: recorded graphs refer to an in-place op's result, so the pure op computes the same."""
+    packet = getattr(torch.ops.aten, _op_name(target)[:-1])
+    return getattr(packet, target._overloadname, packet.default)
 
 
 def _op_name(target: Any) -> str:

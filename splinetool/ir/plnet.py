@@ -40,6 +40,8 @@ class PLNet:
         output_index: int,
         input_shape: tuple[int, ...],
         output_transforms: tuple[Step, ...] = (),
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
     ):
         self.steps = steps
         self.output_index = output_index
@@ -65,8 +67,12 @@ class PLNet:
         ]
         self._last_use = _last_uses(steps, output_index)
         constants = [t for s in steps for t in s.call.constants() if t.is_floating_point()]
-        self.dtype = constants[0].dtype if constants else torch.float32
-        self.device = constants[0].device if constants else torch.device("cpu")
+        self.dtype = dtype or (constants[0].dtype if constants else torch.float32)
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (constants[0].device if constants else torch.device("cpu"))
+        )
 
     @classmethod
     def from_steps(cls, steps: list[Step], output_index: int, input_shape: tuple[int, ...]) -> PLNet:
@@ -100,7 +106,9 @@ class PLNet:
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> PLNet:
         steps = [s.to(device, dtype) for s in self.steps]
         transforms = tuple(s.to(device, dtype) for s in self.output_transforms)
-        return PLNet(steps, self.output_index, self.input_shape, transforms)
+        return PLNet(
+            steps, self.output_index, self.input_shape, transforms, dtype or self.dtype, device or self.device
+        )
 
     @property
     def input_dim(self) -> int:
@@ -149,6 +157,25 @@ class PLNet:
                     values.pop(j, None)
         output = values.get(self.output_index) if upto is None else values.get(last)
         return Trace(output, preacts)
+
+    def live_after(self, stop: int) -> list[int]:
+        """Values that steps[stop:] (or the output) still need once steps[:stop] have run."""
+        return sorted(j for j, last in self._last_use.items() if j <= stop and last >= stop)
+
+    def run_steps(self, values: dict[int, torch.Tensor], start: int, stop: int) -> dict[int, torch.Tensor]:
+        """Run steps[start:stop] on a batch whose live values at `start` are given.
+
+        Returns the values still live at `stop`: the engine uses this to push vertex batches from one
+        piecewise-linear node to the next without keeping anything else.
+        """
+        values = dict(values)
+        for i in range(start, stop):
+            step = self.steps[i]
+            values[i + 1] = step.call(*[values[j] for j in step.inputs])
+        return {j: values[j] for j in self.live_after(stop)}
+
+    def input_values(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        return {0: self._prepare(x)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x, capture=False).output

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.fx
+from torch.func import functionalize
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from splinetool.errors import UsageError
+from splinetool.errors import UnsupportedModelError, UsageError
+from splinetool.ir.registry import supported_ops
 
 EXAMPLE_BATCH = 2
 
@@ -55,14 +57,18 @@ def _param_dtype(model: torch.nn.Module) -> torch.dtype:
 
 
 def _from_module(model: torch.nn.Module, input_shape: tuple[int, ...]) -> TracedGraph:
-    model = model.eval()
-    example = _example(input_shape, _param_dtype(model))
-    _check_accepts(model, example)
+    was_training = model.training
+    model.eval()
     try:
-        program = torch.export.export(model, (example,), strict=False)
-    except Exception:  # noqa: BLE001 - export refuses some Python; recording the ops still works
-        return _from_recorded(model, example)
-    return _from_exported(program)
+        example = _example(input_shape, _param_dtype(model))
+        _check_accepts(model, example)
+        try:
+            program = torch.export.export(model, (example,), strict=False)
+        except Exception:  # noqa: BLE001 - export refuses some Python; recording the ops still works
+            return _from_recorded(model, example)
+        return _from_exported(program)
+    finally:
+        model.train(was_training)
 
 
 def _check_accepts(model: torch.nn.Module, example: torch.Tensor) -> None:
@@ -79,6 +85,8 @@ def _check_accepts(model: torch.nn.Module, example: torch.Tensor) -> None:
 
 
 def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
+    # an empty decomposition table only functionalises: in-place ops such as relu_ become pure
+    program = program.run_decompositions({})
     signature = program.graph_signature
     sources = {
         **signature.inputs_to_parameters,
@@ -114,15 +122,33 @@ def _is_leaf(module_type: object) -> bool:
 
 
 def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) -> TracedGraph:
-    model = model.eval()
-    example = _example(input_shape, _param_dtype(model))
-    _check_accepts(model, example)
-    return _from_recorded(model, example)
+    was_training = model.training
+    model.eval()
+    try:
+        example = _example(input_shape, _param_dtype(model))
+        _check_accepts(model, example)
+        return _from_recorded(model, example)
+    finally:
+        model.train(was_training)
 
 
 def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph:
-    with torch.no_grad():
-        module = make_fx(model)(example)
+    try:
+        with torch.no_grad():
+            # functionalize turns in-place ops (relu_, out += identity) into pure ones, so no step
+            # ever overwrites a value that a pre-activation or a residual still refers to; a few
+            # in-place ops (relu6_) refuse it, and are then recorded as they are and made pure
+            # when lowered
+            try:
+                module = make_fx(functionalize(model))(example)
+            except RuntimeError:
+                module = make_fx(model)(example)
+    except Exception as err:  # noqa: BLE001 - anything that cannot be recorded op by op
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnsupportedModelError(
+            [("model", "forward", f"cannot be recorded as a fixed sequence of operations ({reason})")],
+            supported_ops(),
+        ) from None
     owners = {}
     for qualified, tensor in [*model.named_parameters(), *model.named_buffers()]:
         owners[(tensor.data_ptr(), tuple(tensor.shape))] = qualified.rpartition(".")[0]

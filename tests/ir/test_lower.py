@@ -110,3 +110,95 @@ def test_to_moves_every_constant():
         t.dtype == torch.float64 for s in net.steps for t in s.call.constants() if t.is_floating_point()
     )
     assert not any(t.requires_grad for s in net.steps for t in s.call.constants())
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_in_place_activations_keep_their_pre_activations(frontend, tmp_path):
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 5)
+            self.b = nn.Linear(5, 5)
+
+        def forward(self, x):
+            h = F.relu(self.a(x), inplace=True)
+            g = self.b(h)
+            g += h  # in-place residual
+            return nn.functional.relu6(g, inplace=True)
+
+    model = InPlace().eval()
+    net = lower(as_frontend(model, (3,), frontend, tmp_path), (3,)).to(dtype=torch.float64)
+    x = torch.randn(40, 3, dtype=torch.float64)
+    model.double()
+    with torch.no_grad():
+        first = model.a(x)
+        second = model.b(torch.relu(first)) + torch.relu(first)
+    got = net.preactivations(x)
+    torch.testing.assert_close(got[0], first, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got[1], second, rtol=0, atol=1e-12)
+    hardtanh_bits = torch.stack([second > 0, second > 6], dim=2).reshape(40, -1)
+    assert torch.equal(net.code_bits(x), torch.cat([first > 0, hardtanh_bits], dim=1))
+
+
+def test_tensors_built_from_the_batch_size_are_refused():
+    class Positional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 4)
+            self.pos = nn.Parameter(torch.randn(1, 4))
+
+        def forward(self, x):
+            return F.relu(self.a(x) + self.pos.expand(x.size(0), -1))
+
+    # broadcasting the same parameter is fine; materialising it at the batch size is not
+    with pytest.raises(UnsupportedModelError, match="batch size"):
+        lower(torch.jit.script(Positional()), (3,))
+
+
+def test_softmax_over_the_batch_is_refused():
+    class BatchSoftmax(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return torch.softmax(self.a(x), dim=0)
+
+    with pytest.raises(UnsupportedModelError, match="batch"):
+        lower(BatchSoftmax(), (3,))
+
+
+def test_lowering_leaves_the_model_in_its_mode():
+    model, shape = build("nested")
+    model.train()
+    lower(model, shape)
+    assert model.training
+
+
+def test_dtype_moves_even_without_floating_constants():
+    class Tent(nn.Module):
+        def forward(self, x):
+            for _ in range(3):
+                x = 2 * F.relu(x) - 4 * F.relu(x - 0.5)
+            return x
+
+    net = lower(Tent(), (1,)).to(dtype=torch.float64)
+    assert net.dtype == torch.float64
+    x = torch.rand(50, 1, dtype=torch.float64)
+    torch.testing.assert_close(net(x), Tent()(x), rtol=0, atol=1e-15)
+
+
+def test_scripted_whole_range_slices_are_identity():
+    class Slicer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 4)
+
+        def forward(self, x):
+            h = F.relu(self.a(x))
+            return h[:, 1:] - h[:, :1]
+
+    model = Slicer().eval()
+    net = lower(torch.jit.script(model), (3,)).to(dtype=torch.float64)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    torch.testing.assert_close(net(x), model.double()(x), rtol=0, atol=1e-14)

@@ -10,12 +10,12 @@ def _sign_node(ctx: LoweringContext, fn, args, kwargs, kind: str, thresholds: tu
     return ctx.add(fn, args, kwargs, pl=SignKind(kind, thresholds))
 
 
-@handles("relu", "relu", "relu_")
+@handles("relu", "relu")
 def lower_relu(ctx, fn, args, kwargs):
     return _sign_node(ctx, fn, args, kwargs, "relu", (0.0,))
 
 
-@handles("leaky-relu", "leaky_relu", "leaky_relu_")
+@handles("leaky-relu", "leaky_relu")
 def lower_leaky_relu(ctx, fn, args, kwargs):
     return _sign_node(ctx, fn, args, kwargs, "leaky_relu", (0.0,))
 
@@ -25,24 +25,24 @@ def lower_prelu(ctx, fn, args, kwargs):
     return _sign_node(ctx, fn, args, kwargs, "prelu", (0.0,))
 
 
-@handles("abs", "abs", "abs_")
+@handles("abs", "abs")
 def lower_abs(ctx, fn, args, kwargs):
     return _sign_node(ctx, fn, args, kwargs, "abs", (0.0,))
 
 
-@handles("hardtanh", "hardtanh", "hardtanh_")
+@handles("hardtanh", "hardtanh")
 def lower_hardtanh(ctx, fn, args, kwargs):
     low = float(args[1]) if len(args) > 1 else float(kwargs.get("min_val", -1.0))
     high = float(args[2]) if len(args) > 2 else float(kwargs.get("max_val", 1.0))
     return _sign_node(ctx, fn, args, kwargs, "hardtanh", _ordered(low, high))
 
 
-@handles("hardtanh", "relu6", "relu6_")
+@handles("hardtanh", "relu6")
 def lower_relu6(ctx, fn, args, kwargs):
     return _sign_node(ctx, fn, args, kwargs, "hardtanh", (0.0, 6.0))
 
 
-@handles("hardtanh", "clamp", "clamp_", "clip", "clamp_min", "clamp_max")
+@handles("hardtanh", "clamp", "clip", "clamp_min", "clamp_max")
 def lower_clamp(ctx, fn, args, kwargs):
     if ctx.op in ("clamp_min", "clamp_max"):
         bounds = [args[1] if len(args) > 1 else None]

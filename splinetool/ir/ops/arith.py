@@ -4,19 +4,19 @@ from splinetool.ir.context import LoweringContext, NotLowerable, dyn_positions
 from splinetool.ir.registry import handles
 
 
-@handles("add", "add", "add_", "sub", "sub_", "rsub", "neg")
+@handles("add", "add", "sub", "rsub", "neg")
 def lower_sum(ctx: LoweringContext, fn, args, kwargs):
     return ctx.add(fn, args, kwargs)
 
 
-@handles("scale", "mul", "mul_")
+@handles("scale", "mul")
 def lower_scale(ctx: LoweringContext, fn, args, kwargs):
     if len(dyn_positions(args)) > 1:
         raise NotLowerable("a product of two network values is not piecewise-linear")
     return ctx.add(fn, args, kwargs)
 
 
-@handles("scale", "div", "div_")
+@handles("scale", "div")
 def lower_divide(ctx: LoweringContext, fn, args, kwargs):
     if dyn_positions(args) != [0] or kwargs.get("rounding_mode") is not None:
         raise NotLowerable("only division of a network value by a constant is affine")

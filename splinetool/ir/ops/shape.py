@@ -45,8 +45,17 @@ def lower_select(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "an index")
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
     if not _keeps_batch(dim, args[0].example.dim()):
+        if ctx.op == "slice" and _whole_range(args, ctx.batch):
+            return args[0]  # x[:, ...] recorded as a slice of the batch dimension that keeps it all
         raise NotLowerable("indexes the batch dimension")
     return ctx.add(fn, args, kwargs)
+
+
+def _whole_range(args: tuple, batch: int) -> bool:
+    start = args[2] if len(args) > 2 else None
+    end = args[3] if len(args) > 3 else None
+    step = args[4] if len(args) > 4 else 1
+    return start in (None, 0) and (end is None or end >= batch) and step == 1
 
 
 @handles("permute", "permute", "transpose")
@@ -72,12 +81,19 @@ def lower_cat(ctx: LoweringContext, fn, args, kwargs):
     return ctx.add(fn, args, kwargs)
 
 
-@handles("pad", "constant_pad_nd", "pad")
+# every padding mode copies entries (or adds a constant): an affine map
+@handles(
+    "pad",
+    "constant_pad_nd",
+    "pad",
+    "reflection_pad1d",
+    "reflection_pad2d",
+    "replication_pad1d",
+    "replication_pad2d",
+    "_pad_circular",
+)
 def lower_pad(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "padding")
-    mode = args[2] if len(args) > 2 and ctx.op == "pad" else kwargs.get("mode", "constant")
-    if mode != "constant":
-        raise NotLowerable(f"{mode} padding is not supported")
     pads = list(args[1])
     rank = args[0].example.dim()
     if len(pads) >= 2 * rank:

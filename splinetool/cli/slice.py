@@ -1,0 +1,242 @@
+"""`splinetool slice`: the exact tiles of a 2-D slice of input space, its decision boundary, renders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from splinetool.analyses import slice as analysis
+from splinetool.analyses.plane import Plane, anchor_plane, given_plane, input_plane
+from splinetool.cli.common import (
+    ArchOption,
+    ConfigOption,
+    DeviceOption,
+    DtypeOption,
+    InputShapeOption,
+    JsonOption,
+    OutputOption,
+    PngOption,
+    QuietOption,
+    SeedOption,
+    SvgOption,
+    TrustOption,
+    load_net,
+    parse_floats,
+    parse_ints,
+    print_json,
+    reported_errors,
+    stderr,
+    stdout,
+)
+from splinetool.data.loading import Dataset, load_data
+from splinetool.errors import UsageError
+
+COLORS = ("jacobian", "region", "layer", "class")
+IN_PLANE_TOL = 1e-6  # relative distance under which a data point is drawn as lying in the plane
+
+
+def command(
+    checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
+    bounds: Annotated[
+        str | None,
+        typer.Option(
+            help="xmin,xmax,ymin,ymax in plane coordinates (2-D inputs, or with --origin/--directions)."
+        ),
+    ] = None,
+    anchors: Annotated[
+        Path | None, typer.Option(help="File with three inputs: the plane through them.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Data file or generator (e.g. moons:200): drawn, and anchors.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="train or test, for data files holding both.")] = None,
+    anchor_index: Annotated[str | None, typer.Option(help="i,j,k: three rows of --data as anchors.")] = None,
+    margin: Annotated[
+        float, typer.Option(help="Half-width of the square domain / largest anchor radius.")
+    ] = 1.25,
+    origin: Annotated[Path | None, typer.Option(help="File with the plane's origin (one input).")] = None,
+    directions: Annotated[Path | None, typer.Option(help="File with the plane's two directions.")] = None,
+    project: Annotated[bool, typer.Option(help="Draw every data point, projected onto the plane.")] = False,
+    max_regions: Annotated[
+        int, typer.Option(help="Stop (writing nothing) beyond this many tiles.", min=1)
+    ] = 2_000_000,
+    norm: Annotated[str, typer.Option(help="Norm of the input-space Jacobian per tile: 2 or fro.")] = "2",
+    verify: Annotated[bool, typer.Option(help="Check every tile's code at random interior points.")] = False,
+    color: Annotated[str, typer.Option(help="Tile colours: jacobian, region, layer or class.")] = "jacobian",
+    arch: ArchOption = None,
+    input_shape: InputShapeOption = None,
+    trust_checkpoint: TrustOption = False,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float64",
+    seed: SeedOption = 0,
+    output: OutputOption = None,
+    png: PngOption = None,
+    svg: SvgOption = None,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Exact linear regions of the network on a 2-D slice of its input space, and its decision boundary.
+
+    The plane is the input space itself (2-D models, --bounds), the plane through three inputs
+    (--anchors, or --data with --anchor-index) on a square scaled by --margin, or --origin and
+    --directions with --bounds.
+    """
+    with reported_errors():
+        if norm not in analysis.NORMS:
+            raise UsageError(f"--norm {norm!r}: expected 2 or fro")
+        if color not in COLORS:
+            raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
+        loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
+        dataset = load_data(data, split=split, seed=seed) if data else None
+        plane = _plane(net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions)
+        with _progress(quiet) as report:
+            result = analysis.run(
+                net,
+                plane,
+                max_regions=max_regions,
+                norm=norm,
+                verify_samples=4 if verify else 0,
+                seed=seed,
+                progress=report,
+            )
+        points, labels = _points_in_plane(plane, dataset, project)
+        _write(result, loaded, output, png, svg, color, points, labels, device, seed)
+    summary = result.summary()
+    if json:
+        print_json(summary)
+    elif not quiet:
+        _print(result, summary)
+    if result.verify is not None and not result.verify["passed"]:
+        raise typer.Exit(1)
+
+
+def _plane(input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions) -> Plane:
+    box = parse_floats(bounds, 4, "--bounds")
+    if anchors is not None:
+        points = load_data(str(anchors)).x
+        if len(points) != 3:
+            raise UsageError(f"--anchors {anchors}: expected exactly three inputs, found {len(points)}")
+        return anchor_plane(_as_inputs(points, input_dim, f"--anchors {anchors}"), margin)
+    if anchor_index is not None:
+        if dataset is None:
+            raise UsageError("--anchor-index needs --data")
+        rows = parse_ints(anchor_index, 3, "--anchor-index")
+        if any(not 0 <= r < len(dataset.x) for r in rows):
+            raise UsageError(f"--anchor-index {anchor_index}: rows must lie in 0..{len(dataset.x) - 1}")
+        return anchor_plane(_as_inputs(dataset.x[list(rows)], input_dim, f"--data {dataset.source}"), margin)
+    if (origin is None) != (directions is None):
+        raise UsageError("--origin and --directions go together")
+    if origin is not None:
+        if box is None:
+            raise UsageError("--origin/--directions need --bounds in plane coordinates")
+        o = _as_inputs(load_data(str(origin)).x.reshape(1, -1), input_dim, f"--origin {origin}")
+        d = _as_inputs(load_data(str(directions)).x.reshape(2, -1), input_dim, f"--directions {directions}")
+        return given_plane(o[0], d, box)
+    if box is None:
+        box = _data_box(dataset) if dataset is not None and input_dim == 2 else (-1.0, 1.0, -1.0, 1.0)
+    return input_plane(input_dim, box)
+
+
+def _as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
+    flat = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    if flat.shape[1] != input_dim:
+        raise UsageError(f"{what}: rows have {flat.shape[1]} values but the model takes {input_dim}-D inputs")
+    return torch.as_tensor(flat)
+
+
+def _data_box(dataset: Dataset) -> tuple[float, float, float, float]:
+    x = dataset.x.reshape(len(dataset.x), -1)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-9)
+    return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+
+def _points_in_plane(plane: Plane, dataset: Dataset | None, project: bool):
+    if dataset is None:
+        return None, None
+    x = torch.as_tensor(dataset.x.reshape(len(dataset.x), -1), dtype=torch.float64)
+    if x.shape[1] != plane.origin.shape[0]:
+        dims = plane.origin.shape[0]
+        raise UsageError(
+            f"--data {dataset.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
+        )
+    t, distance = plane.project(x)
+    scale = max(1.0, float(x.abs().max()))
+    keep = torch.ones_like(distance, dtype=torch.bool) if project else distance <= IN_PLANE_TOL * scale
+    labels = None if dataset.y is None else dataset.y[keep.numpy()]
+    return t[keep].numpy(), labels
+
+
+def _write(result, loaded, output, png, svg, color, points, labels, device, seed) -> None:
+    if output is not None:
+        from splinetool.io import Provenance, write
+
+        provenance = Provenance("slice", sys.argv, loaded.sha256, str(device), seed)
+        write(output, {"slice": result}, provenance)
+    if png is not None or svg is not None:
+        from splinetool.render.slice import draw_slice, save_figure
+
+        figure = draw_slice(result, color=color, data=points, labels=labels, title=str(loaded.path.name))
+        for path in (png, svg):
+            if path is not None:
+                save_figure(figure, path)
+
+
+class _progress:
+    """A rich progress bar over PL nodes on stderr (silent with --quiet)."""
+
+    def __init__(self, quiet: bool):
+        self.bar = (
+            None
+            if quiet
+            else Progress(
+                TextColumn("slicing"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} nodes, {task.fields[tiles]:,} tiles"),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=True,
+            )
+        )
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.__enter__()
+        task = self.bar.add_task("slice", total=None, tiles=0)
+
+        def report(done: int, total: int, tiles: int) -> None:
+            self.bar.update(task, completed=done, total=total, tiles=tiles)
+
+        return report
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _print(result: analysis.SliceResult, summary: dict) -> None:
+    table = Table(title="tiles after each PL node (prefix networks)", title_justify="left")
+    table.add_column("PL node")
+    table.add_column("tiles", justify="right")
+    for name, tiles in summary["tiles_per_node"].items():
+        table.add_row(name, f"{tiles:,}")
+    stdout.print(table)
+    stdout.print(
+        f"{summary['regions']:,} regions covering {summary['covered_area']:.6g} of the domain's "
+        f"{summary['domain_area']:.6g}; decision boundary: {summary['boundary_segments']:,} segments, "
+        f"length {summary['boundary_length']:.4g}; {summary['seconds']:.2f} s",
+        soft_wrap=True,
+    )
+    if result.verify is not None:
+        v = result.verify
+        verdict = "[green]ok[/]" if v["passed"] else f"[bold red]{v['tiles_mismatched']} tiles MISMATCHED[/]"
+        stdout.print(f"verify: {v['points']:,} interior points in {v['tiles_checked']:,} tiles {verdict}")

@@ -1,0 +1,1 @@
+"""Batched geometry on tensors (CPU or CUDA): no I/O, no printing."""

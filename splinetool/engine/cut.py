@@ -1,0 +1,110 @@
+"""Cut convex polygons by the zero line of a function that is affine on each of them.
+
+Many tiles are cut at once, each by its own function, given by its values at the tile's corners.
+Crossing points on edges whose end values have strictly opposite signs become new vertices: one per
+(edge, function), so two tiles that share an edge share the new vertex. Each side keeps its corners
+in order. Values within a tolerance of zero count as zero, so a line through a vertex, along an edge
+or on the domain boundary never makes an empty or duplicate tile.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from splinetool.engine.store import VertexStore
+
+RELATIVE_TOL = 1e-10
+
+
+def signs_of(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """-1, 0 or +1, zero within RELATIVE_TOL of `scale` (broadcast against values)."""
+    tol = RELATIVE_TOL * scale
+    return torch.where(values > tol, 1, torch.where(values < -tol, -1, 0)).to(torch.int8)
+
+
+def crossed(signs: torch.Tensor) -> torch.Tensor:
+    """Rows (tiles) with corners strictly on both sides; padding corners carry sign 0."""
+    return (signs > 0).any(dim=1) & (signs < 0).any(dim=1)
+
+
+def cut(
+    vertices: VertexStore,
+    verts: torch.Tensor,
+    labels: torch.Tensor,
+    values: torch.Tensor,
+    signs: torch.Tensor,
+    cut_label: int,
+    tag: torch.Tensor | None = None,
+    sides: tuple[int, ...] = (1, -1),
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cut tiles (rows of vertex ids, -1 padded) by the zero lines of their own affine functions.
+
+    `values` and `signs` are [m, K] per corner. `tag` (one integer per row, e.g. the unit) tells
+    which rows share a function, so that they share the vertices created on common edges.
+    Returns, for each side (+1: values >= 0, -1: values <= 0), the pieces as (vertex ids, edge
+    labels); the new edge along the line is labelled `cut_label`. New vertices are appended to
+    `vertices` with every field interpolated.
+    """
+    m, width = verts.shape
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    k = torch.arange(width, device=verts.device).expand(m, width)
+    valid = k < count
+    following = (k + 1) % count.clamp(min=1)
+    nxt = verts.gather(1, following)
+    s_next = signs.gather(1, following)
+    crossing = valid & (signs.to(torch.int16) * s_next.to(torch.int16) < 0)
+
+    cross_id = torch.full_like(verts, -1)
+    if crossing.any():
+        a, b = verts[crossing], nxt[crossing]
+        va, vb = values[crossing], values.gather(1, following)[crossing]
+        swap = a > b
+        lo, hi = torch.where(swap, b, a), torch.where(swap, a, b)
+        v_lo, v_hi = torch.where(swap, vb, va), torch.where(swap, va, vb)
+        span = vertices.n + 1
+        key = lo * span + hi
+        if tag is not None:
+            key = key * (int(tag.max()) + 1) + tag[:, None].expand(m, width)[crossing]
+        _, which, first = _unique_first(key)
+        new = vertices.interpolate(lo[first], hi[first], v_lo[first] / (v_lo[first] - v_hi[first]))
+        cross_id[crossing] = new[which]
+
+    # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1)
+    ids = torch.stack([verts, cross_id], dim=2).reshape(m, 2 * width)
+    own = torch.stack([labels, labels], dim=2).reshape(m, 2 * width)
+    exists = torch.stack([valid, crossing], dim=2).reshape(m, 2 * width)
+    order = torch.cumsum(exists, dim=1) - 1
+    n_exist = exists.sum(dim=1, keepdim=True).clamp(min=1)
+    rows = torch.arange(m, device=verts.device)[:, None].expand_as(order)
+    pieces = []
+    for side in sides:
+        keep_corner = valid & (side * signs >= 0)
+        keep = torch.stack([keep_corner, crossing], dim=2).reshape(m, 2 * width)
+        kept_by_order = torch.zeros_like(keep)
+        kept_by_order[rows[exists], order[exists]] = keep[exists]
+        # an edge to the next kept point is an original edge (keeps its label) unless points were
+        # dropped in between: then it runs along the cutting line
+        next_kept = kept_by_order.gather(1, ((order + 1) % n_exist).clamp(min=0))
+        edge = torch.where(next_kept, own, torch.full_like(own, cut_label))
+        rank = torch.cumsum(keep, dim=1) - 1
+        out_width = int(keep.sum(dim=1).max()) if m else 0
+        out_ids = torch.full((m, out_width), -1, dtype=verts.dtype, device=verts.device)
+        out_labels = torch.full_like(out_ids, -1)
+        out_ids[rows[keep], rank[keep]] = ids[keep]
+        out_labels[rows[keep], rank[keep]] = edge[keep]
+        pieces.append((out_ids, out_labels))
+    return pieces
+
+
+def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unique keys, the index of each element's key, and the first element holding each key."""
+    unique, which = torch.unique(key, return_inverse=True)
+    first = torch.full((unique.shape[0],), key.shape[0], dtype=torch.long, device=key.device)
+    first.scatter_reduce_(0, which, torch.arange(key.shape[0], device=key.device), reduce="amin")
+    return unique, which, first
+
+
+def corner_values(verts: torch.Tensor, per_vertex: torch.Tensor) -> torch.Tensor:
+    """Values of a per-vertex function at the corners, 0 at padding."""
+    out = per_vertex[verts.clamp(min=0)]
+    return torch.where(verts >= 0, out, torch.zeros_like(out))

@@ -1,0 +1,113 @@
+"""Growable tables of vertices and convex tiles, kept on the engine's device.
+
+Vertices carry their plane coordinates and every network value still needed downstream; tiles are
+convex polygons as rows of vertex ids (padded with -1) in counter-clockwise order, each edge labelled
+with what drew it. Both grow by doubling so that adding rows one cut at a time stays cheap.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
+    if t.shape[0] >= rows:
+        return t
+    extra = torch.full(
+        (max(rows, 2 * t.shape[0]) - t.shape[0], *t.shape[1:]), fill, dtype=t.dtype, device=t.device
+    )
+    return torch.cat([t, extra])
+
+
+class VertexStore:
+    def __init__(self, coords: torch.Tensor, fields: dict[object, torch.Tensor]):
+        self.n = coords.shape[0]
+        self._coords = coords
+        self._fields = dict(fields)
+
+    @property
+    def coords(self) -> torch.Tensor:
+        return self._coords[: self.n]
+
+    def field(self, key: object) -> torch.Tensor:
+        return self._fields[key][: self.n]
+
+    def set_fields(self, fields: dict[object, torch.Tensor]) -> None:
+        """Replace every field (e.g. after pushing all vertices through the next layers)."""
+        self._fields = dict(fields)
+
+    def add_field(self, key: object, values: torch.Tensor) -> None:
+        self._fields[key] = values
+
+    def drop_field(self, key: object) -> None:
+        self._fields.pop(key, None)
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Append the points a + lam (b - a) on edges (a, b); every field is affine along such an edge."""
+        m = a.shape[0]
+        ids = torch.arange(self.n, self.n + m, device=a.device)
+        end = self.n + m
+        self._coords = _grow(self._coords, end)
+        self._coords[self.n : end] = _lerp(self._coords[a], self._coords[b], lam)
+        for key, values in self._fields.items():
+            values = _grow(values, end)
+            values[self.n : end] = _lerp(values[a], values[b], lam)
+            self._fields[key] = values
+        self.n = end
+        return ids
+
+
+def _lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    return x + lam.reshape(-1, *[1] * (x.dim() - 1)) * (y - x)
+
+
+class TileStore:
+    def __init__(self, verts: torch.Tensor, labels: torch.Tensor):
+        self.n = verts.shape[0]
+        self._verts = verts
+        self._labels = labels
+        self._count = (verts >= 0).sum(dim=1)
+
+    @property
+    def verts(self) -> torch.Tensor:
+        return self._verts[: self.n]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels[: self.n]
+
+    @property
+    def count(self) -> torch.Tensor:
+        return self._count[: self.n]
+
+    def _widen(self, width: int) -> None:
+        if width > self._verts.shape[1]:
+            pad = width - self._verts.shape[1]
+            self._verts = torch.nn.functional.pad(self._verts, (0, pad), value=-1)
+            self._labels = torch.nn.functional.pad(self._labels, (0, pad), value=-1)
+
+    def replace(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
+        self._widen(verts.shape[1])
+        width = verts.shape[1]
+        self._verts[rows] = -1
+        self._verts[rows, :width] = verts
+        self._labels[rows, :width] = labels
+        self._count[rows] = (verts >= 0).sum(dim=1)
+
+    def append(self, verts: torch.Tensor, labels: torch.Tensor) -> None:
+        self._widen(verts.shape[1])
+        end = self.n + verts.shape[0]
+        self._verts = _grow(self._verts, end, -1)
+        self._labels = _grow(self._labels, end, -1)
+        self._count = _grow(self._count, end)
+        width = verts.shape[1]
+        self._verts[self.n : end] = -1
+        self._verts[self.n : end, :width] = verts
+        self._labels[self.n : end, :width] = labels
+        self._count[self.n : end] = (verts >= 0).sum(dim=1)
+        self.n = end
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only these rows (in this order)."""
+        self._verts, self._labels, self._count = self.verts[rows], self.labels[rows], self.count[rows]
+        self.n = rows.shape[0]

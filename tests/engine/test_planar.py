@@ -1,0 +1,120 @@
+"""The planar partition against analytic counts, area identities and degenerate constructions."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from splinetool.analyses.plane import box, polygon_areas
+from splinetool.engine.planar import TooManyRegions, partition
+from splinetool.ir import lower
+from tests.zoo import tent_network
+
+F64 = torch.float64
+
+
+def first_layer_net(weights, biases, outputs: int = 1) -> nn.Module:
+    """ReLU units with the given lines w . x + b = 0, then a random linear readout."""
+    weights = torch.as_tensor(weights, dtype=torch.float32)
+    model = nn.Sequential(nn.Linear(2, len(weights)), nn.ReLU(), nn.Linear(len(weights), outputs))
+    with torch.no_grad():
+        model[0].weight.copy_(weights)
+        model[0].bias.copy_(torch.as_tensor(biases, dtype=torch.float32))
+    return model
+
+
+def tiles_of(model: nn.Module, domain: torch.Tensor, max_regions=None):
+    net = lower(model, (2,)).to(dtype=F64)
+    part = partition(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), domain, max_regions)
+    areas = polygon_areas(part.coords[part.verts.clamp(min=0)], part.count)
+    return part, areas
+
+
+def tangent_lines(n: int, spread: float = 0.9):
+    """n lines tangent to the unit circle: no two parallel, no three through one point."""
+    angles = torch.linspace(0, spread * math.pi, n, dtype=torch.float64)
+    return torch.stack([angles.cos(), angles.sin()], dim=1), -torch.ones(n, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12, 30])
+def test_lines_in_general_position_make_the_analytic_count(n):
+    w, b = tangent_lines(n)
+    domain = box(-20, 20, -20, 20)
+    # every crossing lies inside the domain: the tangent point distance is 1 / cos(half the angle)
+    assert 1 / math.cos(0.45 * math.pi) < 20
+    part, areas = tiles_of(first_layer_net(w, b), domain)
+    assert part.verts.shape[0] == 1 + n + n * (n - 1) // 2
+    assert (areas > 0).all()
+    assert abs(float(areas.sum()) - 1600.0) / 1600.0 < 1e-9
+
+
+def test_concurrent_lines_through_one_vertex_make_no_empty_tiles():
+    # x = 0, y = 0, x = y and x = -y all pass through the origin: 8 sectors
+    part, areas = tiles_of(
+        first_layer_net([[1, 0], [0, 1], [1, -1], [1, 1]], [0, 0, 0, 0]), box(-1, 1, -1, 1)
+    )
+    assert part.verts.shape[0] == 8
+    assert (areas > 1e-6).all() and abs(float(areas.sum()) - 4) < 1e-12
+
+
+def test_coincident_and_scaled_copies_of_a_line_count_once():
+    part, _ = tiles_of(
+        first_layer_net([[1, 2], [1, 2], [2, 4], [-1, -2]], [0.5, 0.5, 1.0, -0.5]), box(-1, 1, -1, 1)
+    )
+    assert part.verts.shape[0] == 2
+
+
+def test_parallel_lines_make_strips():
+    offsets = [-0.75, -0.25, 0.25, 0.75]  # exact in float32
+    part, areas = tiles_of(first_layer_net([[1, 0]] * 4, [-o for o in offsets]), box(-1, 1, -1, 1))
+    assert part.verts.shape[0] == 5
+    assert sorted(float(a) for a in areas) == [0.5, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_lines_on_the_domain_edge_or_outside_it_do_not_split():
+    # x = 1 and y = -1 lie on the boundary; x = 3 misses the domain; x = 0 splits it once
+    part, _ = tiles_of(first_layer_net([[1, 0], [0, 1], [1, 0], [1, 0]], [-1, 1, -3, 0]), box(-1, 1, -1, 1))
+    assert part.verts.shape[0] == 2
+
+
+def test_a_unit_that_touches_zero_without_changing_sign_does_not_split():
+    # the second layer's pre-activation relu(x) is zero on a whole half-plane but never negative
+    model = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1))
+    with torch.no_grad():
+        for layer in (model[0], model[2], model[4]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model[0].weight[0, 0] = 1.0
+        model[2].weight[0, 0] = 1.0
+        model[4].weight[0, 0] = 1.0
+    part, _ = tiles_of(model, box(-1, 1, -1, 1))
+    assert part.verts.shape[0] == 2
+    assert part.tiles_per_node == [2, 2]
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6, 9])
+def test_tent_maps_make_two_to_the_depth_strips(depth):
+    part, areas = tiles_of(tent_network(depth, dims=2, along=1), box(0, 1, 0, 1))
+    assert part.verts.shape[0] == 2**depth
+    assert torch.allclose(areas, torch.full_like(areas, 2.0**-depth), rtol=0, atol=1e-12)
+
+
+def test_product_of_two_tent_maps_makes_a_grid():
+    depth = 4
+    part, _ = tiles_of(tent_network(depth, dims=2, along=2), box(0, 1, 0, 1))
+    assert part.verts.shape[0] == 4**depth
+
+
+def test_prefix_counts_are_non_decreasing_and_end_at_the_total():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    part, _ = tiles_of(model, box(-2, 2, -2, 2))
+    counts = part.tiles_per_node
+    assert counts == sorted(counts) and counts[-1] == part.verts.shape[0]
+
+
+def test_too_many_regions_stops_early():
+    w, b = tangent_lines(12)
+    with pytest.raises(TooManyRegions, match="max-regions"):
+        tiles_of(first_layer_net(w, b), box(-20, 20, -20, 20), max_regions=10)
