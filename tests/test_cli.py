@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -128,3 +129,103 @@ def test_module_entry_point_runs():
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["passed"] is True
+
+
+def test_slice_writes_json_hdf5_and_pictures(tmp_path):
+    from splinetool.io import read, read_provenance
+
+    out, png, svg = tmp_path / "s.h5", tmp_path / "s.png", tmp_path / "s.svg"
+    result = invoke(
+        "slice",
+        SAMPLES / "moons-mlp.ts.pt",
+        "--data",
+        SAMPLES / "data" / "moons.npz",
+        "--verify",
+        "-o",
+        out,
+        "--png",
+        png,
+        "--svg",
+        svg,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["verify"]["passed"] and payload["regions"] > 100
+    assert abs(payload["covered_area"] - payload["domain_area"]) < 1e-9 * payload["domain_area"]
+    stored = read(out)["slice"]
+    assert stored.regions == payload["regions"] and len(stored.boundary) == payload["boundary_segments"]
+    assert read_provenance(out)["command"] == "slice"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and svg.stat().st_size > 1000
+
+
+def test_slice_through_three_data_points():
+    result = invoke(
+        "slice",
+        SAMPLES / "moons-mlp.pt2",
+        "--data",
+        SAMPLES / "data" / "moons.npz",
+        "--split",
+        "train",
+        "--anchor-index",
+        "0,1,2",
+        "--margin",
+        "1.5",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["regions"] > 10
+
+
+@pytest.mark.parametrize("name", ["digits-convnet", "digits-resnet"])
+def test_slice_of_conv_samples_on_a_small_plane(tmp_path, name):
+    digits = np.load(SAMPLES / "data" / "digits.npz")["x_train"][:3].astype(np.float64)
+    np.save(tmp_path / "origin.npy", digits[:1])
+    np.save(tmp_path / "directions.npy", digits[1:] - digits[:1])
+    result = invoke(
+        "slice",
+        SAMPLES / f"{name}.ts.pt",
+        "--origin",
+        tmp_path / "origin.npy",
+        "--directions",
+        tmp_path / "directions.npy",
+        "--bounds",
+        "-0.01,0.01,-0.01,0.01",
+        "--verify",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["verify"]["passed"] and payload["regions"] > 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--anchor-index", "0,1,2"], "--anchor-index needs --data"),
+        (["--bounds", "1,0,0,1"], "xmin < xmax"),
+        (["--bounds", "0,1,0"], "4 numbers"),
+        (["--norm", "3"], "--norm"),
+        (["--color", "rainbow"], "--color"),
+        (["--data", "moons:50", "--anchor-index", "0,1,99"], "rows must lie"),
+    ],
+)
+def test_slice_bad_options_exit_2(args, message):
+    result = invoke("slice", SAMPLES / "moons-mlp.ts.pt", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_slice_collinear_anchors_exit_2(tmp_path):
+    anchors = tmp_path / "a.npy"
+    np.save(anchors, np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+    result = invoke("slice", SAMPLES / "moons-mlp.ts.pt", "--anchors", anchors)
+    assert result.exit_code == 2 and "collinear" in result.output
+
+
+def test_slice_over_the_region_limit_writes_nothing(tmp_path):
+    out = tmp_path / "s.h5"
+    result = invoke(
+        "slice", SAMPLES / "moons-mlp.ts.pt", "--max-regions", "50", "-o", out, "--png", tmp_path / "p.png"
+    )
+    assert result.exit_code == 2 and "--max-regions" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -9,13 +9,15 @@ through the affine steps up to the next node. Work therefore grows with vertices
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from splinetool.engine.cut import RELATIVE_TOL, corner_values, crossed, cut, signs_of
-from splinetool.engine.store import TileStore, VertexStore
+from splinetool.engine.store import TileStore, VertexStore, available_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import ArgmaxKind
@@ -63,18 +65,18 @@ def partition(
     n_corners = domain.shape[0]
     first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
     values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
-    vertices = VertexStore(domain.clone(), values)
+    vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
     ids = torch.arange(n_corners, device=device)[None, :]
     tiles = TileStore(ids, torch.full_like(ids, DOMAIN_EDGE))
     tiles_per_node = []
     for index, node in enumerate(net.pl_nodes):
         step = net.steps[node.step]
         pre_key = step.inputs[0]
+        limit = functools.partial(_check_limit, tiles, max_regions)
         if isinstance(node.pl, ArgmaxKind):
-            _cut_windows(tiles, vertices, node.pl, pre_key, index)
+            _cut_windows(tiles, vertices, node.pl, pre_key, index, limit)
         else:
-            _cut_units(tiles, vertices, node.pl, pre_key, index)
-        _check_limit(tiles.n, max_regions)
+            _cut_units(tiles, vertices, node.pl, pre_key, index, limit)
         tiles_per_node.append(tiles.n)
         stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
         fields = {key: vertices.field(key) for key in net.live_after(node.step)}
@@ -85,7 +87,8 @@ def partition(
     return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, tiles_per_node)
 
 
-def _check_limit(n: int, max_regions: int | None) -> None:
+def _check_limit(tiles: TileStore, max_regions: int | None) -> None:
+    n = tiles.n
     if max_regions is not None and n > max_regions:
         raise TooManyRegions(
             f"the slice has more than --max-regions {max_regions} regions ({n} so far); "
@@ -94,7 +97,13 @@ def _check_limit(n: int, max_regions: int | None) -> None:
 
 
 def _cut_units(
-    tiles: TileStore, vertices: VertexStore, pl, pre_key: int, label: int, chunk: int = 2048
+    tiles: TileStore,
+    vertices: VertexStore,
+    pl,
+    pre_key: int,
+    label: int,
+    limit: Callable[[], None],
+    chunk: int = 2048,
 ) -> None:
     """Split tiles by every breakpoint unit of one node.
 
@@ -103,13 +112,21 @@ def _cut_units(
     then take their candidate units in rounds, all families at once, so the work grows with the
     (tile, unit) pairs that really cut, not with tiles x units.
     """
-    key = ("units", label)
-    vertices.add_field(key, pl.boundaries(vertices.field(pre_key)))
-    table = vertices.field(key)
+    if pl.thresholds == (0.0,):
+        key = pre_key  # the units are the pre-activations themselves: no second copy per vertex
+    else:
+        key = ("units", label)
+        vertices.add_field(key, pl.boundaries(vertices.field(pre_key)))
+
+    def units_table() -> torch.Tensor:
+        values = vertices.field(key)
+        return values.reshape(values.shape[0], math.prod(values.shape[1:]))
+
+    table = units_table()
     tol = RELATIVE_TOL * table.abs().amax(dim=0)  # per unit
     families, units = _crossing_pairs(tiles, table, tol, chunk)
     if families.numel() == 0:
-        vertices.drop_field(key)
+        _drop_units(vertices, key, pre_key)
         return
     # round r hands each family its r-th candidate unit; pairs come sorted by family
     device = families.device
@@ -129,7 +146,7 @@ def _cut_units(
         rows = torch.nonzero(unit >= 0).flatten()
         unit = unit[rows]
         verts = tiles.verts[rows]
-        table = vertices.field(key)
+        table = units_table()
         values = torch.where(verts >= 0, table[verts.clamp(min=0), unit[:, None]], 0.0)
         signs = signs_of(values, tol[unit][:, None] / RELATIVE_TOL) * (verts >= 0)
         hit = crossed(signs)
@@ -149,7 +166,13 @@ def _cut_units(
         tiles.replace(rows, pos, pos_labels)
         tiles.append(neg, neg_labels)
         family_of_row.append(family_of_row.values[rows])
-    vertices.drop_field(key)
+        limit()
+    _drop_units(vertices, key, pre_key)
+
+
+def _drop_units(vertices: VertexStore, key, pre_key: int) -> None:
+    if key != pre_key:
+        vertices.drop_field(key)
 
 
 def _crossing_pairs(
@@ -190,12 +213,27 @@ class GrowingIndex:
         self.n = end
 
 
-def _cut_windows(tiles: TileStore, vertices: VertexStore, pl: ArgmaxKind, pre_key: int, label: int) -> None:
-    key = ("candidates", label)
-    vertices.add_field(key, pl.candidates(vertices.field(pre_key)))
-    for window in range(vertices.field(key).shape[1]):
-        argmax_cells(tiles, vertices, lambda w=window: vertices.field(key)[:, w, :], label)
-    vertices.drop_field(key)
+def _cut_windows(
+    tiles: TileStore,
+    vertices: VertexStore,
+    pl: ArgmaxKind,
+    pre_key: int,
+    label: int,
+    limit: Callable[[], None],
+) -> None:
+    pre = vertices.field(pre_key)
+    # which entries of the pre-activation each window compares (-inf: padding, which never wins)
+    positions = torch.arange(pre[0].numel(), device=pre.device, dtype=pre.dtype).reshape(1, *pre.shape[1:])
+    taps = pl.candidates(positions)[0]
+    for window in taps:
+        real = window[torch.isfinite(window)].long()
+
+        def scores(real=real) -> torch.Tensor:
+            values = vertices.field(pre_key)
+            return values.reshape(values.shape[0], -1)[:, real]
+
+        argmax_cells(tiles, vertices, scores, label)
+        limit()
 
 
 def argmax_cells(
@@ -212,6 +250,11 @@ def argmax_cells(
     of the pair (i, j) that gives it).
     """
     z = scores()
+    # max-pool padding candidates are -inf everywhere: they never win, and their differences are nan
+    real = torch.isfinite(z[0])
+    if not real.all():
+        chosen = torch.nonzero(real).flatten()
+        return argmax_cells(tiles, vertices, lambda: scores()[:, chosen], label)
     tol = 1e-10 * z.abs().max().clamp(min=1e-300)
     best = z.max(dim=1, keepdim=True).values
     weak = z >= best - tol  # [V, k]

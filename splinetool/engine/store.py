@@ -7,7 +7,11 @@ with what drew it. Both grow by doubling so that adding rows one cut at a time s
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+from splinetool.errors import UsageError
 
 
 def _grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
@@ -19,11 +23,27 @@ def _grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
     return torch.cat([t, extra])
 
 
+class OutOfMemory(UsageError):
+    pass
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes the engine may use on the device: half of what is free now."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):
+        return 8 << 30
+
+
 class VertexStore:
-    def __init__(self, coords: torch.Tensor, fields: dict[object, torch.Tensor]):
+    def __init__(self, coords: torch.Tensor, fields: dict[object, torch.Tensor], budget: int | None = None):
         self.n = coords.shape[0]
         self._coords = coords
         self._fields = dict(fields)
+        self.budget = budget
 
     @property
     def coords(self) -> torch.Tensor:
@@ -47,6 +67,7 @@ class VertexStore:
         m = a.shape[0]
         ids = torch.arange(self.n, self.n + m, device=a.device)
         end = self.n + m
+        self._check_budget(end)
         self._coords = _grow(self._coords, end)
         self._coords[self.n : end] = _lerp(self._coords[a], self._coords[b], lam)
         for key, values in self._fields.items():
@@ -55,6 +76,20 @@ class VertexStore:
             self._fields[key] = values
         self.n = end
         return ids
+
+    def _check_budget(self, rows: int) -> None:
+        if self.budget is None or rows <= self._coords.shape[0]:
+            return
+        tensors = [self._coords, *self._fields.values()]
+        row_bytes = sum(t[0].numel() * t.element_size() for t in tensors)
+        # growing doubles the tables and copies them once
+        needed = 3 * max(rows, 2 * self._coords.shape[0]) * row_bytes
+        if needed > self.budget:
+            raise OutOfMemory(
+                f"the slice needs about {needed / 2**30:.1f} GiB for {rows:,} vertices "
+                f"({row_bytes:,} bytes each), more than the {self.budget / 2**30:.1f} GiB allowed "
+                "(half the free memory); shrink the domain (--margin, --bounds) or use a GPU with more memory"
+            )
 
 
 def _lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

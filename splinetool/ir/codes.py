@@ -12,7 +12,9 @@ def pack_bits(bits: torch.Tensor) -> torch.Tensor:
     b, n = bits.shape
     padded = torch.zeros((b, -(-n // 8) * 8), dtype=torch.uint8, device=bits.device)
     padded[:, :n] = bits.to(torch.uint8)
-    return (padded.reshape(b, -1, 8) * _WEIGHTS.to(bits.device)).sum(dim=-1, dtype=torch.uint8)
+    return (padded.reshape(b, padded.shape[1] // 8, 8) * _WEIGHTS.to(bits.device)).sum(
+        dim=-1, dtype=torch.uint8
+    )
 
 
 def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ class SignKind:
 
     def boundaries(self, pre: torch.Tensor) -> torch.Tensor:
         """[B, neurons * thresholds] values whose signs are the activation code."""
-        flat = pre.reshape(pre.shape[0], -1)
+        flat = pre.reshape(pre.shape[0], math.prod(pre.shape[1:]))
         if self.thresholds == (0.0,):
             return flat
         return torch.stack([flat - t for t in self.thresholds], dim=-1).reshape(flat.shape[0], -1)
@@ -67,7 +67,8 @@ class ArgmaxKind:
         for p, e in zip(reversed(self.padding), reversed(extra)):
             pads += [p, p + e]
         x = F.pad(pre, pads, value=-math.inf)
-        channels_first = x.reshape(x.shape[0], -1, *x.shape[-self.ndim :])
+        channels = math.prod(x.shape[1 : x.dim() - self.ndim])
+        channels_first = x.reshape(x.shape[0], channels, *x.shape[-self.ndim :])
         for axis, (k, s, d) in enumerate(zip(self.kernel, self.stride, self.dilation)):
             dim = 2 + axis
             x_idx = torch.arange(_pool_out(spatial[axis], k, s, self.padding[axis], d, self.ceil_mode))
@@ -79,7 +80,7 @@ class ArgmaxKind:
             channels_first = channels_first.movedim(dim + 1, -1)
         # trailing dims are now the kernel taps of each axis, in order
         b = pre.shape[0]
-        return channels_first.reshape(b, -1, self.window)
+        return channels_first.reshape(b, math.prod(channels_first.shape[1:]) // self.window, self.window)
 
     def bits_per_neuron(self) -> int:
         return max(0, math.ceil(math.log2(self.window)))
@@ -87,7 +88,8 @@ class ArgmaxKind:
     def code_bits(self, pre: torch.Tensor) -> torch.Tensor:
         winner = self.candidates(pre).argmax(dim=-1)
         shifts = torch.arange(self.bits_per_neuron(), device=pre.device)
-        return ((winner[..., None] >> shifts) & 1).bool().reshape(pre.shape[0], -1)
+        bits = (winner[..., None] >> shifts) & 1
+        return bits.bool().reshape(pre.shape[0], bits.shape[1] * bits.shape[2])
 
 
 def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:

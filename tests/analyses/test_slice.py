@@ -1,0 +1,158 @@
+"""slice results against brute force on dense grids, area identities and the decision boundary."""
+
+import numpy as np
+import pytest
+import shapely
+import torch
+import torch.nn as nn
+
+from splinetool.analyses import slice as analysis
+from splinetool.analyses.plane import anchor_plane, given_plane, input_plane
+from splinetool.errors import UsageError
+from splinetool.ir import lower
+from tests.zoo import ZOO, build, mlp
+
+F64 = torch.float64
+
+
+def grid(plane, n: int) -> tuple[np.ndarray, torch.Tensor]:
+    (xmin, ymin), (xmax, ymax) = plane.domain.min(dim=0).values, plane.domain.max(dim=0).values
+    # stay off the domain edge so every grid point is inside some tile
+    gx = torch.linspace(float(xmin), float(xmax), n + 2, dtype=F64)[1:-1]
+    gy = torch.linspace(float(ymin), float(ymax), n + 2, dtype=F64)[1:-1]
+    t = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1).reshape(-1, 2)
+    return t.numpy(), plane.to_input(t)
+
+
+def check_exact(net, plane, result, n_grid=120):
+    areas = result.areas
+    assert (areas > 0).all()
+    assert abs(areas.sum() - result.domain_area) / result.domain_area < 1e-9
+    t, x = grid(plane, n_grid)
+    codes = net.codes(x.reshape(len(x), *net.input_shape)).numpy()
+    # tiles are at least as many as the distinct codes a dense grid sees
+    assert result.regions >= len(np.unique(codes, axis=0))
+    # every grid point lies in a tile whose code is its own
+    located = result.locate(t)
+    assert (located >= 0).all()
+    assert (result.codes[located] == codes).all()
+
+
+@pytest.fixture(scope="module")
+def moons_like():
+    torch.manual_seed(5)  # a network whose three classes all appear in the domain
+    model = mlp((2, 12, 12, 10, 3))
+    net = lower(model, (2,)).to(dtype=F64)
+    plane = input_plane(2, (-4, 4, -4, 4))
+    return net, plane, analysis.run(net, plane, verify_samples=3)
+
+
+def test_tiles_cover_the_domain_and_match_grid_codes(moons_like):
+    net, plane, result = moons_like
+    check_exact(net, plane, result)
+    assert result.verify["passed"] and result.verify["tiles_checked"] == result.regions
+
+
+def test_adjacent_tiles_differ_in_code(moons_like):
+    _, _, result = moons_like
+    polygons = result.to_shapely()
+    tree = shapely.STRtree(polygons)
+    left, right = tree.query(polygons, predicate="touches")
+    shared_edge = [
+        (i, j) for i, j in zip(left, right) if i < j and polygons[i].intersection(polygons[j]).length > 1e-9
+    ]
+    assert shared_edge
+    assert all((result.codes[i] != result.codes[j]).any() for i, j in shared_edge)
+
+
+def test_affine_maps_reproduce_the_output_inside_each_tile(moons_like):
+    net, plane, result = moons_like
+    rng = np.random.default_rng(0)
+    for r in rng.choice(result.regions, size=50, replace=False):
+        corners = result.polygon(r)
+        t = (rng.dirichlet(np.ones(len(corners)), size=5) @ corners).astype(np.float64)
+        expected = net(plane.to_input(torch.as_tensor(t))).numpy()
+        got = t @ result.affine_A[r].T + result.affine_c[r]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_jacobian_norms_match_dense_jacobians(moons_like):
+    net, plane, result = moons_like
+    r = int(np.argmax(result.areas))
+    centre = torch.as_tensor(result.polygon(r).mean(axis=0))
+    x = plane.to_input(centre[None])
+    jac = torch.autograd.functional.jacobian(lambda z: net(z)[0], x)[:, 0, :]
+    assert abs(float(torch.linalg.matrix_norm(jac, ord=2)) - result.jacobian_norm[r]) < 1e-10
+
+
+def test_decision_boundary_separates_grid_points_of_different_classes(moons_like):
+    net, plane, result = moons_like
+    n = 80
+    t, x = grid(plane, n)
+    classes = net(x).argmax(dim=1).numpy().reshape(n, n)
+    boundary = shapely.MultiLineString([seg.tolist() for seg in result.boundary])
+    pts = t.reshape(n, n, 2)
+    changes = 0
+    for i in range(n):
+        for j in range(n - 1):
+            if classes[i, j] != classes[i, j + 1]:
+                changes += 1
+                assert shapely.LineString([pts[i, j], pts[i, j + 1]]).intersects(boundary)
+    assert changes > 0
+    # and it stays where classes really meet: midpoints of segments tie between two classes
+    mid = torch.as_tensor(result.boundary.mean(axis=1))
+    logits = net(plane.to_input(mid))
+    top2 = logits.topk(2, dim=1).values
+    assert torch.allclose(top2[:, 0], top2[:, 1], atol=1e-8)
+
+
+def test_single_output_boundary_is_the_zero_level_set():
+    torch.manual_seed(4)
+    net = lower(mlp((2, 10, 10, 1)), (2,)).to(dtype=F64)
+    plane = input_plane(2, (-3, 3, -3, 3))
+    result = analysis.run(net, plane)
+    assert len(result.boundary) > 0
+    ends = torch.as_tensor(result.boundary.reshape(-1, 2))
+    assert net(plane.to_input(ends)).abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_layer_kind_is_sliced_exactly(name):
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=F64)
+    anchors = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    plane = anchor_plane(anchors)
+    result = analysis.run(net, plane, verify_samples=2)
+    assert result.verify["passed"]
+    check_exact(net, plane, result, n_grid=60)
+
+
+def test_anchor_plane_keeps_the_anchors_inside_and_in_the_plane():
+    anchors = torch.randn(3, 10, dtype=F64)
+    plane = anchor_plane(anchors, margin=1.25)
+    t, distance = plane.project(anchors)
+    assert distance.max() < 1e-12
+    torch.testing.assert_close(t, plane.anchors)
+    half = float(plane.domain[:, 0].max())
+    assert float(t.abs().max()) <= half / 1.25 + 1e-12
+
+
+def test_collinear_anchors_and_parallel_directions_are_refused():
+    a = torch.randn(2, 5, dtype=F64)
+    with pytest.raises(UsageError, match="collinear"):
+        anchor_plane(torch.stack([a[0], a[1], 2 * a[1] - a[0]]))
+    with pytest.raises(UsageError, match="parallel"):
+        given_plane(torch.zeros(5), torch.stack([a[0], 3 * a[0]]), (-1, 1, -1, 1))
+
+
+def test_results_do_not_depend_on_the_plane_parameterisation():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    net = lower(model, (4,)).to(dtype=F64)
+    origin = torch.randn(4, dtype=F64)
+    q, _ = torch.linalg.qr(torch.randn(4, 2, dtype=F64))
+    straight = analysis.run(net, given_plane(origin, q.T, (-2, 2, -2, 2)))
+    # the same square, described with the directions swapped: same tiles, mirrored coordinates
+    swapped = analysis.run(net, given_plane(origin, q.T.flip(0), (-2, 2, -2, 2)))
+    assert straight.regions == swapped.regions
+    assert abs(straight.boundary_length - swapped.boundary_length) < 1e-9
