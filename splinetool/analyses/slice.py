@@ -159,10 +159,12 @@ def _ragged(verts: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, np.
 
 
 def decision_boundary(part) -> np.ndarray:
-    """Segments where the predicted class changes (one output: its zero level set), inside each tile.
+    """Segments where the predicted class changes (one output: its zero level set).
 
     Each tile's affine outputs are split into the cells where each class wins; an edge between the
-    cells of classes i < j is kept once, from class i's side.
+    cells of classes i < j is kept once, from class i's side. Where the boundary runs exactly along
+    a tile edge (the logits tie along a kink), the two cells that share that edge have different
+    classes: those edges are found by matching their end points across tiles.
     """
     outputs = part.outputs
     scores = torch.cat([torch.zeros_like(outputs), outputs], dim=1) if outputs.shape[1] == 1 else outputs
@@ -177,10 +179,32 @@ def decision_boundary(part) -> np.ndarray:
     count = (verts >= 0).sum(dim=1, keepdim=True)
     position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
     following = verts.gather(1, (position + 1) % count.clamp(min=1))
-    mine = (labels >= 0) & (labels // k < labels % k) & (verts >= 0)
     coords = vertices.coords
-    segments = torch.stack([coords[verts[mine]], coords[following[mine]]], dim=1)
-    return segments.cpu().numpy()
+    inside = (labels >= 0) & (labels // k < labels % k) & (verts >= 0)
+    segments = [torch.stack([coords[verts[inside]], coords[following[inside]]], dim=1)]
+    along = _boundary_along_tile_edges(verts, labels, following, coords, vertices.field("scores"))
+    segments.append(along)
+    return torch.cat(segments).cpu().numpy()
+
+
+def _boundary_along_tile_edges(verts, labels, following, coords, scores) -> torch.Tensor:
+    valid = verts >= 0
+    count = valid.sum(dim=1)
+    cell_scores = (scores[verts.clamp(min=0)] * valid[..., None]).sum(dim=1) / count[:, None]
+    cell_class = cell_scores.argmax(dim=1)  # at the cell's vertex mean, strictly inside it
+    on_tile_edge = valid & (labels < 0)
+    rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)[on_tile_edge]
+    p, q = coords[verts[on_tile_edge]], coords[following[on_tile_edge]]
+    # the same edge seen from both sides has bit-identical end points: order them to match
+    swap = (p[:, 0] > q[:, 0]) | ((p[:, 0] == q[:, 0]) & (p[:, 1] > q[:, 1]))
+    lo, hi = torch.where(swap[:, None], q, p), torch.where(swap[:, None], p, q)
+    _, group, sizes = torch.unique(torch.cat([lo, hi], dim=1), dim=0, return_inverse=True, return_counts=True)
+    shared = sizes[group] == 2
+    order = torch.argsort(group[shared], stable=True)
+    first, second = rows[shared][order][0::2], rows[shared][order][1::2]
+    differ = cell_class[first] != cell_class[second]
+    ends = torch.stack([lo[shared][order][0::2], hi[shared][order][0::2]], dim=1)
+    return ends[differ]
 
 
 def _verify(net, origin, directions, part, codes, samples: int, seed: int) -> dict:

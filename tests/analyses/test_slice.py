@@ -156,3 +156,18 @@ def test_results_do_not_depend_on_the_plane_parameterisation():
     swapped = analysis.run(net, given_plane(origin, q.T.flip(0), (-2, 2, -2, 2)))
     assert straight.regions == swapped.regions
     assert abs(straight.boundary_length - swapped.boundary_length) < 1e-9
+
+
+def test_decision_boundary_lying_on_a_tile_edge_is_found():
+    # f(x) = relu(x1) - relu(-x1) = x1: its zero set is exactly the kink line shared by both units
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        model[0].bias.zero_()
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model[2].bias.zero_()
+    net = lower(model, (2,)).to(dtype=F64)
+    result = analysis.run(net, input_plane(2, (-1, 1, -2, 2)))
+    assert result.regions == 2
+    assert abs(result.boundary_length - 4.0) < 1e-12
+    assert np.abs(result.boundary[..., 0]).max() < 1e-15
