@@ -88,31 +88,24 @@ SvgOption = Annotated[Path | None, typer.Option(help="Draw the result to this SV
 
 
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(map(_finite, values)):
-        raise UsageError(f"{option} {text!r}: expected {count} numbers separated by commas")
-    return values
+    return _parse_list(text, count, option, float, "numbers")
 
 
 def parse_ints(text: str | None, count: int, option: str) -> tuple[int, ...] | None:
+    return _parse_list(text, count, option, int, "integers")
+
+
+def _parse_list(text: str | None, count: int, option: str, kind: type, noun: str) -> tuple | None:
     if text is None:
         return None
     try:
-        values = tuple(int(part) for part in text.split(","))
+        values = tuple(kind(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != count:
-        raise UsageError(f"{option} {text!r}: expected {count} integers separated by commas")
+    # nan != nan, and inf is no usable bound either
+    if len(values) != count or any(v != v or abs(v) == float("inf") for v in values):
+        raise UsageError(f"{option} {text!r}: expected {count} {noun} separated by commas")
     return values
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
 
 
 def load_net(checkpoint: Path, arch, input_shape, trust: bool, device: str, dtype: str):
