@@ -49,6 +49,21 @@ def test_lines_in_general_position_make_the_analytic_count(n):
     assert abs(float(areas.sum()) - 1600.0) / 1600.0 < 1e-9
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_random_lines_make_the_analytic_count_when_every_crossing_is_inside(seed):
+    generator = torch.Generator().manual_seed(seed)
+    n = 15
+    w = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    b = torch.randn(n, generator=generator, dtype=torch.float64)
+    # every pairwise crossing, to size a domain that holds them all
+    i, j = torch.triu_indices(n, n, offset=1)
+    crossings = torch.linalg.solve(torch.stack([w[i], w[j]], dim=1), -torch.stack([b[i], b[j]], dim=1))
+    half = 1.5 * float(crossings.abs().max())
+    part, areas = tiles_of(first_layer_net(w.float(), b.float()), box(-half, half, -half, half))
+    assert part.verts.shape[0] == 1 + n + n * (n - 1) // 2
+    assert abs(float(areas.sum()) - 4 * half * half) / (4 * half * half) < 1e-9
+
+
 def test_concurrent_lines_through_one_vertex_make_no_empty_tiles():
     # x = 0, y = 0, x = y and x = -y all pass through the origin: 8 sectors
     part, areas = tiles_of(
