@@ -13,12 +13,18 @@ import torch
 
 from splinetool.engine.store import VertexStore
 
-RELATIVE_TOL = 1e-10
+# relative to a unit's largest magnitude: some 10^5 roundings in float64, some 10^2 in float32
+RELATIVE_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def zero_tolerance(scale: torch.Tensor) -> torch.Tensor:
+    """Values within this of zero count as zero (scale: the function's largest magnitude)."""
+    return RELATIVE_TOL.get(scale.dtype, 1e-10) * scale
 
 
 def signs_of(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """-1, 0 or +1, zero within RELATIVE_TOL of `scale` (broadcast against values)."""
-    tol = RELATIVE_TOL * scale
+    """-1, 0 or +1, zero within the tolerance of `scale` (broadcast against values)."""
+    tol = zero_tolerance(scale)
     return torch.where(values > tol, 1, torch.where(values < -tol, -1, 0)).to(torch.int8)
 
 

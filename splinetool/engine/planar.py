@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from splinetool.engine.cut import RELATIVE_TOL, corner_values, crossed, cut, signs_of
+from splinetool.engine.cut import corner_values, crossed, cut, signs_of, zero_tolerance
 from splinetool.engine.store import TileStore, VertexStore, available_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
@@ -123,7 +123,8 @@ def _cut_units(
         return values.reshape(values.shape[0], math.prod(values.shape[1:]))
 
     table = units_table()
-    tol = RELATIVE_TOL * table.abs().amax(dim=0)  # per unit
+    scale = table.abs().amax(dim=0)  # per unit
+    tol = zero_tolerance(scale)
     families, units = _crossing_pairs(tiles, table, tol, chunk)
     if families.numel() == 0:
         _drop_units(vertices, key, pre_key)
@@ -148,7 +149,7 @@ def _cut_units(
         verts = tiles.verts[rows]
         table = units_table()
         values = torch.where(verts >= 0, table[verts.clamp(min=0), unit[:, None]], 0.0)
-        signs = signs_of(values, tol[unit][:, None] / RELATIVE_TOL) * (verts >= 0)
+        signs = signs_of(values, scale[unit][:, None]) * (verts >= 0)
         hit = crossed(signs)
         if not hit.any():
             continue
@@ -255,7 +256,7 @@ def argmax_cells(
     if not real.all():
         chosen = torch.nonzero(real).flatten()
         return argmax_cells(tiles, vertices, lambda: scores()[:, chosen], label)
-    tol = 1e-10 * z.abs().max().clamp(min=1e-300)
+    tol = zero_tolerance(z.abs().max())
     best = z.max(dim=1, keepdim=True).values
     weak = z >= best - tol  # [V, k]
     verts = tiles.verts

@@ -171,3 +171,13 @@ def test_decision_boundary_lying_on_a_tile_edge_is_found():
     assert result.regions == 2
     assert abs(result.boundary_length - 4.0) < 1e-12
     assert np.abs(result.boundary[..., 0]).max() < 1e-15
+
+
+def test_float32_geometry_agrees_with_float64_on_a_generic_network():
+    torch.manual_seed(7)
+    model = mlp((2, 16, 16, 16, 1))
+    plane = input_plane(2, (-2, 2, -2, 2))
+    exact = analysis.run(lower(model, (2,)).to(dtype=F64), plane)
+    single = analysis.run(lower(model, (2,)).to(dtype=torch.float32), plane)
+    assert single.regions == exact.regions
+    assert abs(single.areas.sum() - 16.0) < 1e-4
