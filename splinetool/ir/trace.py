@@ -7,6 +7,7 @@ they run on an example batch (make_fx sees every ATen call the TorchScript inter
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -132,6 +133,12 @@ def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) ->
         model.train(was_training)
 
 
+def _short_op_name(target: object) -> str:
+    schema = getattr(target, "_schema", None)
+    name = schema.name.split("::")[-1] if schema is not None else getattr(target, "__name__", "op")
+    return name.removesuffix("_with_indices").strip("_")
+
+
 def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph:
     try:
         with torch.no_grad():
@@ -152,7 +159,7 @@ def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph
     owners = {}
     for qualified, tensor in [*model.named_parameters(), *model.named_buffers()]:
         owners[(tensor.data_ptr(), tuple(tensor.shape))] = qualified.rpartition(".")[0]
-    constants, names = {}, {}
+    constants, names, modules = {}, {}, {}
     constant_nodes = set()
     for node in module.graph.nodes:
         if node.op == "get_attr":
@@ -167,7 +174,16 @@ def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph
             owner = next((names[a.name] for a in sources if a in constant_nodes and a.name in names), None)
             if owner is not None:
                 names[node.name] = owner
-            if sources and all(a in constant_nodes for a in sources):
+                modules[node.name] = owner
+            elif sources and all(a in constant_nodes for a in sources):
                 constant_nodes.add(node)
+            else:
+                # a recorded graph has lost module paths: name a parameter-free op (relu, add, pool)
+                # after the module whose output it follows, e.g. "hidden.0.linear.relu"
+                after = next((modules[a.name] for a in sources if a.name in modules), None)
+                if after is not None:
+                    modules[node.name] = after
+                    if node.target is not operator.getitem:
+                        names[node.name] = f"{after}.{_short_op_name(node.target)}"
     input_node = next(n for n in module.graph.nodes if n.op == "placeholder")
     return TracedGraph(module.graph, input_node, constants, example, names)
