@@ -5,11 +5,17 @@ seeded, so a rerun reproduces the same weights and accuracies. For each model NA
 NAME.ts.pt (TorchScript, with the architecture in the extra file `splinetool.json`), NAME.state.pt
 (state dict), configs/arch/NAME.toml (rebuilds the module with `splinetool.frontends.families.build`)
 and, for the MLPs, NAME.pt2 (torch.export, batch dimension dynamic).
+
+It also writes the training trajectory in digits-mlp-trajectory/ (one TorchScript file per saved
+step, and a README with the accuracy at each). `--trajectory` makes only that trajectory.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +87,26 @@ SAMPLES = [
 ]
 
 
+@dataclass(frozen=True)
+class Trajectory:
+    """A model saved at log-spaced steps from initialisation, through interpolation, to long training."""
+
+    name: str
+    options: dict
+    lr: float
+    batch_size: int
+    steps: tuple[int, ...]
+
+
+TRAJECTORY = Trajectory(
+    "digits-mlp-trajectory",
+    {"input_shape": [64], "outputs": 10, "widths": [100, 100, 100]},
+    lr=1e-3,
+    batch_size=64,
+    steps=(0, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000),
+)
+
+
 def moons_data() -> dict[str, np.ndarray]:
     x, y = generate("moons", 1500, seed=0, noise=0.1)
     return {"x": x, "y": y, "x_train": x[:1000], "y_train": y[:1000], "x_test": x[1000:], "y_test": y[1000:]}
@@ -145,6 +171,76 @@ def save(model: nn.Module, sample: Sample) -> list[str]:
     return files + [f"configs/arch/{sample.name}.toml"]
 
 
+def train_trajectory(digits: dict[str, np.ndarray], recipe: Trajectory = TRAJECTORY) -> None:
+    """Adam on the training digits, one optimiser step per mini-batch, saving a checkpoint at each of
+    `recipe.steps` (step 0 is the initialisation); the batches are the training set reshuffled every epoch.
+    """
+    folder = HERE / recipe.name
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("step-*.ts.pt"):
+        old.unlink()
+    shape = recipe.options["input_shape"]
+    x_train, y_train = tensors(digits, "train", shape)
+    x_test, y_test = tensors(digits, "test", shape)
+    torch.manual_seed(0)
+    model = build("mlp", recipe.options)
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    order = torch.Generator().manual_seed(0)
+    meta = json.dumps({"input_shape": shape, "family": "mlp", "options": recipe.options})
+    rows, step, batches = [], 0, iter(())
+    while True:
+        if step in recipe.steps:
+            saved = copy.deepcopy(model).eval()
+            name = f"step-{step:06d}.ts.pt"
+            torch.jit.save(torch.jit.script(saved), folder / name, _extra_files={"splinetool.json": meta})
+            train_acc, test_acc = accuracy(saved, x_train, y_train), accuracy(saved, x_test, y_test)
+            rows.append(f"| {step:,} | `{name}` | {train_acc:.1%} | {test_acc:.1%} |")
+            print(f"{recipe.name} step {step}: train {train_acc:.2%}, test {test_acc:.2%}")
+        if step == recipe.steps[-1]:
+            break
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(torch.randperm(len(x_train), generator=order).split(recipe.batch_size))
+            batch = next(batches)
+        model.train()
+        optimiser.zero_grad()
+        loss_fn(model(x_train[batch]), y_train[batch]).backward()
+        optimiser.step()
+        step += 1
+    (folder / "README.md").write_text(trajectory_readme(recipe, rows))
+
+
+def trajectory_readme(recipe: Trajectory, rows: list[str]) -> str:
+    return f"""# {recipe.name}
+
+{trajectory_recipe(recipe)}
+
+| step | file | train accuracy | test accuracy |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+Each file is a TorchScript archive whose extra file `splinetool.json` records the input shape and
+architecture. Written by `python sample_models/make_samples.py --trajectory`.
+"""
+
+
+def trajectory_recipe(recipe: Trajectory = TRAJECTORY, lead: str = "") -> str:
+    """The exact recipe, as one paragraph wrapped for the READMEs (after `lead`, if any)."""
+    widths = recipe.options["widths"]
+    saved = ", ".join(f"{s:,}" for s in recipe.steps)
+    return textwrap.fill(
+        lead
+        + f"""A digits MLP (ReLU, hidden widths {widths}, 10 class logits) saved at {len(recipe.steps)} \
+log-spaced training steps, from its initialisation through interpolation to long training, for the LC \
+curve of `splinetool local-complexity`. Recipe: PyTorch's default \
+initialisation after `torch.manual_seed(0)`; Adam, learning rate {recipe.lr:g}, no weight decay; \
+cross-entropy on mini-batches of {recipe.batch_size} of the 1,347 training digits, reshuffled every epoch \
+(`torch.randperm` with a generator seeded 0); one step per mini-batch; CPU, one thread, \
+deterministic algorithms. Saved steps: {saved}.""",
+        width=104,
+    )
+
+
 def readme(rows: list[str]) -> str:
     training = "\n".join(
         f"- {s.name}: {s.epochs} epochs, batch size {s.batch_size}, learning rate {s.lr:g}" for s in SAMPLES
@@ -173,9 +269,15 @@ Each model comes as:
 
 Digit images are stored flattened, `[N, 64]`; the ConvNet and ResNet take them as `[N, 1, 8, 8]`.
 
+## Training trajectory
+
+{trajectory_recipe(lead=f"`{TRAJECTORY.name}/step-NNNNNN.ts.pt`: ")}
+Accuracies at each step are in `{TRAJECTORY.name}/README.md`.
+
 ## Regenerating
 
-`make sample-models` retrains every model and rewrites these files, the configs and this README. It is
+`make sample-models` retrains every model and rewrites these files, the configs and this README (and
+`python sample_models/make_samples.py --trajectory` remakes only the training trajectory). It is
 seeded and single-threaded, so the weights and accuracies come out the same on a rerun (TorchScript
 archives still differ byte for byte, because each gets a fresh serialization id).
 `data/digits.npz` is made once by `sample_models/make_digits_data.py`, the only code here that needs
@@ -189,13 +291,20 @@ scikit-learn; `data/moons.npz` is written by `make sample-models`.
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trajectory", action="store_true", help="make only the training trajectory")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    moons = moons_data()
-    np.savez(DATA / "moons.npz", **moons)
     with np.load(DATA / "digits.npz") as f:
         digits = dict(f)
+    if args.trajectory:
+        train_trajectory(digits)
+        print(f"done in {time.perf_counter() - started:.0f} s")
+        return
+    moons = moons_data()
+    np.savez(DATA / "moons.npz", **moons)
     ARCH.mkdir(parents=True, exist_ok=True)
 
     rows = []
@@ -219,6 +328,7 @@ def main() -> None:
             f"{test_acc:.1%} | {listing} |"
         )
     (HERE / "README.md").write_text(readme(rows))
+    train_trajectory(digits)
     print(f"done in {time.perf_counter() - started:.0f} s")
 
 

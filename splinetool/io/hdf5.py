@@ -14,9 +14,10 @@ from typing import NamedTuple
 import h5py
 import torch
 
+from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import slice_codec
+from splinetool.io import local_complexity_codec, slice_codec
 from splinetool.io.atomic import atomic_path
 from splinetool.io.storage import scalar
 
@@ -40,6 +41,12 @@ class Codec(NamedTuple):
 CODECS: dict[type, Codec] = {
     SliceResult: Codec(
         slice_codec.ENCODING_TYPE, slice_codec.ENCODING_VERSION, slice_codec.write, slice_codec.read
+    ),
+    LCResult: Codec(
+        local_complexity_codec.ENCODING_TYPE,
+        local_complexity_codec.ENCODING_VERSION,
+        local_complexity_codec.write,
+        local_complexity_codec.read,
     ),
 }
 

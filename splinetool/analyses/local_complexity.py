@@ -1,0 +1,448 @@
+"""`local-complexity`: how many neuron boundaries cross a small neighbourhood of each point.
+
+Local complexity (Humayun, Balestriero & Baraniuk, "Deep networks always grok and here is why", ICML
+2024). Around a point x take P orthonormal directions u_1..u_P and a radius r; the neighbourhood is the
+cross-polytope whose 2P vertices are x ± r·u_p (the centre is not a vertex). A neuron counts when its
+pre-activation does not keep one sign over the vertices, that is when the vertices do not all give it
+the same activation-code bit. LC(x) is the number of counted neurons over the chosen PL nodes.
+
+What one "neuron" is follows the node's breakpoints (`PLNode.pl`): a ReLU-like unit has one, so it is
+one neuron; hardtanh/ReLU6/clamp have two breakpoints per unit and each counts on its own (a unit whose
+both breakpoints cross the neighbourhood counts twice); a max-pool window counts when its arg-max is not
+the same at every vertex. Convolutional nodes count every (channel, position).
+
+For a first-layer neuron the pre-activation is affine, so its sign changes over the cross-polytope
+exactly when it changes over the vertices; deeper neurons are piecewise linear in x, and the vertex
+test is the published method's (it can miss a boundary that enters and leaves between two vertices).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from splinetool.errors import UsageError
+from splinetool.ir import PLNet
+from splinetool.ir.pl import ArgmaxKind
+
+DEFAULT_DIRECTIONS = 25  # 2P = 50 vertices, as the published MLP experiments
+DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data points to their mean
+MEMORY_BUDGET = 256 * 2**20  # bytes of activations one chunk of vertices may hold
+# on a CPU, batches of about a thousand vertices run fastest (bench/README.md: 1.5-2x faster
+# than batches of 10,000 or more, which spill out of the caches)
+CPU_BATCH_VERTICES = 1024
+FRAMES = ("shared", "per-point")
+OUTPUT_NODE = "output"
+
+# numpy seed sequences keyed by purpose, so the frames and the random points never share a stream
+_SHARED_FRAME, _POINT_FRAME, _RANDOM_POINTS = 0, 1, 2
+
+
+@dataclass
+class PointSet:
+    """Points to measure LC around, flattened to [n, D], with optional class labels."""
+
+    name: str  # train, test, data, random, ...
+    x: np.ndarray
+    y: np.ndarray | None = None
+    source: str = ""  # where the points came from, for error messages
+
+    def __post_init__(self):
+        # float64 whatever the file held, so the radius and the vertices do not depend on its dtype
+        self.x = np.asarray(self.x, dtype=np.float64)
+
+
+@dataclass
+class LCResult:
+    # [checkpoints, points, nodes] int32: how many neurons of each node are crossed around each point
+    per_point: np.ndarray
+    node_names: list[str]
+    node_kinds: list[str]
+    node_units: list[int]  # most neurons a node can contribute (hardtanh: 2 per unit; max-pool: windows)
+    set_names: list[str]
+    set_offsets: np.ndarray  # [sets + 1]: set s is rows set_offsets[s]:set_offsets[s + 1] of per_point
+    accuracy: np.ndarray  # [checkpoints, sets]: accuracy at the points themselves; NaN without class labels
+    checkpoints: list[str]
+    checkpoint_sha256: list[str]
+    steps: list[int] | None  # training step of each checkpoint, for trajectories
+    radius: float
+    radius_rule: str  # how the radius was chosen, in words
+    directions: int
+    frame: str  # "shared": one frame for every point; "per-point": a fresh frame per point (point_frames)
+    frame_vectors: np.ndarray | None  # [P, D] the shared frame (None for per-point frames)
+    include_output: bool
+    seed: int
+    dtype: str
+    seconds: float = 0.0
+
+    def lc(self, checkpoint: int = -1, set_name: str | None = None) -> np.ndarray:
+        """Total LC per point (summed over nodes) of one checkpoint, for one set or all points."""
+        return self._rows(checkpoint, set_name).sum(axis=-1)
+
+    def stats(self, checkpoint: int = -1, set_name: str | None = None) -> dict:
+        """Mean, median and 95th percentile of LC, mean per node, and accuracy, for one set."""
+        set_name = self.set_names[0] if set_name is None else set_name
+        rows = self._rows(checkpoint, set_name)
+        total = rows.sum(axis=-1)
+        accuracy = float(self.accuracy[checkpoint, self.set_names.index(set_name)])
+        return {
+            "points": int(len(rows)),
+            "lc_mean": float(total.mean()),
+            "lc_median": float(np.median(total)),
+            "lc_p95": float(np.percentile(total, 95)),
+            "per_node_mean": {n: float(v) for n, v in zip(self.node_names, rows.mean(axis=0))},
+            "accuracy": None if math.isnan(accuracy) else accuracy,
+        }
+
+    def parameters(self) -> dict:
+        return {
+            "radius": self.radius,
+            "radius_rule": self.radius_rule,
+            "directions": self.directions,
+            "vertices_per_point": 2 * self.directions,
+            "frame": self.frame,
+            "include_output": self.include_output,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "nodes": [
+                {"name": n, "kind": k, "neurons": u}
+                for n, k, u in zip(self.node_names, self.node_kinds, self.node_units)
+            ],
+        }
+
+    def checkpoint_summary(self, checkpoint: int) -> dict:
+        """The first set's statistics at the top level (a gate's default set), every set under "sets"."""
+        entry: dict = {"checkpoint": self.checkpoints[checkpoint]}
+        if self.steps is not None:
+            entry["step"] = self.steps[checkpoint]
+        entry |= self.stats(checkpoint)
+        entry["sets"] = {name: self.stats(checkpoint, name) for name in self.set_names}
+        return entry
+
+    def summary(self) -> dict:
+        """The JSON payload: parameters, then one checkpoint's results or a list of them."""
+        payload = self.parameters()
+        if len(self.checkpoints) == 1 and self.steps is None:
+            payload |= self.checkpoint_summary(0)
+        else:
+            payload["checkpoints"] = [self.checkpoint_summary(c) for c in range(len(self.checkpoints))]
+        payload["seconds"] = self.seconds
+        return payload
+
+    def _rows(self, checkpoint: int, set_name: str | None) -> np.ndarray:
+        rows = self.per_point[checkpoint]
+        if set_name is None:
+            return rows
+        if set_name not in self.set_names:
+            raise UsageError(f"no point set {set_name!r}; this result has {', '.join(self.set_names)}")
+        s = self.set_names.index(set_name)
+        return rows[self.set_offsets[s] : self.set_offsets[s + 1]]
+
+
+# -- points, radius and frames ---------------------------------------------------------------------
+
+
+def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointSet:
+    """`count` points uniform in the bounding box of the given sets (the published "random" curve)."""
+    if count < 1:
+        raise UsageError(f"--random {count}: expected a positive number of points")
+    x = np.concatenate([s.x for s in sets])
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    rng = np.random.default_rng([_seed(seed), _RANDOM_POINTS])
+    return PointSet(
+        "random", rng.uniform(lo, hi, size=(count, x.shape[1])), None, "uniform in the data's box"
+    )
+
+
+def data_scale(sets: Sequence[PointSet]) -> float:
+    """Root-mean-square distance of the points to their mean."""
+    x = np.concatenate([s.x for s in sets])
+    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def choose_radius(
+    sets: Sequence[PointSet], radius: float | None, relative_radius: float
+) -> tuple[float, str]:
+    """The radius and a sentence saying where it came from."""
+    if radius is not None:
+        if not (math.isfinite(radius) and radius > 0):
+            raise UsageError(f"--radius {radius}: expected a positive number")
+        return float(radius), "given with --radius"
+    if not (math.isfinite(relative_radius) and relative_radius > 0):
+        raise UsageError(f"--relative-radius {relative_radius}: expected a positive number")
+    scale = data_scale(sets)
+    if scale == 0:
+        raise UsageError("the data points are all the same, so they give no scale: set --radius")
+    return (
+        relative_radius * scale,
+        f"{relative_radius:g} × {scale:.6g}, the RMS distance of the data points to their mean",
+    )
+
+
+def shared_frame(dim: int, count: int, seed: int = 0) -> np.ndarray:
+    """[P, D] orthonormal rows, uniformly random (Haar), the same for a given seed."""
+    rng = np.random.default_rng([_seed(seed), _SHARED_FRAME])
+    return _orthonormal(rng.standard_normal((dim, count)))
+
+
+def point_frames(rows: Iterable[int], dim: int, count: int, seed: int = 0) -> np.ndarray:
+    """[len(rows), P, D]: a fresh frame per point, seeded by the point's row so chunking cannot change it."""
+    gaussians = [
+        np.random.default_rng([_seed(seed), _POINT_FRAME, r]).standard_normal((dim, count)) for r in rows
+    ]
+    return _orthonormal(np.stack(gaussians))
+
+
+def _orthonormal(gaussian: np.ndarray) -> np.ndarray:
+    # QR of a Gaussian matrix, with R's diagonal made positive, is Haar-distributed (Mezzadri 2007)
+    q, r = np.linalg.qr(gaussian)
+    signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
+    signs[signs == 0] = 1
+    return np.swapaxes(q * signs[..., None, :], -1, -2)
+
+
+def _seed(seed: int) -> int:
+    return seed % 2**64  # numpy seed sequences take non-negative entropy
+
+
+# -- counting --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Node:
+    name: str
+    kind: str
+    units: int
+
+
+def _nodes(net: PLNet, include_output: bool) -> list[_Node]:
+    nodes = [
+        _Node(n.name, n.kind, n.neurons if isinstance(n.pl, ArgmaxKind) else n.code_bits)
+        for n in net.pl_nodes
+    ]
+    if include_output:
+        names = {n.name for n in nodes}
+        name = OUTPUT_NODE if OUTPUT_NODE not in names else f"{OUTPUT_NODE}:logits"
+        nodes.append(_Node(name, "output", net.output_dim))
+    return nodes
+
+
+@torch.no_grad()
+def count_crossings(
+    net: PLNet, x: torch.Tensor, frame: torch.Tensor, radius: float, include_output: bool = False
+) -> torch.Tensor:
+    """[b, nodes] crossed neurons of each PL node (then the output) around each point of x [b, D].
+
+    `frame` is [P, D] (shared) or [b, P, D] (one per point). The vertices go through the network one
+    PL node at a time, and each node's pre-activation is reduced to counts as soon as it exists, so no
+    more than the live activations of one chunk are ever held.
+    """
+    b = x.shape[0]
+    offsets = radius * frame
+    vertices = x[:, None, :] + torch.cat([offsets, -offsets], dim=-2)  # [b, 2P, D]
+    per_point = vertices.shape[1]
+    values = net.input_values(vertices.reshape(b * per_point, -1))
+    counts, start = [], 0
+    for node in net.pl_nodes:
+        values = net.run_steps(values, start, node.step)
+        pre = values[net.steps[node.step].inputs[0]]
+        if isinstance(node.pl, ArgmaxKind):
+            winner = node.pl.candidates(pre).argmax(dim=-1).reshape(b, per_point, -1)
+            counts.append((winner != winner[:, :1]).any(dim=1).sum(dim=1))
+        else:
+            counts.append(_sign_changes(node.pl.boundaries(pre).reshape(b, per_point, -1)))
+        start = node.step
+    if include_output:
+        values = net.run_steps(values, start, len(net.steps))
+        counts.append(_sign_changes(values[net.output_index].reshape(b, per_point, -1)))
+    if not counts:
+        return torch.zeros((b, 0), dtype=torch.int64, device=x.device)
+    return torch.stack(counts, dim=1)
+
+
+def _sign_changes(z: torch.Tensor) -> torch.Tensor:
+    # the code bit is z > 0, so a unit is crossed when some vertex has z > 0 and another z <= 0;
+    # amax and amin apart are several times faster than torch.aminmax over a middle dimension on CPU
+    return ((z.amax(dim=1) > 0) & (z.amin(dim=1) <= 0)).sum(dim=1)
+
+
+def auto_chunk(net: PLNet, directions: int, budget: int = MEMORY_BUDGET) -> int:
+    """Points per chunk: the chunk's activations fit `budget`, and on a CPU its batch stays cache-sized."""
+    widest = max(
+        [net.input_dim, net.output_dim]
+        + [math.prod(s.out_shape) for s in net.steps]
+        + [n.neurons * n.pl.window if isinstance(n.pl, ArgmaxKind) else n.code_bits for n in net.pl_nodes]
+    )
+    itemsize = torch.finfo(net.dtype).bits // 8
+    # about four values of the widest size are live at once (a step's input and output, a node's
+    # boundary values with their min/max), plus the column buffer a convolution unfolds its input into
+    per_vertex = itemsize * (4 * widest + max([_conv_columns(s) for s in net.steps], default=0))
+    vertices = budget // per_vertex
+    if net.device.type == "cpu":
+        vertices = min(vertices, CPU_BATCH_VERTICES)
+    return max(1, vertices // (2 * directions))
+
+
+def _conv_columns(step) -> int:
+    if step.op != "convolution":
+        return 0
+    weight = next((t for t in step.call.constants() if t.dim() >= 3), None)
+    return 0 if weight is None else math.prod(weight.shape[1:]) * math.prod(step.out_shape[1:])
+
+
+# -- the analysis ------------------------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]  # (points done, points in all) over every checkpoint
+
+
+def run(
+    nets: PLNet | Iterable[PLNet],
+    sets: Sequence[PointSet],
+    directions: int | None = None,
+    radius: float | None = None,
+    relative_radius: float = DEFAULT_RELATIVE_RADIUS,
+    frame: str = "shared",
+    include_output: bool = False,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    checkpoints: Sequence[str] | None = None,
+    checkpoint_sha256: Sequence[str] | None = None,
+    steps: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> LCResult:
+    """LC around every point of `sets`, for one network or each network of a training trajectory.
+
+    `nets` is one PLNet or an iterable of them (a generator can load each checkpoint in turn). The
+    radius, when not given, is `relative_radius` times the RMS distance of the non-random points to
+    their mean; `directions` defaults to 25, or the input dimension when that is smaller. The same
+    frame(s) and radius serve every checkpoint, so a trajectory's curve compares like with like.
+    """
+    start = time.perf_counter()
+    nets = [nets] if isinstance(nets, PLNet) else nets
+    if not sets:
+        raise UsageError("no points to measure: give --data")
+    if frame not in FRAMES:
+        raise UsageError(f"--frame {frame!r}: expected one of {', '.join(FRAMES)}")
+    if chunk_size is not None and chunk_size < 1:
+        raise UsageError(f"--batch-size {chunk_size}: expected a positive number of points")
+    measured = [s for s in sets if s.name != "random"] or list(sets)
+    radius, rule = choose_radius(measured, radius, relative_radius)
+    x_all = np.concatenate([s.x.reshape(len(s.x), -1) for s in sets])
+    offsets = np.cumsum([0] + [len(s.x) for s in sets])
+    count = len(checkpoints) if checkpoints is not None else None
+
+    per_point, accuracy, nodes, p, shared, dtype = [], [], None, 0, None, None
+    for c, net in enumerate(nets):
+        if nodes is None:
+            dtype = net.dtype
+            p = _directions(net.input_dim, directions)
+            _check_sets(sets, net.input_dim)
+            shared = shared_frame(net.input_dim, p, seed) if frame == "shared" else None
+            nodes = _nodes(net, include_output)
+        elif _nodes(net, include_output) != nodes:
+            first = ", ".join(f"{n.name} ({n.units})" for n in nodes)
+            raise UsageError(
+                f"checkpoint {_name(checkpoints, c)} does not have the PL nodes of the first checkpoint, "
+                f"{first}: a trajectory must keep one architecture"
+            )
+        elif net.input_dim != len(x_all[0]):
+            raise UsageError(
+                f"checkpoint {_name(checkpoints, c)} takes {net.input_dim}-D inputs, not {len(x_all[0])}"
+            )
+        chunk = chunk_size or auto_chunk(net, p)
+
+        def report(done: int, c: int = c) -> None:
+            if progress is not None:
+                progress(c * len(x_all) + done, (count or c + 1) * len(x_all))
+
+        per_point.append(_measure(net, x_all, shared, p, radius, include_output, seed, chunk, report))
+        accuracy.append([_accuracy(net, s, chunk * 2 * p) for s in sets])
+    if nodes is None:
+        raise UsageError("no checkpoints to measure")
+    names = list(checkpoints) if checkpoints is not None else [f"model {i}" for i in range(len(per_point))]
+    if len(names) != len(per_point):
+        raise ValueError(f"{len(names)} checkpoint names for {len(per_point)} networks")
+    return LCResult(
+        per_point=np.stack(per_point).astype(np.int32),
+        node_names=[n.name for n in nodes],
+        node_kinds=[n.kind for n in nodes],
+        node_units=[n.units for n in nodes],
+        set_names=[s.name for s in sets],
+        set_offsets=offsets.astype(np.int64),
+        accuracy=np.asarray(accuracy, dtype=np.float64),
+        checkpoints=names,
+        checkpoint_sha256=list(checkpoint_sha256) if checkpoint_sha256 is not None else [""] * len(names),
+        steps=None if steps is None else [int(s) for s in steps],
+        radius=radius,
+        radius_rule=rule,
+        directions=p,
+        frame=frame,
+        frame_vectors=shared,
+        include_output=include_output,
+        seed=seed,
+        dtype=str(dtype).removeprefix("torch."),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _measure(net, x_all, shared, p, radius, include_output, seed, chunk, report) -> np.ndarray:
+    frame = None if shared is None else torch.as_tensor(shared, dtype=net.dtype, device=net.device)
+    parts = []
+    for first in range(0, len(x_all), chunk):
+        rows = range(first, min(first + chunk, len(x_all)))
+        x = torch.as_tensor(x_all[first : rows.stop], dtype=net.dtype, device=net.device)
+        if frame is None:
+            frames = point_frames(rows, net.input_dim, p, seed)
+            here = torch.as_tensor(frames, dtype=net.dtype, device=net.device)
+        else:
+            here = frame
+        parts.append(count_crossings(net, x, here, radius, include_output).cpu())
+        report(rows.stop)
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
+def _accuracy(net: PLNet, points: PointSet, chunk: int) -> float:
+    """Fraction of points whose predicted class is their label; NaN when there are no class labels."""
+    y = points.y
+    if y is None or y.ndim != 1 or not np.issubdtype(y.dtype, np.number):
+        return math.nan
+    if not np.array_equal(y, np.round(y)) or y.min() < 0 or y.max() >= max(2, net.output_dim):
+        return math.nan  # not class indices this model could predict (regression targets, say)
+    hits = 0
+    for first in range(0, len(points.x), chunk):
+        x = torch.as_tensor(points.x[first : first + chunk], dtype=net.dtype, device=net.device)
+        out = net(x).reshape(len(x), -1)
+        predicted = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
+        hits += int((predicted.cpu().numpy() == y[first : first + chunk]).sum())
+    return hits / len(points.x)
+
+
+def _directions(dim: int, directions: int | None) -> int:
+    if directions is None:
+        return min(DEFAULT_DIRECTIONS, dim)
+    if not 1 <= directions <= dim:
+        raise UsageError(
+            f"--directions {directions}: expected 1 to {dim} (the model's input dimension: no more than "
+            f"{dim} orthonormal directions exist)"
+        )
+    return directions
+
+
+def _check_sets(sets: Sequence[PointSet], dim: int) -> None:
+    for s in sets:
+        if s.x.ndim < 2 or math.prod(s.x.shape[1:]) != dim:
+            what = s.source or s.name
+            raise UsageError(
+                f"--data {what}: points have {math.prod(s.x.shape[1:])} values each but the model takes "
+                f"{dim}-D inputs"
+            )
+
+
+def _name(checkpoints: Sequence[str] | None, c: int) -> str:
+    return checkpoints[c] if checkpoints is not None and c < len(checkpoints) else f"#{c}"
