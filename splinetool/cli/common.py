@@ -6,13 +6,14 @@ import contextlib
 import json
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from splinetool.errors import SplinetoolError, UsageError
 
@@ -150,6 +151,30 @@ def parse_dtype(text: str) -> torch.dtype:
     if text not in DTYPES:
         raise UsageError(f"--dtype {text!r}: expected one of {', '.join(DTYPES)}")
     return DTYPES[text]
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool, label: str, unit: str) -> Iterator[Callable[..., None] | None]:
+    """A rich progress bar on stderr (None with --quiet): report(done, total, note="")."""
+    if quiet:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit + " {task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(label, total=None, note="")
+
+        def report(done: int, total: int, note: str = "") -> None:
+            bar.update(task, completed=done, total=total, note=note)
+
+        yield report
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from splinetool.analyses import local_complexity as analysis
@@ -32,6 +31,7 @@ from splinetool.cli.common import (
     load_net,
     parse_ints,
     print_json,
+    progress_bar,
     reported_errors,
     stderr,
     stdout,
@@ -159,7 +159,7 @@ def command(
                 shas.append(loaded.sha256)
                 yield net
 
-        with _progress(quiet) as report:
+        with progress_bar(quiet, "local complexity", "points") as report:
             result = analysis.run(
                 nets(),
                 sets,
@@ -292,40 +292,6 @@ def _check(check: gating.Check) -> dict:
         "checkpoint": check.checkpoint,
         "passed": check.passed,
     }
-
-
-class _progress:
-    """A rich progress bar over points (and checkpoints) on stderr; silent with --quiet."""
-
-    def __init__(self, quiet: bool):
-        self.bar = (
-            None
-            if quiet
-            else Progress(
-                TextColumn("local complexity"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("points"),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=True,
-            )
-        )
-
-    def __enter__(self):
-        if self.bar is None:
-            return None
-        self.bar.__enter__()
-        task = self.bar.add_task("lc", total=None)
-
-        def report(done: int, total: int) -> None:
-            self.bar.update(task, completed=done, total=total)
-
-        return report
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def _print(result: analysis.LCResult, checks: list[gating.Check], several: bool) -> None:

@@ -9,7 +9,6 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from splinetool.analyses import slice as analysis
@@ -31,8 +30,8 @@ from splinetool.cli.common import (
     parse_floats,
     parse_ints,
     print_json,
+    progress_bar,
     reported_errors,
-    stderr,
     stdout,
 )
 from splinetool.data.loading import Dataset, load_data
@@ -97,7 +96,12 @@ def command(
         loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
         dataset = load_data(data, split=split, seed=seed) if data else None
         plane = _plane(net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions)
-        with _progress(quiet) as report:
+        with progress_bar(quiet, "slicing", "PL nodes") as report:
+            by_node = (
+                None
+                if report is None
+                else lambda done, total, tiles: report(done, total, f"({tiles:,} tiles)")
+            )
             result = analysis.run(
                 net,
                 plane,
@@ -105,7 +109,7 @@ def command(
                 norm=norm,
                 verify_samples=4 if verify else 0,
                 seed=seed,
-                progress=report,
+                progress=by_node,
             )
         points, labels = _points_in_plane(plane, dataset, project)
         _write(result, loaded, output, png, svg, color, points, labels, device, seed)
@@ -188,39 +192,6 @@ def _write(result, loaded, output, png, svg, color, points, labels, device, seed
         for path in (png, svg):
             if path is not None:
                 save_figure(figure, path)
-
-
-class _progress:
-    """A rich progress bar over PL nodes on stderr (silent with --quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.bar = (
-            None
-            if quiet
-            else Progress(
-                TextColumn("slicing"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} nodes, {task.fields[tiles]:,} tiles"),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=True,
-            )
-        )
-
-    def __enter__(self):
-        if self.bar is None:
-            return None
-        self.bar.__enter__()
-        task = self.bar.add_task("slice", total=None, tiles=0)
-
-        def report(done: int, total: int, tiles: int) -> None:
-            self.bar.update(task, completed=done, total=total, tiles=tiles)
-
-        return report
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def _print(result: analysis.SliceResult, summary: dict) -> None:
