@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from splinetool.analyses.plane import Plane, polygon_areas
+from splinetool.analyses.plane import Plane
 from splinetool.engine.planar import Progress, argmax_cells, partition, plane_inputs
 from splinetool.engine.store import TileStore, VertexStore
 from splinetool.ir import PLNet
-from splinetool.ir.codes import pack_bits
 
 NORMS = {"2": 2, "fro": "fro"}
 
@@ -229,10 +228,3 @@ def _verify(net, origin, directions, part, codes, samples: int, seed: int) -> di
         "tiles_mismatched": int(mismatched.sum()),
         "passed": bool(not mismatched.any()),
     }
-
-
-def areas_of(part) -> torch.Tensor:
-    return polygon_areas(part.coords[part.verts.clamp(min=0)], part.count)
-
-
-__all__ = ["SliceResult", "run", "pack_bits"]

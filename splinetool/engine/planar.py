@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from splinetool.engine.cut import corner_values, crossed, cut, signs_of, zero_tolerance
-from splinetool.engine.store import TileStore, VertexStore, available_memory
+from splinetool.engine.store import TileStore, VertexStore, available_memory, grow
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import ArgmaxKind
@@ -206,10 +206,7 @@ class GrowingIndex:
 
     def append(self, more: torch.Tensor) -> None:
         end = self.n + more.shape[0]
-        if end > self._data.shape[0]:
-            self._data = torch.cat(
-                [self._data, self._data.new_empty(max(end, 2 * self._data.shape[0]) - self._data.shape[0])]
-            )
+        self._data = grow(self._data, end)
         self._data[self.n : end] = more
         self.n = end
 

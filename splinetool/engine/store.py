@@ -14,7 +14,7 @@ import torch
 from splinetool.errors import UsageError
 
 
-def _grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
+def grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
     if t.shape[0] >= rows:
         return t
     extra = torch.full(
@@ -68,10 +68,10 @@ class VertexStore:
         ids = torch.arange(self.n, self.n + m, device=a.device)
         end = self.n + m
         self._check_budget(end)
-        self._coords = _grow(self._coords, end)
+        self._coords = grow(self._coords, end)
         self._coords[self.n : end] = _lerp(self._coords[a], self._coords[b], lam)
         for key, values in self._fields.items():
-            values = _grow(values, end)
+            values = grow(values, end)
             values[self.n : end] = _lerp(values[a], values[b], lam)
             self._fields[key] = values
         self.n = end
@@ -132,9 +132,9 @@ class TileStore:
     def append(self, verts: torch.Tensor, labels: torch.Tensor) -> None:
         self._widen(verts.shape[1])
         end = self.n + verts.shape[0]
-        self._verts = _grow(self._verts, end, -1)
-        self._labels = _grow(self._labels, end, -1)
-        self._count = _grow(self._count, end)
+        self._verts = grow(self._verts, end, -1)
+        self._labels = grow(self._labels, end, -1)
+        self._count = grow(self._count, end)
         width = verts.shape[1]
         self._verts[self.n : end] = -1
         self._verts[self.n : end, :width] = verts
