@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -175,3 +177,19 @@ def tent_network(depth: int, dims: int = 1, along: int = 1) -> nn.Sequential:
         out.bias.zero_()
     layers.append(out)
     return nn.Sequential(*layers)
+
+
+def first_layer_net(weights, biases, outputs: int = 1) -> nn.Module:
+    """ReLU units with the given lines w . x + b = 0, then a random linear readout."""
+    weights = torch.as_tensor(weights, dtype=torch.float32)
+    model = nn.Sequential(nn.Linear(2, len(weights)), nn.ReLU(), nn.Linear(len(weights), outputs))
+    with torch.no_grad():
+        model[0].weight.copy_(weights)
+        model[0].bias.copy_(torch.as_tensor(biases, dtype=torch.float32))
+    return model
+
+
+def tangent_lines(n: int, spread: float = 0.9):
+    """n lines tangent to the unit circle: no two parallel, no three through one point."""
+    angles = torch.linspace(0, spread * math.pi, n, dtype=torch.float64)
+    return torch.stack([angles.cos(), angles.sin()], dim=1), -torch.ones(n, dtype=torch.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from splinetool.cli import info, local_complexity, slice
+from splinetool.cli import count_regions, info, local_complexity, slice
 
 app = typer.Typer(
     name="splinetool",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("info")(info.command)
 app.command("slice")(slice.command)
+app.command("count-regions")(count_regions.command)
 app.command("local-complexity")(local_complexity.command)
 
 

@@ -109,6 +109,17 @@ def _parse_list(text: str | None, count: int, option: str, kind: type, noun: str
     return values
 
 
+def check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
+    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
+    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
+        if path is None:
+            continue
+        if suffix is not None and path.suffix.lower() != suffix:
+            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def load_net(checkpoint: Path, arch, input_shape, trust: bool, device: str, dtype: str):
     """Open, lower and place a checkpoint: (LoadedModel, PLNet on the chosen device and dtype)."""
     from splinetool.frontends.loading import load_model

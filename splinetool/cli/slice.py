@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import torch
 import typer
 from rich.table import Table
 
 from splinetool.analyses import slice as analysis
-from splinetool.analyses.plane import Plane, anchor_plane, given_plane, input_plane
+from splinetool.analyses.plane import Plane
 from splinetool.cli.common import (
     ArchOption,
     ConfigOption,
@@ -27,12 +26,20 @@ from splinetool.cli.common import (
     SvgOption,
     TrustOption,
     load_net,
-    parse_floats,
-    parse_ints,
     print_json,
     progress_bar,
     reported_errors,
     stdout,
+)
+from splinetool.cli.planes import (
+    AnchorIndexOption,
+    AnchorsOption,
+    BoundsOption,
+    DirectionsOption,
+    MarginOption,
+    OriginOption,
+    SplitOption,
+    plane_from_options,
 )
 from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import UsageError
@@ -43,25 +50,16 @@ IN_PLANE_TOL = 1e-6  # relative distance under which a data point is drawn as ly
 
 def command(
     checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
-    bounds: Annotated[
-        str | None,
-        typer.Option(
-            help="xmin,xmax,ymin,ymax in plane coordinates (2-D inputs, or with --origin/--directions)."
-        ),
-    ] = None,
-    anchors: Annotated[
-        Path | None, typer.Option(help="File with three inputs: the plane through them.")
-    ] = None,
+    bounds: BoundsOption = None,
+    anchors: AnchorsOption = None,
     data: Annotated[
         str | None, typer.Option(help="Data file or generator (e.g. moons:200): drawn, and anchors.")
     ] = None,
-    split: Annotated[str | None, typer.Option(help="train or test, for data files holding both.")] = None,
-    anchor_index: Annotated[str | None, typer.Option(help="i,j,k: three rows of --data as anchors.")] = None,
-    margin: Annotated[
-        float, typer.Option(help="Half-width of the square domain / largest anchor radius.")
-    ] = 1.25,
-    origin: Annotated[Path | None, typer.Option(help="File with the plane's origin (one input).")] = None,
-    directions: Annotated[Path | None, typer.Option(help="File with the plane's two directions.")] = None,
+    split: SplitOption = None,
+    anchor_index: AnchorIndexOption = None,
+    margin: MarginOption = 1.25,
+    origin: OriginOption = None,
+    directions: DirectionsOption = None,
     project: Annotated[bool, typer.Option(help="Draw every data point, projected onto the plane.")] = False,
     max_regions: Annotated[
         int, typer.Option(help="Stop (writing nothing) beyond this many tiles.", min=1)
@@ -95,7 +93,9 @@ def command(
             raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
         loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
         dataset = load_data(data, split=split, seed=seed) if data else None
-        plane = _plane(net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions)
+        plane = plane_from_options(
+            net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
+        )
         with progress_bar(quiet, "slicing", "PL nodes") as report:
             by_node = (
                 None
@@ -120,47 +120,6 @@ def command(
         _print(result, summary)
     if result.verify is not None and not result.verify["passed"]:
         raise typer.Exit(1)
-
-
-def _plane(input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions) -> Plane:
-    box = parse_floats(bounds, 4, "--bounds")
-    if anchors is not None:
-        points = load_data(str(anchors)).x
-        if len(points) != 3:
-            raise UsageError(f"--anchors {anchors}: expected exactly three inputs, found {len(points)}")
-        return anchor_plane(_as_inputs(points, input_dim, f"--anchors {anchors}"), margin)
-    if anchor_index is not None:
-        if dataset is None:
-            raise UsageError("--anchor-index needs --data")
-        rows = parse_ints(anchor_index, 3, "--anchor-index")
-        if any(not 0 <= r < len(dataset.x) for r in rows):
-            raise UsageError(f"--anchor-index {anchor_index}: rows must lie in 0..{len(dataset.x) - 1}")
-        return anchor_plane(_as_inputs(dataset.x[list(rows)], input_dim, f"--data {dataset.source}"), margin)
-    if (origin is None) != (directions is None):
-        raise UsageError("--origin and --directions go together")
-    if origin is not None:
-        if box is None:
-            raise UsageError("--origin/--directions need --bounds in plane coordinates")
-        o = _as_inputs(load_data(str(origin)).x.reshape(1, -1), input_dim, f"--origin {origin}")
-        d = _as_inputs(load_data(str(directions)).x.reshape(2, -1), input_dim, f"--directions {directions}")
-        return given_plane(o[0], d, box)
-    if box is None:
-        box = _data_box(dataset) if dataset is not None and input_dim == 2 else (-1.0, 1.0, -1.0, 1.0)
-    return input_plane(input_dim, box)
-
-
-def _as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
-    flat = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
-    if flat.shape[1] != input_dim:
-        raise UsageError(f"{what}: rows have {flat.shape[1]} values but the model takes {input_dim}-D inputs")
-    return torch.as_tensor(flat)
-
-
-def _data_box(dataset: Dataset) -> tuple[float, float, float, float]:
-    x = dataset.x.reshape(len(dataset.x), -1)
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    pad = 0.1 * np.maximum(hi - lo, 1e-9)
-    return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
 
 
 def _points_in_plane(plane: Plane, dataset: Dataset | None, project: bool):

@@ -59,32 +59,87 @@ def partition(
     progress: Progress | None = None,
 ) -> Partition:
     """Tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates)."""
-    device, dtype = net.device, net.dtype
-    domain = domain.to(device=device, dtype=dtype)
-    origin, directions = origin.to(device=device, dtype=dtype), directions.to(device=device, dtype=dtype)
-    n_corners = domain.shape[0]
-    first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
-    values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
-    vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
-    ids = torch.arange(n_corners, device=device)[None, :]
-    tiles = TileStore(ids, torch.full_like(ids, DOMAIN_EDGE))
+    tiles, vertices = _domain_tiles(net, origin, directions, domain)
     tiles_per_node = []
-    for index, node in enumerate(net.pl_nodes):
-        step = net.steps[node.step]
-        pre_key = step.inputs[0]
-        limit = functools.partial(_check_limit, tiles, max_regions)
-        if isinstance(node.pl, ArgmaxKind):
-            _cut_windows(tiles, vertices, node.pl, pre_key, index, limit)
-        else:
-            _cut_units(tiles, vertices, node.pl, pre_key, index, limit)
+    for index in range(len(net.pl_nodes)):
+        _refine(net, index, tiles, vertices, functools.partial(_check_limit, tiles, max_regions))
         tiles_per_node.append(tiles.n)
-        stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
-        fields = {key: vertices.field(key) for key in net.live_after(node.step)}
-        vertices.set_fields(net.run_steps(fields, node.step, stop))
         if progress is not None:
             progress(index + 1, len(net.pl_nodes), tiles.n)
     outputs = vertices.field(net.output_index).reshape(vertices.n, -1)
     return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, tiles_per_node)
+
+
+def count_tiles(
+    net: PLNet,
+    origin: torch.Tensor,
+    directions: torch.Tensor,
+    domain: torch.Tensor,
+    max_resident: int = 200_000,
+    progress: Progress | None = None,
+) -> list[int]:
+    """Tiles after the boundaries of nodes 1..k, for every k, without keeping the tiles.
+
+    Tiles refine independently of one another: once more than `max_resident` are held, they are
+    split into groups that each go through the remaining nodes alone and are dropped once counted,
+    so memory follows the largest group, not the final number of tiles.
+    """
+    nodes = len(net.pl_nodes)
+    counts = [0] * nodes
+    stack = [(*_domain_tiles(net, origin, directions, domain), 0)]
+    while stack:
+        tiles, vertices, start = stack.pop()
+        for index in range(start, nodes):
+            _refine(net, index, tiles, vertices, lambda: None)
+            counts[index] += tiles.n
+            if progress is not None:
+                progress(index + 1, nodes, counts[index])
+            if tiles.n > max_resident and index + 1 < nodes:
+                groups = torch.arange(tiles.n, device=tiles.verts.device).split(max(1, max_resident // 2))
+                stack += [(*_subset(tiles, vertices, rows), index + 1) for rows in reversed(groups)]
+                break
+    return counts
+
+
+def _domain_tiles(
+    net: PLNet, origin: torch.Tensor, directions: torch.Tensor, domain: torch.Tensor
+) -> tuple[TileStore, VertexStore]:
+    device, dtype = net.device, net.dtype
+    domain = domain.to(device=device, dtype=dtype)
+    origin, directions = origin.to(device=device, dtype=dtype), directions.to(device=device, dtype=dtype)
+    first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
+    values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
+    vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
+    ids = torch.arange(domain.shape[0], device=device)[None, :]
+    return TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices
+
+
+def _refine(
+    net: PLNet, index: int, tiles: TileStore, vertices: VertexStore, limit: Callable[[], None]
+) -> None:
+    """Cut the tiles by node `index`'s boundaries, then push every vertex to the next node."""
+    node = net.pl_nodes[index]
+    pre_key = net.steps[node.step].inputs[0]
+    if isinstance(node.pl, ArgmaxKind):
+        _cut_windows(tiles, vertices, node.pl, pre_key, index, limit)
+    else:
+        _cut_units(tiles, vertices, node.pl, pre_key, index, limit)
+    stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
+    fields = {key: vertices.field(key) for key in net.live_after(node.step)}
+    vertices.set_fields(net.run_steps(fields, node.step, stop))
+
+
+def _subset(tiles: TileStore, vertices: VertexStore, rows: torch.Tensor) -> tuple[TileStore, VertexStore]:
+    """Some tiles with their own copy of the vertices they use."""
+    verts = tiles.verts[rows]
+    used, local = torch.unique(verts[verts >= 0], return_inverse=True)
+    renumbered = torch.full_like(verts, -1)
+    renumbered[verts >= 0] = local
+    fields = {key: vertices.field(key)[used] for key in vertices.field_keys()}
+    return (
+        TileStore(renumbered, tiles.labels[rows]),
+        VertexStore(vertices.coords[used], fields, budget=vertices.budget),
+    )
 
 
 def _check_limit(tiles: TileStore, max_regions: int | None) -> None:

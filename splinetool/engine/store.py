@@ -52,6 +52,9 @@ class VertexStore:
     def field(self, key: object) -> torch.Tensor:
         return self._fields[key][: self.n]
 
+    def field_keys(self) -> list[object]:
+        return list(self._fields)
+
     def set_fields(self, fields: dict[object, torch.Tensor]) -> None:
         """Replace every field (e.g. after pushing all vertices through the next layers)."""
         self._fields = dict(fields)
@@ -69,10 +72,10 @@ class VertexStore:
         end = self.n + m
         self._check_budget(end)
         self._coords = grow(self._coords, end)
-        self._coords[self.n : end] = _lerp(self._coords[a], self._coords[b], lam)
+        self._coords[self.n : end] = lerp(self._coords[a], self._coords[b], lam)
         for key, values in self._fields.items():
             values = grow(values, end)
-            values[self.n : end] = _lerp(values[a], values[b], lam)
+            values[self.n : end] = lerp(values[a], values[b], lam)
             self._fields[key] = values
         self.n = end
         return ids
@@ -92,7 +95,7 @@ class VertexStore:
             )
 
 
-def _lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return x + lam.reshape(-1, *[1] * (x.dim() - 1)) * (y - x)
 
 

@@ -14,10 +14,12 @@ from typing import NamedTuple
 import h5py
 import torch
 
+from splinetool.analyses.count_regions import CountResult
+from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import local_complexity_codec, slice_codec
+from splinetool.io import count_regions_codec, local_complexity_codec, slice_codec
 from splinetool.io.atomic import atomic_path
 from splinetool.io.storage import scalar
 
@@ -47,6 +49,18 @@ CODECS: dict[type, Codec] = {
         local_complexity_codec.ENCODING_VERSION,
         local_complexity_codec.write,
         local_complexity_codec.read,
+    ),
+    CountResult: Codec(
+        count_regions_codec.ENCODING_TYPE,
+        count_regions_codec.ENCODING_VERSION,
+        count_regions_codec.write,
+        count_regions_codec.read,
+    ),
+    SweepResult: Codec(
+        count_regions_codec.SWEEP_ENCODING_TYPE,
+        count_regions_codec.SWEEP_ENCODING_VERSION,
+        count_regions_codec.write_sweep,
+        count_regions_codec.read_sweep,
     ),
 }
 

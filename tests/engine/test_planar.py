@@ -7,21 +7,11 @@ import torch
 import torch.nn as nn
 
 from splinetool.analyses.plane import box, polygon_areas
-from splinetool.engine.planar import TooManyRegions, partition
+from splinetool.engine.planar import TooManyRegions, count_tiles, partition
 from splinetool.ir import lower
-from tests.zoo import tent_network
+from tests.zoo import first_layer_net, tangent_lines, tent_network
 
 F64 = torch.float64
-
-
-def first_layer_net(weights, biases, outputs: int = 1) -> nn.Module:
-    """ReLU units with the given lines w . x + b = 0, then a random linear readout."""
-    weights = torch.as_tensor(weights, dtype=torch.float32)
-    model = nn.Sequential(nn.Linear(2, len(weights)), nn.ReLU(), nn.Linear(len(weights), outputs))
-    with torch.no_grad():
-        model[0].weight.copy_(weights)
-        model[0].bias.copy_(torch.as_tensor(biases, dtype=torch.float32))
-    return model
 
 
 def tiles_of(model: nn.Module, domain: torch.Tensor, max_regions=None):
@@ -29,12 +19,6 @@ def tiles_of(model: nn.Module, domain: torch.Tensor, max_regions=None):
     part = partition(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), domain, max_regions)
     areas = polygon_areas(part.coords[part.verts.clamp(min=0)], part.count)
     return part, areas
-
-
-def tangent_lines(n: int, spread: float = 0.9):
-    """n lines tangent to the unit circle: no two parallel, no three through one point."""
-    angles = torch.linspace(0, spread * math.pi, n, dtype=torch.float64)
-    return torch.stack([angles.cos(), angles.sin()], dim=1), -torch.ones(n, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 12, 30])
@@ -133,3 +117,23 @@ def test_too_many_regions_stops_early():
     w, b = tangent_lines(12)
     with pytest.raises(TooManyRegions, match="max-regions"):
         tiles_of(first_layer_net(w, b), box(-20, 20, -20, 20), max_regions=10)
+
+
+@pytest.mark.parametrize("max_resident", [1, 7, 10**9])
+def test_counting_in_groups_gives_the_partition_counts(max_resident):
+    # groups of a few tiles each go through the later nodes alone: the counts must not change
+    model = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 9))
+    model.append(nn.ReLU())
+    torch.manual_seed(4)
+    net = lower(model, (2,)).to(dtype=F64)
+    domain = box(-2, 2, -2, 2)
+    part = partition(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), domain)
+    counts = count_tiles(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), domain, max_resident)
+    assert counts == part.tiles_per_node
+    assert counts[-1] > 50
+
+
+def test_counting_reaches_the_tent_product_count():
+    net = lower(tent_network(5, dims=2, along=2), (2,)).to(dtype=F64)
+    counts = count_tiles(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), box(0, 1, 0, 1), 64)
+    assert counts == [4**k for k in range(1, 6)]

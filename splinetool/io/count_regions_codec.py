@@ -1,0 +1,105 @@
+"""The `splinetool.count` and `splinetool.count_sweep` encodings of count-regions results."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from splinetool.analyses.count_regions import CountResult
+from splinetool.analyses.count_regions_sweep import SweepResult
+from splinetool.io.storage import put, scalar, string_list, strings
+
+ENCODING_TYPE = "splinetool.count"
+ENCODING_VERSION = "0.1.0"
+SWEEP_ENCODING_TYPE = "splinetool.count_sweep"
+SWEEP_ENCODING_VERSION = "0.1.0"
+
+# optional arrays, present for the methods that produce them
+ARRAYS = [
+    "starts",
+    "ends",
+    "breakpoints",
+    "offsets",
+    "breakpoint_nodes",
+    "outputs",
+    "pieces_per_node",
+    "origin",
+    "directions",
+    "domain",
+]
+SAMPLED = ["samples", "estimate", "singletons", "doubletons", "sampling"]
+
+
+def write(group: h5py.Group, result: CountResult) -> None:
+    put(group, "per_layer", np.asarray(result.per_layer, dtype=np.int64))
+    for name in ARRAYS:
+        value = getattr(result, name)
+        if value is not None:
+            put(group, name, value)
+    if result.piece_codes is not None:
+        codes = put(group, "piece_codes", np.asarray(result.piece_codes, dtype=np.uint8))
+        codes.attrs["bit_order"] = "most significant bit first (numpy.packbits), nodes in order"
+    attrs = group.attrs
+    attrs["method"] = result.method
+    attrs["regions"] = int(result.regions)
+    attrs["node_names"] = strings(result.node_names)
+    attrs["node_kinds"] = strings(result.node_kinds)
+    attrs["node_code_bits"] = np.asarray(result.node_code_bits, dtype=np.int64)
+    attrs["dtype"] = result.dtype
+    attrs["seconds"] = float(result.seconds)
+    for name in SAMPLED:
+        value = getattr(result, name)
+        if value is not None:
+            attrs[name] = value
+
+
+def read(group: h5py.Group) -> CountResult:
+    attrs = group.attrs
+    return CountResult(
+        method=str(scalar(attrs["method"])),
+        regions=int(scalar(attrs["regions"])),
+        per_layer=[int(v) for v in group["per_layer"][()]],
+        node_names=string_list(attrs["node_names"]),
+        node_kinds=string_list(attrs["node_kinds"]),
+        node_code_bits=[int(v) for v in attrs["node_code_bits"]],
+        dtype=str(scalar(attrs["dtype"])),
+        seconds=float(scalar(attrs["seconds"])),
+        **{name: group[name][()] for name in [*ARRAYS, "piece_codes"] if name in group},
+        **{name: scalar(attrs[name]) for name in SAMPLED if name in attrs},
+    )
+
+
+def write_sweep(group: h5py.Group, result: SweepResult) -> None:
+    table = group.create_group("table", track_order=True)
+    for name in ("depth", "width", "seed"):
+        put(table, name, np.asarray(getattr(result, name), dtype=np.int64))
+    put(table, "regions", np.asarray(result.regions, dtype=np.float64))
+    # prefix counts are ragged (one per layer): flattened in row order
+    put(table, "per_layer", np.asarray([c for row in result.per_layer for c in row], dtype=np.int64))
+    attrs = group.attrs
+    for name in ("family", "method", "measure", "init", "config"):
+        attrs[name] = getattr(result, name)
+    attrs["neurons"] = int(result.neurons)
+    attrs["seconds"] = float(result.seconds)
+
+
+def read_sweep(group: h5py.Group) -> SweepResult:
+    table, attrs = group["table"], group.attrs
+    depth = table["depth"][()]
+    flat = table["per_layer"][()].tolist()
+    ends = np.cumsum(depth)
+    per_layer = [flat[e - d : e] for d, e in zip(depth.tolist(), ends.tolist())]
+    return SweepResult(
+        family=str(scalar(attrs["family"])),
+        neurons=int(scalar(attrs["neurons"])),
+        depth=depth,
+        width=table["width"][()],
+        seed=table["seed"][()],
+        regions=table["regions"][()],
+        method=str(scalar(attrs["method"])),
+        measure=str(scalar(attrs["measure"])),
+        init=str(scalar(attrs["init"])),
+        config=str(scalar(attrs["config"])),
+        seconds=float(scalar(attrs["seconds"])),
+        per_layer=per_layer,
+    )

@@ -1,0 +1,201 @@
+"""Region counts against analytic values, the planar slice, and brute-force activation codes."""
+
+import numpy as np
+import pytest
+import shapely
+import torch
+import torch.nn as nn
+
+from splinetool.analyses import count_regions as counting
+from splinetool.analyses import count_regions_sweep as sweeps
+from splinetool.analyses import slice as slicing
+from splinetool.analyses.plane import input_plane
+from splinetool.ir import codes, lower
+from tests.zoo import first_layer_net, mlp, tangent_lines, tent_network
+
+F64 = torch.float64
+
+
+def lowered(model, shape):
+    return lower(model, shape).to(dtype=F64)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 16])
+def test_tent_map_composition_counts_two_to_the_depth(depth):
+    result = counting.count_segments(lowered(tent_network(depth), (1,)), torch.zeros(1, 1), torch.ones(1, 1))
+    assert result.method == "exact-1d"
+    assert result.regions == 2**depth
+    assert result.per_layer == [2**k for k in range(1, depth + 1)]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 6])
+def test_product_of_two_tent_chains_has_four_to_the_depth_tiles(depth):
+    net = lowered(tent_network(depth, dims=2, along=2), (2,))
+    result = counting.count_plane(net, input_plane(2, (0, 1, 0, 1)), max_resident=500)
+    assert result.regions == 4**depth
+    assert result.per_layer == [4**k for k in range(1, depth + 1)]
+
+
+@pytest.mark.parametrize("n", [1, 4, 9, 20])
+def test_lines_in_general_position(n):
+    w, b = tangent_lines(n)
+    result = counting.count_plane(lowered(first_layer_net(w, b), (2,)), input_plane(2, (-10, 10, -10, 10)))
+    assert result.regions == 1 + n + n * (n - 1) // 2
+
+
+def test_pieces_along_a_segment_are_the_slice_tiles_it_crosses():
+    torch.manual_seed(7)
+    net = lowered(mlp((2, 16, 16, 16, 3)), (2,))
+    tiles = slicing.run(net, input_plane(2, (-2, 2, -2, 2))).to_shapely()
+    g = np.random.default_rng(3)
+    starts, ends = g.uniform(-1.9, 1.9, size=(2, 6, 2))
+    result = counting.count_segments(net, torch.as_tensor(starts), torch.as_tensor(ends))
+    for s in range(6):
+        line = shapely.LineString([starts[s], ends[s]])
+        crossed = sum(1 for tile in tiles if tile.intersection(line).length > 1e-9)
+        assert result.pieces[s] == crossed
+
+
+def test_prefix_counts_grow_and_match_brute_force_codes():
+    torch.manual_seed(3)
+    net = lowered(mlp((3, 12, 12, 12, 2)), (3,))
+    x = torch.rand(4000, 3, dtype=F64) * 4 - 2
+    per_layer, region, packed = counting.prefix_regions(net, x)
+    assert all(a <= b for a, b in zip(per_layer, per_layer[1:]))
+    unique, inverse = torch.unique(net.codes(x), dim=0, return_inverse=True)
+    assert per_layer[-1] == len(unique)
+    assert torch.equal(packed, net.codes(x))
+    # two points share a region exactly when they share a code
+    assert torch.equal(region[:, None] == region[None, :200], inverse[:, None] == inverse[None, :200])
+
+
+def test_unique_rows_agrees_with_torch_unique_even_when_every_mix_collides(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randint(0, 3, (500, 4), generator=g)
+    expected, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    for mix in (codes._MIX, (0, 0, 0)):  # all-zero multipliers: every row mixes to the same key
+        monkeypatch.setattr(codes, "_MIX", mix)
+        found, count = codes.unique_rows(keys)
+        assert count == len(expected)
+        assert torch.equal(found[:, None] == found[None, :], inverse[:, None] == inverse[None, :])
+
+
+def test_one_segments_prefix_counts_are_its_pieces():
+    torch.manual_seed(5)
+    net = lowered(mlp((4, 10, 10, 10, 1)), (4,))
+    g = torch.Generator().manual_seed(1)
+    result = counting.count_segments(net, torch.randn(1, 4, generator=g), torch.randn(1, 4, generator=g))
+    assert result.per_layer == result.pieces_per_node[0].tolist()
+    assert result.regions == result.pieces[0]
+
+
+def test_distinct_regions_of_many_segments():
+    # segments along the same line, overlapping: together they cross as many regions as their union
+    torch.manual_seed(2)
+    net = lowered(mlp((2, 12, 12, 1)), (2,))
+    a, b = torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.5])
+    point = lambda t: a + t * (b - a)  # noqa: E731
+    starts = torch.stack([point(0.0), point(0.3), point(0.5)])
+    ends = torch.stack([point(0.6), point(0.8), point(1.0)])
+    together = counting.count_segments(net, starts, ends)
+    whole = counting.count_segments(net, point(0.0)[None], point(1.0)[None])
+    assert together.regions == whole.regions
+    assert together.pieces.sum() > whole.regions
+
+
+def test_sampling_never_exceeds_the_exact_count():
+    torch.manual_seed(11)
+    net = lowered(mlp((2, 20, 20, 2)), (2,))
+    exact = counting.count_plane(net, input_plane(2, (-1, 1, -1, 1)))
+    points, where = counting.sample_points(
+        "bbox", 20000, 0, box=(np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    )
+    sampled = counting.count_sampled(net, points, where)
+    assert sampled.method == "sampled"
+    assert sampled.regions <= exact.regions
+    assert all(s <= e for s, e in zip(sampled.per_layer, exact.per_layer))
+    assert sampled.regions >= 0.8 * exact.regions  # 20,000 points find most of a few hundred tiles
+    assert sampled.estimate >= sampled.regions
+
+
+def test_chao1():
+    assert counting.chao1(10, 4, 2) == 10 + 4 * 3 / (2 * 3)
+    assert counting.chao1(7, 0, 0) == 7
+    net = lowered(first_layer_net([[1.0, 0.0]], [0.0]), (2,))
+    # two half-planes, 4 points: codes seen twice each, so nothing is unseen
+    points = torch.tensor([[-1.0, 0.0], [-2.0, 0.0], [1.0, 0.0], [2.0, 3.0]], dtype=F64)
+    result = counting.count_sampled(net, points, "four points")
+    assert (result.regions, result.singletons, result.doubletons, result.estimate) == (2, 0, 2, 2.0)
+
+
+def test_samples_fall_where_asked():
+    data = np.array([[0.0, 0.0], [10.0, 10.0]])
+    x, _ = counting.sample_points("ball", 2000, 1, data=data, radius=0.5)
+    distance = np.minimum(np.linalg.norm(x.numpy(), axis=1), np.linalg.norm(x.numpy() - 10, axis=1))
+    assert distance.max() <= 0.5 and distance.mean() > 0.3  # uniform in the disc: mean radius 2/3 r
+    x, _ = counting.sample_points("box", 2000, 1, data=data, radius=0.5)
+    assert np.minimum(np.abs(x.numpy()).max(axis=1), np.abs(x.numpy() - 10).max(axis=1)).max() <= 0.5
+    x, _ = counting.sample_points("bbox", 2000, 1, data=data)
+    assert x.min() >= 0 and x.max() <= 10
+
+
+def write_sweep(tmp_path, body: str):
+    path = tmp_path / "sweep.toml"
+    path.write_text(body)
+    return sweeps.load_sweep(path)
+
+
+def test_sweep_of_zero_bias_single_layers_counts_lines_through_the_origin(tmp_path):
+    # one hidden layer of w ReLUs without bias: w distinct lines through the origin make 2w sectors
+    sweep = write_sweep(
+        tmp_path,
+        'family = "mlp"\nneurons = 12\ndepths = [1, 2]\nseeds = [0, 1]\n'
+        "[options]\ninput_shape = [2]\noutputs = 1\n"
+        "[init]\nweight_gain = 1.0\nbias_std = 0.0\n"
+        "[measure]\nplane = [-1.0, 1.0, -1.0, 1.0]\n",
+    )
+    result = sweeps.run(sweep, torch.device("cpu"), F64)
+    assert result.depth.tolist() == [1, 1, 2, 2] and result.width.tolist() == [12, 12, 6, 6]
+    assert result.regions[:2].tolist() == [24.0, 24.0]
+    for row in range(4):
+        model = sweeps.build_network(sweep, int(result.depth[row]), int(result.seed[row]))
+        net = lowered(model, (2,))
+        assert result.regions[row] == counting.count_plane(net, input_plane(2, (-1, 1, -1, 1))).regions
+
+
+def test_sweep_over_segments(tmp_path):
+    sweep = write_sweep(
+        tmp_path,
+        'family = "mlp"\nneurons = 8\ndepths = [1, 4]\nseeds = [3]\n'
+        "[options]\ninput_shape = [3]\noutputs = 2\n[measure]\nsegments = 5\nbox = [-2.0, 2.0]\n",
+    )
+    result = sweeps.run(sweep, torch.device("cpu"), F64)
+    assert result.method == "exact-1d"
+    # a single layer of 8 ReLUs cuts a segment at most 8 times
+    assert 1 <= result.regions[0] <= 9
+    assert [len(row) for row in result.per_layer] == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('family = "convnet"\nneurons = 8\ndepths = [1]\nseeds = [0]\n[measure]\nsegments = 2\n', "widths"),
+        ('family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\ncolour = 1\n', "unknown key"),
+        ('family = "mlp"\nneurons = 8\ndepths = [0]\nseeds = [0]\n[measure]\nsegments = 2\n', "depths"),
+        ('family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\n', "[measure]"),
+        (
+            'family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\n[measure]\nplane = [1, 0, 0, 1]\n',
+            "plane",
+        ),
+    ],
+)
+def test_bad_sweep_files_are_refused(tmp_path, body, message):
+    with pytest.raises(counting.UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        write_sweep(tmp_path, body)
+
+
+def test_no_pl_nodes_is_one_region():
+    net = lowered(nn.Sequential(nn.Linear(2, 3)), (2,))
+    assert counting.count_plane(net, input_plane(2, (-1, 1, -1, 1))).regions == 1
+    result = counting.count_segments(net, torch.zeros(2, 2), torch.ones(2, 2))
+    assert result.regions == 1 and result.pieces.tolist() == [1, 1]
