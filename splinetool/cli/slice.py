@@ -95,7 +95,9 @@ def command(
             raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
         loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
         dataset = load_data(data, split=split, seed=seed) if data else None
-        plane = _plane(net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions)
+        plane = choose_plane(
+            net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
+        )
         with progress_bar(quiet, "slicing", "PL nodes") as report:
             by_node = (
                 None
@@ -122,7 +124,7 @@ def command(
         raise typer.Exit(1)
 
 
-def _plane(input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions) -> Plane:
+def choose_plane(input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions) -> Plane:
     box = parse_floats(bounds, 4, "--bounds")
     if anchors is not None:
         points = load_data(str(anchors)).x
