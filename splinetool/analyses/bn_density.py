@@ -275,7 +275,8 @@ def crossings(
     xs, ys = x_edges.to(net.device, net.dtype), y_edges.to(net.device, net.dtype)
     for start in range(0, g + 1, rows_per_batch):
         band = ys[start : start + rows_per_batch]
-        t = torch.stack(torch.meshgrid(band, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+        along_y, along_x = torch.meshgrid(band, xs, indexing="ij")
+        t = torch.stack([along_x, along_y], dim=-1).reshape(-1, 2)
         x = (origin[None, :] + t @ directions).reshape(len(t), *net.input_shape)
         for j, (index, pre) in enumerate(zip(nodes, node_values(net, x, nodes))):
             codes = unit_codes(net, index, pre).reshape(len(band), g + 1, -1)
