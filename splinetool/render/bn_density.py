@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.colors import Normalize
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from splinetool.analyses.bn_density import BNDensityResult
@@ -33,7 +33,8 @@ def draw_bn_density(result: BNDensityResult, title: str | None = None) -> Figure
     rows, cols = len(result.inits), len(result.node_names)
     fig = Figure(figsize=(PANEL_INCHES * cols + 1.2, PANEL_INCHES * rows + 0.6), layout="constrained")
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
-    norm = Normalize(0.0, max(float(result.density.max()), 1e-12))
+    # one scale for every panel; the square root keeps sparse panels visible beside a dense spot
+    norm = PowerNorm(0.5, 0.0, max(float(result.density.max()), 1e-12))
     extent = (result.x_edges[0], result.x_edges[-1], result.y_edges[0], result.y_edges[-1])
     image = None
     for i, init in enumerate(result.inits):
@@ -52,7 +53,7 @@ def draw_bn_density(result: BNDensityResult, title: str | None = None) -> Figure
                 ax.set_title(f"layer {result.node_layers[k]} ({name})", fontsize=9)
             if k == 0:
                 ax.set_ylabel(init, fontsize=10)
-    fig.colorbar(image, ax=axes, shrink=0.8, label=result.measure)
+    fig.colorbar(image, ax=axes, shrink=0.8, label=f"{result.measure} (square-root scale)")
     head = f"{title}: " if title else ""
     fig.suptitle(f"{head}boundary density, δ = {result.delta:.3g}, seed {result.seed}", fontsize=11)
     return fig
