@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -193,3 +194,41 @@ def tangent_lines(n: int, spread: float = 0.9):
     """n lines tangent to the unit circle: no two parallel, no three through one point."""
     angles = torch.linspace(0, spread * math.pi, n, dtype=torch.float64)
     return torch.stack([angles.cos(), angles.sin()], dim=1), -torch.ones(n, dtype=torch.float64)
+
+
+def bn_density_result(inits=("zero-bias", "batchnorm"), nodes=3, grid=5, points=7, seed=0, segments=True):
+    """A BNDensityResult filled with random numbers, for codec and render tests."""
+    from splinetool.analyses.bn_density import BNDensityResult
+
+    rng = np.random.default_rng(seed)
+    shape = (len(inits), nodes)
+    distance = rng.uniform(0, 1, (*shape, points))
+    distance[0, 0, :] = np.inf  # a node with no boundary in view
+    return BNDensityResult(
+        inits=list(inits),
+        node_names=[f"hidden.{k}.act" for k in range(nodes)],
+        node_layers=[k + 1 for k in range(nodes)],
+        node_units=[8] * nodes,
+        density=rng.integers(0, 9, (*shape, grid, grid)).astype(np.float64),
+        boundaries_in_view=rng.integers(0, 9, shape),
+        distance_to_data=distance,
+        linearised_distance=rng.uniform(0, 1, (*shape, points)),
+        share_within_delta=rng.uniform(0, 1, shape),
+        x_edges=np.linspace(-1, 1, grid + 1),
+        y_edges=np.linspace(-2, 1, grid + 1),
+        data=rng.uniform(-1, 1, (points, 2)),
+        labels=rng.integers(0, 3, points),
+        off_plane=np.zeros(points),
+        origin=np.zeros(2),
+        directions=np.eye(2),
+        delta=0.1,
+        exact=False,
+        bias_std=1.0,
+        seed=seed,
+        dtype="float64",
+        source="model.ts.pt",
+        data_source="star:7 (seed 0)",
+        segments=[rng.uniform(-1, 1, (6, 2, 2)) for _ in inits] if segments else None,
+        segment_layers=[rng.integers(1, nodes + 1, 6) for _ in inits] if segments else None,
+        seconds=1.5,
+    )

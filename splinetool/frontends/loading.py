@@ -16,7 +16,7 @@ import logging
 import sys
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class LoadedModel:
     path: Path
     sha256: str
     arch: str | None = None
+    recorded: dict = field(default_factory=dict)  # a TorchScript archive's splinetool.json
 
     def parameter_count(self) -> int:
         if self.format == "export":
@@ -79,8 +80,8 @@ def load_model(
     shape = tuple(int(s) for s in input_shape) if input_shape else None
     layout = _zip_names(path)
     if any("/code/__torch__" in n for n in layout):
-        module, stored_shape = _load_torchscript(path)
-        return LoadedModel(module, shape or stored_shape, "torchscript", path, digest)
+        module, stored_shape, recorded = _load_torchscript(path)
+        return LoadedModel(module, shape or stored_shape, "torchscript", path, digest, recorded=recorded)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in layout):
         program = _load_export(path)
         recorded = _exported_shape(program)
@@ -108,13 +109,11 @@ def load_model(
 
 def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
     """An architecture from a TOML file, 'family{options}', or 'package.module:factory'."""
-    if spec.endswith(".toml") or Path(spec).is_file():
-        family, options = load_arch_toml(spec)
-    elif ":" in spec and "{" not in spec:
+    found = arch_family(spec)
+    if found is None:
         module = _call_factory(spec)
         return module, _declared_shape(module)
-    else:
-        family, options = _parse_inline(spec)
+    family, options = found
     shape = options.get("input_shape")
     return build(family, options), tuple(shape) if shape else None
 
@@ -175,19 +174,38 @@ def _zip_names(path: Path) -> list[str]:
         return archive.namelist()
 
 
-def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ...] | None]:
+def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ...] | None, dict]:
     extra = {EXTRA_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as err:  # noqa: BLE001 - torch raises many types for broken archives
         raise CheckpointError(f"checkpoint {path}: not a readable TorchScript archive ({err})") from None
-    shape = None
+    recorded = {}
     if extra[EXTRA_FILE]:
         try:
-            shape = json.loads(extra[EXTRA_FILE]).get("input_shape")
-        except (json.JSONDecodeError, AttributeError):
-            shape = None
-    return module, tuple(shape) if shape else None
+            recorded = json.loads(extra[EXTRA_FILE])
+        except json.JSONDecodeError:
+            recorded = {}
+    recorded = recorded if isinstance(recorded, dict) else {}
+    shape = recorded.get("input_shape")
+    return module, tuple(shape) if shape else None, recorded
+
+
+def recorded_architecture(loaded: LoadedModel) -> tuple[str, dict] | None:
+    """The built-in family and options a checkpoint was built from, where it says so: a TorchScript
+    archive's splinetool.json, or the --arch (TOML file or inline family) a state dict was loaded with."""
+    if isinstance(loaded.recorded.get("family"), str) and isinstance(loaded.recorded.get("options"), dict):
+        return loaded.recorded["family"], dict(loaded.recorded["options"])
+    return arch_family(loaded.arch) if loaded.arch is not None else None
+
+
+def arch_family(spec: str) -> tuple[str, dict] | None:
+    """(family, options) of an --arch TOML file or inline family; None for a package.module:factory."""
+    if spec.endswith(".toml") or Path(spec).is_file():
+        return load_arch_toml(spec)
+    if ":" in spec and "{" not in spec:
+        return None
+    return _parse_inline(spec)
 
 
 def _load_export(path: Path) -> torch.export.ExportedProgram:

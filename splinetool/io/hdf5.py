@@ -14,12 +14,13 @@ from typing import NamedTuple
 import h5py
 import torch
 
+from splinetool.analyses.bn_density import BNDensityResult
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import count_regions_codec, local_complexity_codec, slice_codec
+from splinetool.io import bn_density_codec, count_regions_codec, local_complexity_codec, slice_codec
 from splinetool.io.atomic import atomic_path
 from splinetool.io.storage import scalar
 
@@ -61,6 +62,12 @@ CODECS: dict[type, Codec] = {
         count_regions_codec.SWEEP_ENCODING_VERSION,
         count_regions_codec.write_sweep,
         count_regions_codec.read_sweep,
+    ),
+    BNDensityResult: Codec(
+        bn_density_codec.ENCODING_TYPE,
+        bn_density_codec.ENCODING_VERSION,
+        bn_density_codec.write,
+        bn_density_codec.read,
     ),
 }
 

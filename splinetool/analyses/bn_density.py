@@ -1,0 +1,621 @@
+"""`bn-density`: where each layer's boundaries lie on a plane relative to the data, per initialisation.
+
+Balestriero & Baraniuk, "Batch normalization explained" (2022): for a unit with weight row w, batch-norm's
+mean μ = mean_i w·z_i is the shift that minimises the summed squared distances |w·z_i − μ|² / ‖w‖² of
+the batch to the unit's boundary w·z = μ, so batch-norm (with zero shift β) moves every boundary onto
+the data. This analysis makes that visible as numbers, for chosen PL nodes ("layers") of a network:
+
+- density: on a G×G grid over a rectangle of the plane, the number of the node's units whose
+  pre-activation does not keep one sign (arg-max, for max-pool windows) over the cell's four corners;
+  with `exact`, the length of the node's boundary inside each cell, from the planar engine's tiles.
+- distance_to_data: per data point (projected onto the plane), the distance in the plane to the node's
+  nearest boundary. Grid mode: the distance to the nearest cell the node's boundary crosses (0 inside
+  such a cell), so the true distance lies within one cell diagonal above it (first-layer boundaries are
+  lines, which always separate two corners of a cell they cross; a deeper, folded boundary can enter and
+  leave a cell between two corners and be missed). Exact mode: the distance to the nearest edge of the
+  node's boundary in the exact partition.
+- linearised_distance: per data point x in input space, min_k |z_k(x)| / ‖∇z_k(x)‖ over the node's units
+  z_k: the distance to unit k's boundary through the local linearisation of z_k (exact for the first
+  layer; for deeper units, the distance to the boundary of z_k's affine piece at x, extended). Units with
+  zero gradient (dead) are infinitely far. Not defined for max-pool nodes (NaN).
+- share_within_delta: the share of the node's boundary in view that lies within δ of the data points in
+  the plane. Grid mode: density-weighted share of cells whose centre lies within δ of a data point
+  (resolution: half a cell diagonal); exact mode: the length of the boundary within δ, exactly (each
+  edge is clipped against every data point's disk).
+- boundaries_in_view: the number of the node's units that cross at least one grid cell.
+
+Initialisations: the network as loaded ("as-is"), or the architecture rebuilt with random weights
+(He-normal, std √(2 / fan-in), drawn in module order from `seed`, the same weights for every
+initialisation) and "zero-bias" (every bias and batch-norm shift 0), "random-bias" (biases and shifts
+N(0, bias_std²), drawn from `seed`), or "batchnorm" (a batch-norm after every linear/conv layer, shift
+0, scale 1, its mean and biased variance computed layer by layer on the data batch, then frozen before
+the network is lowered; grid points never enter the statistics).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from splinetool.analyses.plane import Plane
+from splinetool.engine.planar import partition
+from splinetool.errors import UsageError
+from splinetool.frontends.families import FAMILIES, build
+from splinetool.ir import PLNet, lower
+from splinetool.ir.pl import ArgmaxKind
+
+INITS = ("as-is", "zero-bias", "random-bias", "batchnorm")
+REINITS = INITS[1:]
+DEFAULT_GRID = 256
+DEFAULT_BIAS_STD = 1.0
+DEFAULT_RELATIVE_DELTA = 0.05  # δ as a share of the view's larger side
+DEFAULT_MAX_REGIONS = 1_000_000
+POINTS_PER_BATCH = 2048  # grid corners per forward batch (rows of the grid)
+
+# seeds keyed by purpose, so that weights and biases never share a random stream
+_WEIGHTS, _BIASES = 0, 1
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A built-in family and its options, to rebuild with fresh weights."""
+
+    family: str
+    options: dict
+
+
+@dataclass
+class BNDensityResult:
+    inits: list[str]
+    node_names: list[str]  # the chosen PL nodes
+    node_layers: list[int]  # their positions among the network's PL nodes, from 1
+    node_units: list[int]  # boundary units per node (hardtanh: 2 per neuron; max-pool: windows)
+    density: np.ndarray  # [inits, nodes, G, G], row = t2 (y) index, column = t1 (x) index
+    boundaries_in_view: np.ndarray  # [inits, nodes] int
+    distance_to_data: np.ndarray  # [inits, nodes, points] in the plane (inf: no boundary in view)
+    linearised_distance: np.ndarray  # [inits, nodes, points] in input space
+    share_within_delta: np.ndarray  # [inits, nodes] (NaN: no boundary in view)
+    x_edges: np.ndarray  # [G + 1] grid lines along t1
+    y_edges: np.ndarray  # [G + 1] grid lines along t2
+    data: np.ndarray  # [points, 2] plane coordinates of the data (projected onto the plane)
+    labels: np.ndarray | None
+    off_plane: np.ndarray  # [points] distance of each data point to the plane
+    origin: np.ndarray  # [D]
+    directions: np.ndarray  # [2, D]
+    delta: float
+    exact: bool
+    bias_std: float
+    seed: int
+    dtype: str
+    source: str  # the checkpoint or architecture
+    data_source: str
+    # exact partition edges per init, for the tessellation view: [S, 2, 2] and the layer of each
+    segments: list[np.ndarray] | None = None
+    segment_layers: list[np.ndarray] | None = None
+    seconds: float = 0.0
+
+    @property
+    def grid(self) -> int:
+        return len(self.x_edges) - 1
+
+    @property
+    def measure(self) -> str:
+        return "boundary length per cell" if self.exact else "units crossing each cell"
+
+    def node_summary(self, i: int, k: int) -> dict:
+        plane = self.distance_to_data[i, k]
+        linear = self.linearised_distance[i, k]
+        return {
+            "layer": self.node_layers[k],
+            "units": self.node_units[k],
+            "mean_distance_to_data": _number(plane.mean()),
+            "median_distance_to_data": _number(np.median(plane)),
+            "share_within_delta": _number(self.share_within_delta[i, k]),
+            "boundaries_in_view": int(self.boundaries_in_view[i, k]),
+            "mean_linearised_distance": _number(linear.mean()),
+            "median_linearised_distance": _number(np.median(linear)),
+        }
+
+    def summary(self) -> dict:
+        return {
+            "source": self.source,
+            "data": self.data_source,
+            "points": int(len(self.data)),
+            "grid": self.grid,
+            "bounds": [*map(float, self.x_edges[[0, -1]]), *map(float, self.y_edges[[0, -1]])],
+            "density": self.measure,
+            "distance": "exact partition edges" if self.exact else "nearest crossed grid cell",
+            "delta": self.delta,
+            "bias_std": self.bias_std,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "inits": {
+                init: {name: self.node_summary(i, k) for k, name in enumerate(self.node_names)}
+                for i, init in enumerate(self.inits)
+            },
+            "seconds": self.seconds,
+        }
+
+
+def _number(value) -> float | None:
+    """JSON has no inf or NaN: a node with no boundary in view has no distance."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# -- initialisations ---------------------------------------------------------------------------------
+
+
+def _seed(seed: int, purpose: int) -> int:
+    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
+
+
+def _is_affine(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))
+
+
+def initialised(
+    arch: Architecture, init: str, data: torch.Tensor, seed: int = 0, bias_std: float = DEFAULT_BIAS_STD
+) -> nn.Module:
+    """The architecture with fresh weights and the given biases, in eval mode, in float64."""
+    if init not in REINITS:
+        raise UsageError(f"--init {init!r}: expected one of {', '.join(REINITS)} for a rebuilt architecture")
+    options = dict(arch.options)
+    if "batch_norm" in inspect.signature(FAMILIES[arch.family]).parameters:
+        options["batch_norm"] = init == "batchnorm"
+    module = build(arch.family, options).to(torch.float64)
+    weights = torch.Generator().manual_seed(_seed(seed, _WEIGHTS))
+    biases = torch.Generator().manual_seed(_seed(seed, _BIASES))
+
+    def bias_like(tensor: torch.Tensor) -> torch.Tensor:
+        if init != "random-bias":
+            return torch.zeros_like(tensor)
+        return bias_std * torch.randn(tensor.shape, generator=biases, dtype=tensor.dtype)
+
+    norms = []
+    with torch.no_grad():
+        for layer in module.modules():
+            if _is_affine(layer):
+                fan_in = layer.weight[0].numel()
+                draw = torch.randn(layer.weight.shape, generator=weights, dtype=torch.float64)
+                layer.weight.copy_(math.sqrt(2.0 / fan_in) * draw)
+                if layer.bias is not None:
+                    layer.bias.copy_(bias_like(layer.bias))
+            elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                # a batch-norm's shift is its layer's bias; its statistics start as the identity
+                layer.reset_running_stats()
+                layer.weight.fill_(1.0)
+                layer.bias.copy_(bias_like(layer.bias))
+                norms.append(layer)
+    if init == "batchnorm":
+        if not norms:
+            raise UsageError(
+                f"family '{arch.family}' has no batch-norm layers to initialise from the data "
+                "(mlp and convnet get them through their batch_norm option)"
+            )
+        fit_batch_norm(module, data)
+    return module.eval()
+
+
+@torch.no_grad()
+def fit_batch_norm(module: nn.Module, data: torch.Tensor) -> None:
+    """Set every batch-norm's statistics to the mean and (biased) variance of its input on `data`.
+
+    One forward pass in eval mode: each batch-norm's statistics are set from its input just before it
+    normalises that input, so every layer sees the earlier layers already normalised by the batch's
+    statistics (what training mode computes on this batch), and the statistics stay frozen afterwards.
+    """
+
+    def record(layer: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        h = inputs[0]
+        dims = [0, *range(2, h.dim())]  # per channel: over the batch and every spatial position
+        layer.running_mean.copy_(h.mean(dim=dims))
+        layer.running_var.copy_(h.var(dim=dims, unbiased=False))
+
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    handles = [m.register_forward_pre_hook(record) for m in norms]
+    try:
+        module.eval()
+        module(data.to(torch.float64))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# -- the grid pass ----------------------------------------------------------------------------------------
+
+
+def unit_codes(net: PLNet, node_index: int, pre: torch.Tensor) -> torch.Tensor:
+    """[B, units]: the side of every boundary unit (sign nodes) or the winning candidate (max-pool)."""
+    pl = net.pl_nodes[node_index].pl
+    if isinstance(pl, ArgmaxKind):
+        return pl.candidates(pre).argmax(dim=-1)
+    return pl.boundaries(pre) > 0
+
+
+def node_units(net: PLNet, node_index: int) -> int:
+    node = net.pl_nodes[node_index]
+    if isinstance(node.pl, ArgmaxKind):
+        return node.neurons
+    return math.prod(node.in_shape) * node.pl.units_per_neuron()
+
+
+def node_values(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> list[torch.Tensor]:
+    """Pre-activations of the chosen nodes only, keeping nothing else between them."""
+    values = net.input_values(x)
+    position, found = 0, []
+    for index in nodes:
+        step = net.pl_nodes[index].step
+        values = net.run_steps(values, position, step)
+        position = step
+        found.append(values[net.steps[step].inputs[0]])
+    return found
+
+
+def crossings(
+    net: PLNet, plane: Plane, x_edges: torch.Tensor, y_edges: torch.Tensor, nodes: Sequence[int], report=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Units of each node crossing each grid cell [nodes, G, G], and units crossing any cell [nodes]."""
+    g = len(x_edges) - 1
+    rows_per_batch = max(1, POINTS_PER_BATCH // (g + 1))
+    counts = torch.zeros((len(nodes), g, g), dtype=torch.int32, device=net.device)
+    in_view = [None] * len(nodes)
+    previous: list[torch.Tensor | None] = [None] * len(nodes)
+    origin = plane.origin.to(net.device, net.dtype)
+    directions = plane.directions.to(net.device, net.dtype)
+    xs, ys = x_edges.to(net.device, net.dtype), y_edges.to(net.device, net.dtype)
+    for start in range(0, g + 1, rows_per_batch):
+        band = ys[start : start + rows_per_batch]
+        along_y, along_x = torch.meshgrid(band, xs, indexing="ij")
+        t = torch.stack([along_x, along_y], dim=-1).reshape(-1, 2)
+        x = (origin[None, :] + t @ directions).reshape(len(t), *net.input_shape)
+        for j, (index, pre) in enumerate(zip(nodes, node_values(net, x, nodes))):
+            codes = unit_codes(net, index, pre).reshape(len(band), g + 1, -1)
+            if previous[j] is not None:
+                codes = torch.cat([previous[j], codes])
+            previous[j] = codes[-1:]
+            if len(codes) < 2:
+                continue
+            corner = codes[:-1, :-1]
+            crossed = (corner != codes[1:, :-1]) | (corner != codes[:-1, 1:]) | (corner != codes[1:, 1:])
+            first_row = start - 1 if start else 0
+            counts[j, first_row : first_row + len(crossed)] = crossed.sum(dim=-1, dtype=torch.int32)
+            seen = crossed.flatten(0, 1).any(dim=0)
+            in_view[j] = seen if in_view[j] is None else in_view[j] | seen
+        if report is not None:
+            report(min(start + rows_per_batch, g + 1), g + 1)
+    return counts.cpu(), torch.stack([v.sum() for v in in_view]).cpu()
+
+
+# -- distances ----------------------------------------------------------------------------------------------
+
+
+def distance_to_cells(points: np.ndarray, mask: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray):
+    """Distance from each point to the nearest cell where `mask` [G, G] is set (0 inside; inf: none)."""
+    rows, cols = np.nonzero(mask)
+    if len(rows) == 0:
+        return np.full(len(points), np.inf)
+    lo = np.stack([x_edges[cols], y_edges[rows]], axis=1)
+    hi = np.stack([x_edges[cols + 1], y_edges[rows + 1]], axis=1)
+    best = np.empty(len(points))
+    for s in range(0, len(points), 64):
+        p = points[s : s + 64, None, :]
+        gap = np.maximum(np.maximum(lo[None] - p, p - hi[None]), 0.0)
+        best[s : s + 64] = np.hypot(gap[..., 0], gap[..., 1]).min(axis=1)
+    return best
+
+
+def near_data(points: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray, delta: float) -> np.ndarray:
+    """[G, G]: cells whose centre lies within δ of a data point."""
+    cx, cy = (x_edges[1:] + x_edges[:-1]) / 2, (y_edges[1:] + y_edges[:-1]) / 2
+    centres = np.stack(np.meshgrid(cx, cy, indexing="xy"), axis=-1).reshape(-1, 2)
+    near = np.zeros(len(centres), dtype=bool)
+    for p in points:
+        near |= ((centres - p) ** 2).sum(axis=1) <= delta**2
+    return near.reshape(len(cy), len(cx))
+
+
+@torch.no_grad()
+def linearised_distance(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> np.ndarray:
+    """[nodes, points]: min over each node's units of |z_k(x)| / ‖∇z_k(x)‖ (NaN for max-pool nodes)."""
+    x = net.input_values(x)[0].reshape(len(x), -1)
+    dim = x.shape[1]
+
+    def units(flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pre = node_values(net, flat.reshape(len(flat), *net.input_shape), nodes)
+        return tuple(net.pl_nodes[i].pl.boundaries(p) for i, p in zip(nodes, pre) if _signs(net, i))
+
+    signed = [i for i in nodes if _signs(net, i)]
+    values = units(x)
+    squared = [torch.zeros_like(v) for v in values]
+    # one forward-mode product per input direction, several directions per batch
+    per_batch = max(1, 1024 // len(x))
+    eye = torch.eye(dim, dtype=x.dtype, device=x.device)
+    for d0 in range(0, dim, per_batch):
+        basis = eye[d0 : d0 + per_batch]
+        points = x.repeat(len(basis), 1)
+        tangents = basis.repeat_interleave(len(x), dim=0)
+        _, derivatives = torch.func.jvp(units, (points,), (tangents,))
+        for s, derivative in zip(squared, derivatives):
+            s += (derivative.reshape(len(basis), len(x), -1) ** 2).sum(dim=0)
+    result = np.full((len(nodes), len(x)), np.nan)
+    for value, s, index in zip(values, squared, signed):
+        norm = s.sqrt()
+        distance = torch.where(norm > 0, value.abs() / norm, torch.inf)
+        result[list(nodes).index(index)] = distance.amin(dim=1).cpu().numpy()
+    return result
+
+
+def _signs(net: PLNet, index: int) -> bool:
+    return not isinstance(net.pl_nodes[index].pl, ArgmaxKind)
+
+
+# -- exact geometry -----------------------------------------------------------------------------------------
+
+
+def boundary_segments(net: PLNet, plane: Plane, max_regions: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every tile edge drawn by a PL node, [S, 2, 2], and that node's index; each interior edge
+    appears once from each of its two tiles, so lengths count half."""
+    part = partition(
+        net,
+        plane.origin.to(net.device, net.dtype),
+        plane.directions.to(net.device, net.dtype),
+        plane.domain,
+        max_regions,
+    )
+    verts, labels = part.verts, part.labels
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+    following = verts.gather(1, (position + 1) % count.clamp(min=1))
+    drawn = (verts >= 0) & (labels >= 0)
+    coords = part.coords.to(torch.float64)
+    segments = torch.stack([coords[verts[drawn]], coords[following[drawn]]], dim=1)
+    return segments.cpu().numpy(), labels[drawn].cpu().numpy()
+
+
+def length_per_cell(segments: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
+    """[G, G] length of the segments inside each grid cell (row: y index, column: x index)."""
+    g = len(x_edges) - 1
+    lo = np.array([x_edges[0], y_edges[0]])
+    step = np.array([x_edges[-1] - x_edges[0], y_edges[-1] - y_edges[0]]) / g
+    u, v = (segments[:, 0] - lo) / step, (segments[:, 1] - lo) / step  # in cells
+    # parameters s in (0, 1) where a segment crosses a grid line, then the pieces between them
+    params = [np.zeros(len(u)), np.ones(len(u))]
+    owners = [np.arange(len(u)), np.arange(len(u))]
+    for axis in (0, 1):
+        a, b = np.minimum(u[:, axis], v[:, axis]), np.maximum(u[:, axis], v[:, axis])
+        first, last = np.floor(a) + 1, np.ceil(b) - 1
+        n = np.maximum(last - first + 1, 0).astype(np.int64)
+        owner = np.repeat(np.arange(len(u)), n)
+        line = first[owner] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        params.append((line - u[owner, axis]) / (v[owner, axis] - u[owner, axis]))
+        owners.append(owner)
+    owner, s = np.concatenate(owners), np.concatenate(params)
+    order = np.lexsort((s, owner))
+    owner, s = owner[order], s[order]
+    same = owner[1:] == owner[:-1]
+    seg, s0, s1 = owner[:-1][same], s[:-1][same], s[1:][same]
+    middle = u[seg] + ((s0 + s1) / 2)[:, None] * (v[seg] - u[seg])
+    cell = np.clip(np.floor(middle).astype(np.int64), 0, g - 1)
+    lengths = (s1 - s0) * np.linalg.norm(segments[seg, 1] - segments[seg, 0], axis=1)
+    density = np.zeros((g, g))
+    np.add.at(density, (cell[:, 1], cell[:, 0]), lengths)
+    return density
+
+
+def distance_to_segments(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    if len(segments) == 0:
+        return np.full(len(points), np.inf)
+    p0, d = segments[:, 0], segments[:, 1] - segments[:, 0]
+    dd = np.maximum((d**2).sum(axis=1), np.finfo(np.float64).tiny)
+    best = np.empty(len(points))
+    for i, p in enumerate(points):
+        s = np.clip(((p - p0) * d).sum(axis=1) / dd, 0.0, 1.0)
+        best[i] = np.sqrt((((p0 + s[:, None] * d) - p) ** 2).sum(axis=1).min())
+    return best
+
+
+def length_within(points: np.ndarray, segments: np.ndarray, delta: float) -> float:
+    """Total length of the segments within δ of at least one point: per segment, the union over
+    points of the parameter interval inside each point's disk."""
+    if len(segments) == 0:
+        return 0.0
+    p0, d = segments[:, 0], segments[:, 1] - segments[:, 0]
+    length = np.linalg.norm(d, axis=1)
+    dd = np.maximum(length**2, np.finfo(np.float64).tiny)
+    starts, ends = [], []
+    for p in points:
+        # |p0 + s d - p|² <= δ²  <=>  s² dd + 2 s (d·w) + |w|² - δ² <= 0 with w = p0 - p
+        w = p0 - p
+        half_b = (d * w).sum(axis=1) / dd
+        disc = half_b**2 - ((w**2).sum(axis=1) - delta**2) / dd
+        root = np.sqrt(np.maximum(disc, 0.0))
+        s0, s1 = np.clip(-half_b - root, 0, 1), np.clip(-half_b + root, 0, 1)
+        s1 = np.where(disc >= 0, s1, s0)
+        starts.append(s0)
+        ends.append(s1)
+    s0, s1 = np.stack(starts, axis=1), np.stack(ends, axis=1)  # [S, points]
+    order = np.argsort(s0, axis=1)
+    s0, s1 = np.take_along_axis(s0, order, 1), np.take_along_axis(s1, order, 1)
+    # sweep the intervals in order of their starts: covered length = sum of the new parts
+    reach = np.maximum.accumulate(s1, axis=1)
+    before = np.concatenate([np.zeros((len(s0), 1)), reach[:, :-1]], axis=1)
+    covered = np.maximum(s1 - np.maximum(s0, before), 0.0).sum(axis=1)
+    return float((covered * length).sum())
+
+
+# -- the analysis -------------------------------------------------------------------------------------------
+
+
+def choose_nodes(net: PLNet, layers: Sequence[int] | None) -> list[int]:
+    """PL node indices for 1-based layer numbers (all nodes when None)."""
+    count = len(net.pl_nodes)
+    if count == 0:
+        raise UsageError("the network has no piecewise-linear nodes: it has no boundaries to measure")
+    if layers is None:
+        return list(range(count))
+    bad = [layer for layer in layers if not 1 <= layer <= count]
+    if bad:
+        raise UsageError(f"--layers {','.join(map(str, layers))}: the network has PL nodes 1..{count}")
+    return sorted({layer - 1 for layer in layers})
+
+
+def grid_edges(plane: Plane, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    domain = plane.domain.to(torch.float64)
+    low, high = domain.min(dim=0).values, domain.max(dim=0).values
+    box = torch.stack([low, torch.stack([high[0], low[1]]), high, torch.stack([low[0], high[1]])])
+    if not torch.allclose(box, domain):
+        raise UsageError("bn-density needs a rectangular view of the plane (--bounds, or an anchor square)")
+    return (
+        torch.linspace(float(low[0]), float(high[0]), grid + 1, dtype=torch.float64),
+        torch.linspace(float(low[1]), float(high[1]), grid + 1, dtype=torch.float64),
+    )
+
+
+@dataclass
+class Network:
+    init: str
+    net: PLNet
+
+
+def run(
+    networks: Sequence[Network] | Callable[[], Sequence[Network]],
+    plane: Plane,
+    data: np.ndarray,
+    labels: np.ndarray | None = None,
+    layers: Sequence[int] | None = None,
+    grid: int = DEFAULT_GRID,
+    delta: float | None = None,
+    exact: bool = False,
+    segments: bool = False,
+    max_regions: int | None = DEFAULT_MAX_REGIONS,
+    bias_std: float = DEFAULT_BIAS_STD,
+    seed: int = 0,
+    source: str = "",
+    data_source: str = "",
+    progress: Progress | None = None,
+) -> BNDensityResult:
+    """Measure every network (one per initialisation) on the same plane, grid and data.
+
+    `data` are the points in input space [N, ...]; they are projected onto the plane for the in-plane
+    numbers. With `segments` (implied by `exact`), the exact partition's boundary edges are kept.
+    """
+    start = time.perf_counter()
+    if grid < 1:
+        raise UsageError(f"--grid {grid}: expected a positive number of cells per side")
+    x_edges, y_edges = grid_edges(plane, grid)
+    xe, ye = x_edges.numpy(), y_edges.numpy()
+    if delta is None:
+        delta = DEFAULT_RELATIVE_DELTA * max(xe[-1] - xe[0], ye[-1] - ye[0])
+    if not delta > 0 or not math.isfinite(delta):
+        raise UsageError(f"--delta {delta}: expected a positive distance")
+    x = torch.as_tensor(np.asarray(data, dtype=np.float64)).reshape(len(data), -1)
+    t, off_plane = plane.project(x)
+    points = t.numpy()
+    rows: dict[str, list] = {key: [] for key in ("density", "view", "plane", "linear", "share", "seg", "lay")}
+    nets = networks() if callable(networks) else networks
+    names = layers_of = units = None
+    dtype = ""
+    for n, network in enumerate(nets):
+        net, init = network.net, network.init
+        nodes = choose_nodes(net, layers)
+        names = [net.pl_nodes[i].name for i in nodes]
+        layers_of = [i + 1 for i in nodes]
+        units = [node_units(net, i) for i in nodes]
+        dtype = str(net.dtype).removeprefix("torch.")
+
+        def report(done: int, total: int, n=n, init=init) -> None:
+            if progress is not None:
+                progress(n * total + done, len(nets) * total, init)
+
+        counts, in_view = crossings(net, plane, x_edges, y_edges, nodes, report)
+        counts = counts.numpy()
+        linear = linearised_distance(net, x.to(net.device, net.dtype), nodes)
+        if exact or segments:
+            found, found_nodes = boundary_segments(net, plane, max_regions)
+            rows["seg"].append(found)
+            rows["lay"].append(found_nodes + 1)
+        if exact:
+            per_node = [found[found_nodes == i] for i in nodes]
+            density = np.stack([length_per_cell(s, xe, ye) / 2 for s in per_node])
+            distance = np.stack([distance_to_segments(points, s) for s in per_node])
+            totals = density.reshape(len(nodes), -1).sum(axis=1)
+            within = np.array([length_within(points, s, delta) / 2 for s in per_node])
+            share = np.where(totals > 0, within / np.where(totals > 0, totals, 1), np.nan)
+        else:
+            density = counts.astype(np.float64)
+            distance = np.stack([distance_to_cells(points, c > 0, xe, ye) for c in counts])
+            near = near_data(points, xe, ye, delta)
+            totals = density.reshape(len(nodes), -1).sum(axis=1)
+            within = (density * near).reshape(len(nodes), -1).sum(axis=1)
+            share = np.where(totals > 0, within / np.where(totals > 0, totals, 1), np.nan)
+        rows["density"].append(density)
+        rows["view"].append(in_view.numpy())
+        rows["plane"].append(distance)
+        rows["linear"].append(linear)
+        rows["share"].append(share)
+    inits = [network.init for network in nets]
+    return BNDensityResult(
+        inits=inits,
+        node_names=names,
+        node_layers=layers_of,
+        node_units=units,
+        density=np.stack(rows["density"]),
+        boundaries_in_view=np.stack(rows["view"]).astype(np.int64),
+        distance_to_data=np.stack(rows["plane"]),
+        linearised_distance=np.stack(rows["linear"]),
+        share_within_delta=np.stack(rows["share"]),
+        x_edges=xe,
+        y_edges=ye,
+        data=points,
+        labels=None if labels is None else np.asarray(labels),
+        off_plane=off_plane.numpy(),
+        origin=plane.origin.numpy(),
+        directions=plane.directions.numpy(),
+        delta=float(delta),
+        exact=exact,
+        bias_std=float(bias_std),
+        seed=seed,
+        dtype=dtype,
+        source=source,
+        data_source=data_source,
+        segments=rows["seg"] or None,
+        segment_layers=rows["lay"] or None,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def networks(
+    inits: Sequence[str],
+    data: torch.Tensor,
+    arch: Architecture | None,
+    loaded=None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+    bias_std: float = DEFAULT_BIAS_STD,
+) -> list[Network]:
+    """Lower one network per initialisation: the loaded checkpoint for "as-is", else `arch` rebuilt."""
+    found = []
+    for init in inits:
+        if init == "as-is":
+            if loaded is None:
+                raise UsageError("--init as-is measures a checkpoint: give one (or pick another --init)")
+            net = lower(loaded)
+        else:
+            if arch is None:
+                raise UsageError(f"--init {init} rebuilds the architecture, but none is known")
+            input_shape = tuple(arch.options.get("input_shape", ()))
+            module = initialised(arch, init, data.reshape(len(data), *input_shape), seed, bias_std)
+            net = lower(module, input_shape)
+        found.append(Network(init, net.to(device=device, dtype=dtype)))
+    return found
