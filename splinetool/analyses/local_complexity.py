@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -314,6 +314,7 @@ def run(
     checkpoint_sha256: Sequence[str] | None = None,
     steps: Sequence[int] | None = None,
     progress: Progress | None = None,
+    rows: range | None = None,
 ) -> LCResult:
     """LC around every point of `sets`, for one network or each network of a training trajectory.
 
@@ -321,6 +322,11 @@ def run(
     radius, when not given, is `relative_radius` times the RMS distance of the non-random points to
     their mean; `directions` defaults to 25, or the input dimension when that is smaller. The same
     frame(s) and radius serve every checkpoint, so a trajectory's curve compares like with like.
+
+    `rows`, a contiguous range of the points numbered across the sets in order, measures only that
+    share of them (radius, frames and label checks still come from every point, so shares measured
+    apart and put together with `combine` give the numbers of one whole run); the result's
+    `set_offsets` and `accuracy` then describe the share's points.
     """
     start = time.perf_counter()
     nets = [nets] if isinstance(nets, PLNet) else nets
@@ -334,6 +340,9 @@ def run(
     radius, rule = choose_radius(measured, radius, relative_radius)
     x_all = np.concatenate([s.x.reshape(len(s.x), -1) for s in sets])
     offsets = np.cumsum([0] + [len(s.x) for s in sets])
+    rows = range(len(x_all)) if rows is None else rows
+    if rows.step != 1 or not 0 <= rows.start <= rows.stop <= len(x_all):
+        raise ValueError(f"rows {rows} is not a contiguous range of the {len(x_all)} points")
     count = len(checkpoints) if checkpoints is not None else None
 
     per_point, accuracy, nodes, p, shared, dtype = [], [], None, 0, None, None
@@ -358,10 +367,15 @@ def run(
 
         def report(done: int, c: int = c) -> None:
             if progress is not None:
-                progress(c * len(x_all) + done, (count or c + 1) * len(x_all))
+                progress(c * len(rows) + done, (count or c + 1) * len(rows))
 
-        per_point.append(_measure(net, x_all, shared, p, radius, include_output, seed, chunk, report))
-        accuracy.append([_accuracy(net, s, chunk * 2 * p) for s in sets])
+        per_point.append(_measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report))
+        accuracy.append(
+            [
+                _accuracy(net, s, _within(rows, offsets[i], offsets[i + 1]), chunk * 2 * p)
+                for i, s in enumerate(sets)
+            ]
+        )
     if nodes is None:
         raise UsageError("no checkpoints to measure")
     names = list(checkpoints) if checkpoints is not None else [f"model {i}" for i in range(len(per_point))]
@@ -373,7 +387,7 @@ def run(
         node_kinds=[n.kind for n in nodes],
         node_units=[n.units for n in nodes],
         set_names=[s.name for s in sets],
-        set_offsets=offsets.astype(np.int64),
+        set_offsets=(np.clip(offsets, rows.start, rows.stop) - rows.start).astype(np.int64),
         accuracy=np.asarray(accuracy, dtype=np.float64),
         checkpoints=names,
         checkpoint_sha256=list(checkpoint_sha256) if checkpoint_sha256 is not None else [""] * len(names),
@@ -390,37 +404,73 @@ def run(
     )
 
 
-def _measure(net, x_all, shared, p, radius, include_output, seed, chunk, report) -> np.ndarray:
+def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report) -> np.ndarray:
     frame = None if shared is None else torch.as_tensor(shared, dtype=net.dtype, device=net.device)
-    parts = []
-    for first in range(0, len(x_all), chunk):
-        rows = range(first, min(first + chunk, len(x_all)))
-        x = torch.as_tensor(x_all[first : rows.stop], dtype=net.dtype, device=net.device)
+    parts = [torch.zeros((0, len(_nodes(net, include_output))), dtype=torch.int64)]
+    # chunks start on multiples of the chunk size, as in a run over every point, so a share's
+    # points go through the network in the same batches except where the share's ends cut one
+    starts = [rows.start, *range((rows.start // chunk + 1) * chunk, rows.stop, chunk)]
+    for first, stop in zip(starts, [*starts[1:], rows.stop]):
+        if first == stop:
+            continue
+        x = torch.as_tensor(x_all[first:stop], dtype=net.dtype, device=net.device)
         if frame is None:
-            frames = point_frames(rows, net.input_dim, p, seed)
+            frames = point_frames(range(first, stop), net.input_dim, p, seed)
             here = torch.as_tensor(frames, dtype=net.dtype, device=net.device)
         else:
             here = frame
         parts.append(count_crossings(net, x, here, radius, include_output).cpu())
-        report(rows.stop)
+        report(stop - rows.start)
     return torch.cat(parts).numpy()
 
 
+def _within(rows: range, start: int, stop: int) -> slice:
+    """The part of one set (rows start:stop of all points) inside `rows`, as a slice of that set."""
+    return slice(min(max(rows.start, start), stop) - start, max(min(rows.stop, stop), start) - start)
+
+
 @torch.no_grad()
-def _accuracy(net: PLNet, points: PointSet, chunk: int) -> float:
-    """Fraction of points whose predicted class is their label; NaN when there are no class labels."""
+def _accuracy(net: PLNet, points: PointSet, share: slice, chunk: int) -> float:
+    """Fraction of the share's points whose predicted class is their label; NaN without class labels."""
     y = points.y
     if y is None or y.ndim != 1 or not np.issubdtype(y.dtype, np.number):
         return math.nan
+    # judged on the whole set, so that every share of it agrees
     if not np.array_equal(y, np.round(y)) or y.min() < 0 or y.max() >= max(2, net.output_dim):
         return math.nan  # not class indices this model could predict (regression targets, say)
+    x_share, y_share = points.x[share], y[share]
+    if len(x_share) == 0:
+        return math.nan
     hits = 0
-    for first in range(0, len(points.x), chunk):
-        x = torch.as_tensor(points.x[first : first + chunk], dtype=net.dtype, device=net.device)
+    for first in range(0, len(x_share), chunk):
+        x = torch.as_tensor(x_share[first : first + chunk], dtype=net.dtype, device=net.device)
         out = net(x).reshape(len(x), -1)
         predicted = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
-        hits += int((predicted.cpu().numpy() == y[first : first + chunk]).sum())
-    return hits / len(points.x)
+        hits += int((predicted.cpu().numpy() == y_share[first : first + chunk]).sum())
+    return hits / len(x_share)
+
+
+def combine(parts: Sequence[LCResult]) -> LCResult:
+    """One result from the results of consecutive shares of the points (`run(..., rows=...)`).
+
+    Counts are joined along the point axis; accuracy is the sum of the shares' correct predictions
+    over the set's size, the number an unshared run computes. `seconds` is the longest share's.
+    """
+    first = parts[0]
+    sizes = np.stack([np.diff(p.set_offsets) for p in parts])  # [parts, sets]
+    # a share's accuracy is hits / size in float64, so rounding accuracy × size recovers hits exactly;
+    # a share without points of a set has NaN there and adds nothing, a set without labels stays NaN
+    with np.errstate(invalid="ignore"):
+        hits = np.where(
+            sizes[:, None, :] > 0, np.round(np.stack([p.accuracy for p in parts]) * sizes[:, None, :]), 0
+        )
+    return replace(
+        first,
+        per_point=np.concatenate([p.per_point for p in parts], axis=1),
+        set_offsets=np.concatenate([[0], np.cumsum(sizes.sum(axis=0))]).astype(np.int64),
+        accuracy=hits.sum(axis=0) / sizes.sum(axis=0),
+        seconds=max(p.seconds for p in parts),
+    )
 
 
 def _directions(dim: int, directions: int | None) -> int:

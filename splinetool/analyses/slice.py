@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,21 @@ class SliceResult:
             "seconds": self.seconds,
             **({"verify": self.verify} if self.verify is not None else {}),
         }
+
+
+@dataclass
+class SliceList:
+    """One network sliced along each plane of a list, in the list's order."""
+
+    slices: list[SliceResult]
+
+    def summary(self) -> dict:
+        return {"planes": len(self.slices), "slices": [s.summary() for s in self.slices]}
+
+
+def combine(parts: Sequence[SliceList]) -> SliceList:
+    """The slices of consecutive shares of a plane list, as one list."""
+    return SliceList([s for part in parts for s in part.slices])
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import torch
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from splinetool.errors import SplinetoolError, UsageError
@@ -86,6 +87,14 @@ OutputOption = Annotated[
 ]
 PngOption = Annotated[Path | None, typer.Option(help="Draw the result to this PNG file.")]
 SvgOption = Annotated[Path | None, typer.Option(help="Draw the result to this SVG file.")]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        help="i/n: compute only share i (counted from 0) of n and write it to -o as a shard file, for "
+        "job arrays; `splinetool merge` joins the n shard files.",
+        show_default=False,
+    ),
+]
 
 
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
@@ -143,7 +152,7 @@ def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, .
 
 def parse_device(text: str) -> torch.device:
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        text = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(text)
     except RuntimeError:
@@ -151,10 +160,13 @@ def parse_device(text: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
+        from splinetool.parallel import cuda_device
+
         if not torch.cuda.is_available():
             raise UsageError(f"--device {text}: CUDA is not available on this machine (use --device cpu)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) present")
+        device = cuda_device(device.index)  # under torchrun: cuda:LOCAL_RANK
     return device
 
 
@@ -190,11 +202,18 @@ def progress_bar(quiet: bool, label: str, unit: str) -> Iterator[Callable[..., N
 
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn library errors into a one-paragraph message on stderr and the error's exit code."""
+    """Turn library errors into a one-paragraph message on stderr and the error's exit code.
+
+    Under torchrun every rank fails alike (bad options fail everywhere; a failed share fails every rank
+    through parallel.run_shared), and rank 0 alone says why.
+    """
+    from splinetool.parallel import is_leader
+
     try:
         yield
     except SplinetoolError as err:
-        stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        if is_leader():
+            stderr.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
 
 

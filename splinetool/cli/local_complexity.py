@@ -26,24 +26,29 @@ from splinetool.cli.common import (
     PngOption,
     QuietOption,
     SeedOption,
+    ShardOption,
     SvgOption,
     TrustOption,
     check_outputs,
     load_net,
+    parse_device,
     parse_ints,
     print_json,
-    progress_bar,
     reported_errors,
     stderr,
     stdout,
 )
+from splinetool.cli.sharing import check_shard, run_work, write_shard
 from splinetool.data.loading import load_data
 from splinetool.errors import UsageError
+from splinetool.parallel import Work
 
 GLOB_CHARACTERS = set("*?[")
+GROUP = "local_complexity"  # the run file's group
 
 
 def command(
+    ctx: typer.Context,
     checkpoints: Annotated[
         list[Path],
         typer.Argument(
@@ -119,6 +124,7 @@ def command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float64",
     seed: SeedOption = 0,
+    shard: ShardOption = None,
     output: OutputOption = None,
     png: PngOption = None,
     svg: SvgOption = None,
@@ -138,7 +144,8 @@ def command(
     (Humayun, Balestriero & Baraniuk, "Deep networks always grok and here is why", ICML 2024).
 
     With several checkpoints, LC is measured on each with the same frame and radius (a training
-    trajectory). With --max-lc, --gate or --baseline, exit 1 when a check fails.
+    trajectory). With --max-lc, --gate or --baseline, exit 1 when a check fails. The points split
+    into shares under torchrun and with --shard (each share measured on every checkpoint).
     """
     with reported_errors():
         if data is None:
@@ -147,35 +154,53 @@ def command(
             raise UsageError("--max-increase bounds the increase over --baseline: give --baseline too")
         if max_lc is not None and not max_lc >= 0:
             raise UsageError(f"--max-lc {max_lc}: expected a number >= 0")
+        gates = {"--max-lc": max_lc, "--gate": gate, "--baseline": baseline, "--png": png, "--svg": svg}
+        share = check_shard(shard, output, gates)
         check_outputs(output, png, svg)
         paths, step_numbers = _trajectory(checkpoints, steps)
         the_gate = gating.load_gate(gate) if gate is not None else gating.Gate()
         base = gating.read_baseline(baseline) if baseline is not None else None
-        sets = _point_sets(data, split, random, seed)
-        shas: list[str] = []
+        where = parse_device(device)
 
-        def nets():
-            for path in paths:
-                loaded, net = load_net(path, arch, input_shape, trust_checkpoint, device, dtype)
-                shas.append(loaded.sha256)
-                yield net
+        def prepare() -> Work:
+            sets = _point_sets(data, split, random, seed)
+            shas: list[str] = []
 
-        with progress_bar(quiet, "local complexity", "points") as report:
-            result = analysis.run(
-                nets(),
-                sets,
-                directions=directions,
-                radius=radius,
-                relative_radius=relative_radius,
-                frame=frame,
-                include_output=include_output,
-                seed=seed,
-                chunk_size=batch_size,
-                checkpoints=[str(p) for p in paths],
-                steps=step_numbers,
-                progress=report,
-            )
-        result.checkpoint_sha256 = shas
+            def nets():
+                for path in paths:
+                    loaded, net = load_net(path, arch, input_shape, trust_checkpoint, device, dtype)
+                    shas.append(loaded.sha256)
+                    yield net
+
+            def compute(rows: range, report) -> analysis.LCResult:
+                result = analysis.run(
+                    nets(),
+                    sets,
+                    directions=directions,
+                    radius=radius,
+                    relative_radius=relative_radius,
+                    frame=frame,
+                    include_output=include_output,
+                    seed=seed,
+                    chunk_size=batch_size,
+                    checkpoints=[str(p) for p in paths],
+                    steps=step_numbers,
+                    progress=report,
+                    rows=rows,
+                )
+                result.checkpoint_sha256 = shas
+                return result
+
+            return Work(sum(len(s.x) for s in sets), compute)
+
+        outcome = run_work(prepare, share, where, quiet, "local complexity", "points")
+        if outcome is None:
+            return  # a rank other than 0: rank 0 reports
+        result = outcome.result
+        if share is not None:
+            sha = ",".join(result.checkpoint_sha256)
+            write_shard(ctx, outcome, "local-complexity", GROUP, output, sha, where, seed, json, quiet)
+            return
         limits = list(the_gate.limits)
         if max_lc is not None:
             limits.insert(0, gating.Limit("lc_mean", None, max_lc, "--max-lc"))
@@ -253,7 +278,7 @@ def _write(result, output, png, svg, device, seed) -> None:
         provenance = Provenance(
             "local-complexity", sys.argv, ",".join(result.checkpoint_sha256), str(device), seed
         )
-        write(output, {"local_complexity": result}, provenance)
+        write(output, {GROUP: result}, provenance)
     if png is not None or svg is not None:
         from splinetool.render.local_complexity import draw_local_complexity
         from splinetool.render.slice import save_figure

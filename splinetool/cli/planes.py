@@ -25,6 +25,21 @@ SplitOption = Annotated[str | None, typer.Option(help="train or test, for data f
 AnchorIndexOption = Annotated[str | None, typer.Option(help="i,j,k: three rows of --data as anchors.")]
 MarginOption = Annotated[float, typer.Option(help="Half-width of the square domain / largest anchor radius.")]
 OriginOption = Annotated[Path | None, typer.Option(help="File with the plane's origin (one input).")]
+AnchorsListOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Many planes: a .npy/.npz/.h5/.pt array x of shape [planes, 3, ...], three inputs per plane.",
+        show_default=False,
+    ),
+]
+AnchorIndexListOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Many planes: a text file with one plane per line, three rows of --data "
+        "(i,j,k or i j k; # starts a comment).",
+        show_default=False,
+    ),
+]
 DirectionsOption = Annotated[Path | None, typer.Option(help="File with the plane's two directions.")]
 
 
@@ -70,3 +85,78 @@ def data_box(dataset: Dataset) -> tuple[float, float, float, float]:
     lo, hi = x.min(axis=0), x.max(axis=0)
     pad = 0.1 * np.maximum(hi - lo, 1e-9)
     return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+
+def check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin) -> bool:
+    """True for a list of planes, refusing the single-plane options beside it."""
+    given = [
+        name
+        for name, value in (("--anchors-list", anchors_list), ("--anchor-index-list", anchor_index_list))
+        if value is not None
+    ]
+    if not given:
+        return False
+    if len(given) == 2:
+        raise UsageError("--anchors-list and --anchor-index-list both give the planes: use one of them")
+    single = {"--anchors": anchors, "--anchor-index": anchor_index, "--bounds": bounds, "--origin": origin}
+    clash = [name for name, value in single.items() if value is not None]
+    if clash:
+        raise UsageError(
+            f"{given[0]} gives the planes (through anchors, with --margin): drop {', '.join(clash)}"
+        )
+    return True
+
+
+def plane_list(
+    input_dim, anchors_list, anchor_index_list, dataset, margin
+) -> tuple[list[Plane], list | None]:
+    """The planes of --anchors-list or --anchor-index-list, and the data rows of each (index list only)."""
+    if anchors_list is not None:
+        what = f"--anchors-list {anchors_list}"
+        x = load_data(str(anchors_list)).x
+        if x.ndim < 3 or x.shape[1] != 3:
+            raise UsageError(
+                f"{what}: array of shape {list(x.shape)}; expected [planes, 3, ...], three inputs per plane"
+            )
+        triples, rows = [as_inputs(t, input_dim, what) for t in x], None
+    else:
+        if dataset is None:
+            raise UsageError("--anchor-index-list needs --data")
+        rows = index_rows(anchor_index_list, len(dataset.x))
+        triples = [as_inputs(dataset.x[list(r)], input_dim, f"--data {dataset.source}") for r in rows]
+        what = f"--anchor-index-list {anchor_index_list}"
+    planes = []
+    for i, triple in enumerate(triples):
+        try:
+            planes.append(anchor_plane(triple, margin))
+        except UsageError as error:
+            raise UsageError(f"{what}, plane {i}: {error}") from None
+    return planes, rows
+
+
+def index_rows(path: Path, count: int) -> list[tuple[int, int, int]]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--anchor-index-list {path}: cannot read it as text ({error})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#")[0].replace(",", " ").strip()
+        if not text:
+            continue
+        try:
+            row = tuple(int(part) for part in text.split())
+        except ValueError:
+            row = ()
+        if len(row) != 3:
+            raise UsageError(
+                f"--anchor-index-list {path}, line {number}: expected three row numbers, found {line!r}"
+            )
+        if any(not 0 <= r < count for r in row):
+            raise UsageError(f"--anchor-index-list {path}, line {number}: rows must lie in 0..{count - 1}")
+        rows.append(row)
+    if not rows:
+        raise UsageError(
+            f"--anchor-index-list {path}: no planes in it (one line of three row numbers per plane)"
+        )
+    return rows

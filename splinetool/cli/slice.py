@@ -23,32 +23,40 @@ from splinetool.cli.common import (
     PngOption,
     QuietOption,
     SeedOption,
+    ShardOption,
     SvgOption,
     TrustOption,
     load_net,
+    parse_device,
     print_json,
-    progress_bar,
     reported_errors,
     stdout,
 )
 from splinetool.cli.planes import (
+    AnchorIndexListOption,
     AnchorIndexOption,
+    AnchorsListOption,
     AnchorsOption,
     BoundsOption,
     DirectionsOption,
     MarginOption,
     OriginOption,
     SplitOption,
+    check_plane_list,
     plane_from_options,
+    plane_list,
 )
+from splinetool.cli.sharing import check_shard, run_work, write_shard
 from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import UsageError
+from splinetool.parallel import Work
 
 COLORS = ("jacobian", "region", "layer", "class")
 IN_PLANE_TOL = 1e-6  # relative distance under which a data point is drawn as lying in the plane
 
 
 def command(
+    ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
     bounds: BoundsOption = None,
     anchors: AnchorsOption = None,
@@ -57,6 +65,8 @@ def command(
     ] = None,
     split: SplitOption = None,
     anchor_index: AnchorIndexOption = None,
+    anchors_list: AnchorsListOption = None,
+    anchor_index_list: AnchorIndexListOption = None,
     margin: MarginOption = 1.25,
     origin: OriginOption = None,
     directions: DirectionsOption = None,
@@ -73,6 +83,7 @@ def command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float64",
     seed: SeedOption = 0,
+    shard: ShardOption = None,
     output: OutputOption = None,
     png: PngOption = None,
     svg: SvgOption = None,
@@ -84,34 +95,76 @@ def command(
 
     The plane is the input space itself (2-D models, --bounds), the plane through three inputs
     (--anchors, or --data with --anchor-index) on a square scaled by --margin, or --origin and
-    --directions with --bounds.
+    --directions with --bounds. With --anchors-list or --anchor-index-list, each plane of the list
+    through its three anchors (one result per plane); the planes split into shares under torchrun
+    and with --shard.
     """
     with reported_errors():
         if norm not in analysis.NORMS:
             raise UsageError(f"--norm {norm!r}: expected 2 or fro")
         if color not in COLORS:
             raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
-        loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
-        dataset = load_data(data, split=split, seed=seed) if data else None
-        plane = plane_from_options(
-            net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
-        )
-        with progress_bar(quiet, "slicing", "PL nodes") as report:
-            by_node = (
-                None
-                if report is None
-                else lambda done, total, tiles: report(done, total, f"({tiles:,} tiles)")
+        many = check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin)
+        share = check_shard(shard, output, {"--png": png, "--svg": svg})
+        if share is not None and not many:
+            raise UsageError(
+                f"--shard {shard} splits a list of planes: give --anchors-list or --anchor-index-list"
             )
-            result = analysis.run(
-                net,
-                plane,
-                max_regions=max_regions,
-                norm=norm,
-                verify_samples=4 if verify else 0,
-                seed=seed,
-                progress=by_node,
-            )
-        points, labels = _points_in_plane(plane, dataset, project)
+        where = parse_device(device)
+        here: dict = {}  # what this process prepared, for drawing and provenance
+
+        def prepare() -> Work:
+            loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
+            dataset = load_data(data, split=split, seed=seed) if data else None
+            if many:
+                planes, rows = plane_list(net.input_dim, anchors_list, anchor_index_list, dataset, margin)
+            else:
+                planes = [
+                    plane_from_options(
+                        net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
+                    )
+                ]
+                rows = None
+            here.update(loaded=loaded, dataset=dataset, planes=planes, rows=rows)
+
+            def compute(items: range, report) -> analysis.SliceList:
+                # one plane: the bar follows its PL nodes; a list: the bar counts planes
+                by_node = (
+                    None
+                    if report is None or many
+                    else lambda done, total, tiles: report(done, total, f"({tiles:,} tiles)")
+                )
+                slices = []
+                for i in items:
+                    slices.append(
+                        analysis.run(
+                            net,
+                            planes[i],
+                            max_regions=max_regions,
+                            norm=norm,
+                            verify_samples=4 if verify else 0,
+                            seed=seed,
+                            progress=by_node,
+                        )
+                    )
+                    if many and report is not None:
+                        report(len(slices), len(items))
+                return analysis.SliceList(slices)
+
+            return Work(len(planes), compute)
+
+        outcome = run_work(prepare, share, where, quiet, "slicing", "planes" if many else "PL nodes")
+        if outcome is None:
+            return  # a rank other than 0: rank 0 reports
+        loaded = here["loaded"]
+        if share is not None:
+            write_shard(ctx, outcome, "slice", "slice", output, loaded.sha256, where, seed, json, quiet)
+            return
+        if many:
+            _many(outcome.result, here, output, png, svg, color, project, device, seed, json, quiet)
+            return
+        result = outcome.result.slices[0]
+        points, labels = _points_in_plane(here["planes"][0], here["dataset"], project)
         _write(result, loaded, output, png, svg, color, points, labels, device, seed)
     summary = result.summary()
     if json:
@@ -151,6 +204,55 @@ def _write(result, loaded, output, png, svg, color, points, labels, device, seed
         for path in (png, svg):
             if path is not None:
                 save_figure(figure, path)
+
+
+def _many(result: analysis.SliceList, here, output, png, svg, color, project, device, seed, json, quiet):
+    """Outputs of a plane list: one run file, a picture per plane, a summary per plane."""
+    loaded, planes, rows = here["loaded"], here["planes"], here["rows"]
+    if output is not None:
+        from splinetool.io import Provenance, write
+
+        write(output, {"slice": result}, Provenance("slice", sys.argv, loaded.sha256, str(device), seed))
+    if png is not None or svg is not None:
+        from splinetool.render.slice import draw_slice, save_figure
+
+        for i, (one, plane) in enumerate(zip(result.slices, planes)):
+            points, labels = _points_in_plane(plane, here["dataset"], project)
+            figure = draw_slice(
+                one, color=color, data=points, labels=labels, title=f"{loaded.path.name}, plane {i}"
+            )
+            for path in (png, svg):
+                if path is not None:
+                    save_figure(figure, plane_file(path, i))
+    summary = result.summary()
+    for i, entry in enumerate(summary["slices"]):
+        entry["plane"] = i
+        if rows is not None:
+            entry["anchor_index"] = list(rows[i])
+    if json:
+        print_json(summary)
+    elif not quiet:
+        table = Table(title=f"{len(result.slices)} planes", title_justify="left")
+        for column in ("plane", "anchors", "regions", "boundary segments", "boundary length", "seconds"):
+            table.add_column(column, justify="left" if column == "anchors" else "right")
+        for i, entry in enumerate(summary["slices"]):
+            table.add_row(
+                str(i),
+                ",".join(map(str, rows[i])) if rows is not None else "–",
+                f"{entry['regions']:,}",
+                f"{entry['boundary_segments']:,}",
+                f"{entry['boundary_length']:.4g}",
+                f"{entry['seconds']:.2f}",
+            )
+        stdout.print(table)
+    failed = [i for i, one in enumerate(result.slices) if one.verify is not None and not one.verify["passed"]]
+    if failed:
+        raise typer.Exit(1)
+
+
+def plane_file(path: Path, index: int) -> Path:
+    """The picture of plane `index` of a list: NAME-0003.png for --png NAME.png."""
+    return path.with_name(f"{path.stem}-{index:04d}{path.suffix}")
 
 
 def _print(result: analysis.SliceResult, summary: dict) -> None:

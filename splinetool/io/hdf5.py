@@ -18,9 +18,15 @@ from splinetool.analyses.bn_density import BNDensityResult
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.analyses.local_complexity import LCResult
-from splinetool.analyses.slice import SliceResult
+from splinetool.analyses.slice import SliceList, SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import bn_density_codec, count_regions_codec, local_complexity_codec, slice_codec
+from splinetool.io import (
+    bn_density_codec,
+    count_regions_codec,
+    local_complexity_codec,
+    slice_codec,
+    slice_list_codec,
+)
 from splinetool.io.atomic import atomic_path
 from splinetool.io.storage import scalar
 
@@ -69,11 +75,22 @@ CODECS: dict[type, Codec] = {
         bn_density_codec.write,
         bn_density_codec.read,
     ),
+    SliceList: Codec(
+        slice_list_codec.ENCODING_TYPE,
+        slice_list_codec.ENCODING_VERSION,
+        slice_list_codec.write,
+        slice_list_codec.read,
+    ),
 }
 
 
-def write(path: str | os.PathLike, results: dict[str, object], provenance: Provenance) -> None:
-    """Write `results` (group name -> Result) to `path`, atomically."""
+def write(
+    path: str | os.PathLike,
+    results: dict[str, object],
+    provenance: Provenance,
+    attrs: dict[str, str] | None = None,
+) -> None:
+    """Write `results` (group name -> Result) to `path`, atomically; `attrs` adds root attributes."""
     codecs = {name: _codec_for(result) for name, result in results.items()}
     with atomic_path(path) as temp, h5py.File(temp, "w-", track_order=True) as f:
         f.attrs["splinetool_version"] = version("splinetool")
@@ -84,6 +101,8 @@ def write(path: str | os.PathLike, results: dict[str, object], provenance: Prove
         f.attrs["torch_version"] = str(torch.__version__)
         f.attrs["device"] = str(provenance.device)
         f.attrs["seed"] = int(provenance.seed)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
         for name, result in results.items():
             group = f.create_group(name, track_order=True)
             group.attrs["encoding-type"] = codecs[name].encoding_type
