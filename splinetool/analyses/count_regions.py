@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
-from splinetool.ir.codes import pack_bits, pack_words, unique_rows
+from splinetool.ir.codes import pack_words, unique_rows, unpack_bits
 
 METHODS = ("exact-1d", "exact-2d", "sampled")
 SAMPLING = ("bbox", "box", "ball")
@@ -36,7 +37,7 @@ CODES_CHUNK = 8192
 @dataclass
 class CountResult:
     method: str  # one of METHODS
-    regions: int  # exact-1d: distinct regions the segments cross; exact-2d: tiles; sampled: codes seen
+    regions: int  # exact: pieces or tiles, summed over the segments or planes; sampled: codes seen
     per_layer: list[int]  # the same count for the prefix networks made of PL nodes 1..k
     node_names: list[str]
     node_kinds: list[str]
@@ -44,6 +45,8 @@ class CountResult:
     dtype: str
     seconds: float = 0.0
     # exact-1d: segment s runs from starts[s] to ends[s] (flattened inputs)
+    distinct_regions: int | None = None  # regions the segments cross, each counted once
+    distinct_per_layer: list[int] | None = None
     starts: np.ndarray | None = None  # [S, D]
     ends: np.ndarray | None = None  # [S, D]
     breakpoints: np.ndarray | None = None  # [P] positions t in [0, 1], both ends included
@@ -52,10 +55,11 @@ class CountResult:
     outputs: np.ndarray | None = None  # [P, outputs] network output at each breakpoint
     pieces_per_node: np.ndarray | None = None  # [S, nodes] pieces for the prefix networks
     piece_codes: np.ndarray | None = None  # [pieces, bytes] bit-packed activation code of each piece
-    # exact-2d
-    origin: np.ndarray | None = None  # [D]
-    directions: np.ndarray | None = None  # [2, D]
-    domain: np.ndarray | None = None  # [corners, 2] in plane coordinates
+    # exact-2d: plane p is origins[p] + t @ directions[p], t in the polygon domains[p]
+    origins: np.ndarray | None = None  # [planes, D]
+    directions: np.ndarray | None = None  # [planes, 2, D]
+    domains: np.ndarray | None = None  # [planes, corners, 2]
+    tiles_per_node: np.ndarray | None = None  # [planes, nodes] tiles for the prefix networks
     # sampled
     samples: int | None = None
     estimate: float | None = None  # Chao1
@@ -68,6 +72,11 @@ class CountResult:
         """[S] linear pieces of each segment (exact-1d)."""
         return np.diff(self.offsets) - 1
 
+    @property
+    def tiles(self) -> np.ndarray:
+        """[planes] tiles of each plane (exact-2d)."""
+        return self.tiles_per_node[:, -1] if self.tiles_per_node.shape[1] else np.ones(len(self.origins), int)
+
     def segment_breakpoints(self, s: int) -> np.ndarray:
         return self.breakpoints[self.offsets[s] : self.offsets[s + 1]]
 
@@ -79,16 +88,17 @@ class CountResult:
             "nodes": list(self.node_names),
         }
         if self.method == "exact-1d":
-            pieces = self.pieces
-            out["segments"] = len(pieces)
-            out["pieces"] = int(pieces.sum())
-            if len(pieces) > 1:
-                out["regions_per_segment"] = {
-                    "mean": float(pieces.mean()),
-                    "median": float(np.median(pieces)),
-                    "min": int(pieces.min()),
-                    "max": int(pieces.max()),
-                }
+            out |= {
+                "segments": len(self.pieces),
+                "distinct_regions": self.distinct_regions,
+                "distinct_per_layer": list(self.distinct_per_layer),
+            }
+            if len(self.pieces) > 1:
+                out["regions_per_segment"] = _spread(self.pieces)
+        if self.method == "exact-2d":
+            out["planes"] = len(self.origins)
+            if len(self.origins) > 1:
+                out["regions_per_plane"] = _spread(self.tiles)
         if self.method == "sampled":
             out |= {
                 "lower_bound": self.regions,
@@ -101,6 +111,15 @@ class CountResult:
             }
         out["seconds"] = self.seconds
         return out
+
+
+def _spread(values: np.ndarray) -> dict:
+    return {
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "min": int(values.min()),
+        "max": int(values.max()),
+    }
 
 
 def _nodes(net: PLNet) -> dict:
@@ -135,54 +154,72 @@ def count_segments(
     first = torch.nonzero(~inner).flatten()  # piece i runs from point i to point i + 1
     middle = (part.t[first] + part.t[first + 1]) / 2
     x = starts[segment[first]] + middle[:, None] * (ends - starts)[segment[first]]
-    per_layer, _, codes = prefix_regions(net, x)
+    codes = region_codes(net, x)
+    distinct, _ = prefix_counts(codes, [n.code_bits for n in net.pl_nodes])
+    pieces_per_node = part.pieces_per_node.numpy()
     return CountResult(
         method="exact-1d",
-        regions=per_layer[-1] if per_layer else 1,
-        per_layer=per_layer,
+        regions=int(part.pieces.sum()),
+        per_layer=pieces_per_node.sum(axis=0).tolist(),
         **_nodes(net),
         seconds=time.perf_counter() - clock,
+        distinct_regions=distinct[-1] if distinct else 1,
+        distinct_per_layer=distinct,
         starts=starts.cpu().numpy(),
         ends=ends.cpu().numpy(),
         breakpoints=part.t.cpu().numpy(),
         offsets=part.offsets.numpy(),
         breakpoint_nodes=part.labels.cpu().numpy().astype(np.int32),
         outputs=part.outputs.cpu().numpy(),
-        pieces_per_node=part.pieces_per_node.numpy(),
+        pieces_per_node=pieces_per_node,
         piece_codes=codes.cpu().numpy(),
     )
 
 
 @torch.no_grad()
-def count_plane(net: PLNet, plane: Plane, max_resident: int = 200_000, progress=None) -> CountResult:
-    """Exact tiles of a planar slice, for every prefix network, without keeping the tiles."""
+def count_planes(net: PLNet, planes: list[Plane], max_resident: int = 200_000, progress=None) -> CountResult:
+    """Exact tiles of planar slices, for every prefix network, without keeping the tiles."""
     clock = time.perf_counter()
-    origin = plane.origin.to(net.device, net.dtype)
-    directions = plane.directions.to(net.device, net.dtype)
-    per_layer = count_tiles(net, origin, directions, plane.domain, max_resident, progress)
+    counts = []
+    # progress(done, total): PL nodes for one plane, planes for several
+    by_node = None if progress is None or len(planes) > 1 else lambda done, total, _: progress(done, total)
+    for index, plane in enumerate(planes):
+        origin = plane.origin.to(net.device, net.dtype)
+        directions = plane.directions.to(net.device, net.dtype)
+        counts.append(count_tiles(net, origin, directions, plane.domain, max_resident, by_node))
+        if progress is not None and len(planes) > 1:
+            progress(index + 1, len(planes))
+    tiles_per_node = np.array(counts, dtype=np.int64).reshape(len(planes), len(net.pl_nodes))
     return CountResult(
         method="exact-2d",
-        regions=per_layer[-1] if per_layer else 1,
-        per_layer=per_layer,
+        regions=int(tiles_per_node[:, -1].sum()) if net.pl_nodes else len(planes),
+        per_layer=tiles_per_node.sum(axis=0).tolist(),
         **_nodes(net),
         seconds=time.perf_counter() - clock,
-        origin=plane.origin.cpu().numpy(),
-        directions=plane.directions.cpu().numpy(),
-        domain=plane.domain.cpu().numpy(),
+        origins=np.stack([p.origin.cpu().numpy() for p in planes]),
+        directions=np.stack([p.directions.cpu().numpy() for p in planes]),
+        domains=np.stack([p.domain.cpu().numpy() for p in planes]),
+        tiles_per_node=tiles_per_node,
     )
+
+
+def count_plane(net: PLNet, plane: Plane, max_resident: int = 200_000, progress=None) -> CountResult:
+    return count_planes(net, [plane], max_resident, progress)
 
 
 @torch.no_grad()
 def count_sampled(net: PLNet, points: torch.Tensor, sampling: str, progress=None) -> CountResult:
     """Distinct activation codes among `points` (a lower bound), and the Chao1 estimate."""
     clock = time.perf_counter()
-    per_layer, region, _ = prefix_regions(net, points, progress)
+    per_layer, region = prefix_counts(
+        region_codes(net, points, progress), [n.code_bits for n in net.pl_nodes]
+    )
     observed = per_layer[-1] if per_layer else 1
     abundance = torch.bincount(torch.bincount(region), minlength=3)
     f1, f2 = int(abundance[1]), int(abundance[2])
     return CountResult(
         method="sampled",
-        regions=per_layer[-1] if per_layer else 1,
+        regions=observed,
         per_layer=per_layer,
         **_nodes(net),
         seconds=time.perf_counter() - clock,
@@ -194,37 +231,76 @@ def count_sampled(net: PLNet, points: torch.Tensor, sampling: str, progress=None
     )
 
 
+def combine(parts: Sequence[CountResult]) -> CountResult:
+    """The counts of consecutive shares of segments or planes, as one result."""
+    first = parts[0]
+    if first.method == "sampled":
+        raise TypeError("a sampled count is one estimate over all its points: it does not split")
+    joined = {
+        name: np.concatenate([getattr(p, name) for p in parts])
+        for name in ARRAYS[first.method]
+        if name != "offsets"
+    }
+    if first.method == "exact-1d":
+        sizes = np.concatenate([np.diff(p.offsets) for p in parts])
+        joined["offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        distinct, _ = prefix_counts(torch.as_tensor(joined["piece_codes"]), first.node_code_bits)
+        joined |= {"distinct_regions": distinct[-1] if distinct else 1, "distinct_per_layer": distinct}
+    return replace(
+        first,
+        regions=sum(p.regions for p in parts),
+        per_layer=np.sum([p.per_layer for p in parts], axis=0).astype(int).tolist(),
+        seconds=max(p.seconds for p in parts),
+        **joined,
+    )
+
+
+# the per-item arrays of each method, joined item after item when shares are combined
+ARRAYS = {
+    "exact-1d": (
+        "starts",
+        "ends",
+        "breakpoints",
+        "offsets",
+        "breakpoint_nodes",
+        "outputs",
+        "pieces_per_node",
+        "piece_codes",
+    ),
+    "exact-2d": ("origins", "directions", "domains", "tiles_per_node"),
+}
+
+
 def chao1(observed: int, singletons: int, doubletons: int) -> float:
     """Bias-corrected Chao1 richness estimate: observed + f1 (f1 - 1) / (2 (f2 + 1))."""
     return observed + singletons * (singletons - 1) / (2 * (doubletons + 1))
 
 
-def prefix_regions(
-    net: PLNet, x: torch.Tensor, progress=None
-) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-    """Distinct regions among the points for each prefix network; each point's region (numbered from 0
-    in the order of their codes) and bit-packed code under the whole network."""
-    node_words: list[list[torch.Tensor]] = [[] for _ in net.pl_nodes]
-    packed = []
+def region_codes(net: PLNet, x: torch.Tensor, progress=None) -> torch.Tensor:
+    """[N, bytes] bit-packed activation codes (PLNet.codes), in chunks, reporting progress."""
     x = x.to(net.device, net.dtype)
+    packed = []
     for done, chunk in enumerate(x.split(CODES_CHUNK)):
-        pre = net.preactivations(chunk.reshape(len(chunk), *net.input_shape))
-        bits = [node.pl.code_bits(p) for node, p in zip(net.pl_nodes, pre)]
-        for k, node_bits in enumerate(bits):
-            node_words[k].append(pack_words(node_bits))
-        packed.append(
-            pack_bits(torch.cat(bits, dim=1) if bits else chunk.new_zeros((len(chunk), 0), dtype=bool))
-        )
+        packed.append(net.codes(chunk.reshape(len(chunk), *net.input_shape)))
         if progress is not None:
             progress(min((done + 1) * CODES_CHUNK, len(x)), len(x))
-    region = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    return torch.cat(packed) if packed else torch.zeros((0, 0), dtype=torch.uint8, device=x.device)
+
+
+def prefix_counts(codes: torch.Tensor, node_code_bits: list[int]) -> tuple[list[int], torch.Tensor]:
+    """Distinct regions among coded points for each prefix network, and each point's region
+    (numbered from 0) under the whole network; `codes` are PLNet.codes rows."""
+    bits = unpack_bits(codes, sum(node_code_bits))
+    region = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
     per_layer = []
-    for chunks in node_words:
+    start = 0
+    for width in node_code_bits:
         # a prefix region is a pair (region of the shorter prefix, this node's code)
-        region, count = unique_rows(torch.cat([region[:, None], torch.cat(chunks)], dim=1))
+        words = pack_words(bits[:, start : start + width])
+        region, count = unique_rows(torch.cat([region[:, None], words], dim=1))
         per_layer.append(count)
-    codes = torch.cat(packed) if packed else torch.zeros((0, 0), dtype=torch.uint8, device=x.device)
-    return per_layer, region, codes
+        start += width
+    return per_layer, region
 
 
 def sample_points(

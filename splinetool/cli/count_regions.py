@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from splinetool import parallel
 from splinetool.analyses import count_regions as analysis
 from splinetool.analyses import count_regions_sweep as sweeps
 from splinetool.cli.common import (
@@ -26,6 +27,7 @@ from splinetool.cli.common import (
     PngOption,
     QuietOption,
     SeedOption,
+    ShardOption,
     SvgOption,
     TrustOption,
     check_outputs,
@@ -40,21 +42,29 @@ from splinetool.cli.common import (
     stdout,
 )
 from splinetool.cli.planes import (
+    AnchorIndexListOption,
     AnchorIndexOption,
+    AnchorsListOption,
     AnchorsOption,
     DirectionsOption,
     MarginOption,
     OriginOption,
     SplitOption,
+    check_plane_list,
     plane_from_options,
+    plane_list,
 )
+from splinetool.cli.sharing import check_shard, run_work, write_shard
 from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import UsageError
+from splinetool.parallel import Work
 
+GROUP = "count"
 RANDOM_PAIRS = re.compile(r"random:(\d+)")
 
 
 def command(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
@@ -83,6 +93,8 @@ def command(
     ] = None,
     anchors: AnchorsOption = None,
     anchor_index: AnchorIndexOption = None,
+    anchors_list: AnchorsListOption = None,
+    anchor_index_list: AnchorIndexListOption = None,
     margin: MarginOption = 1.25,
     origin: OriginOption = None,
     directions: DirectionsOption = None,
@@ -114,6 +126,7 @@ def command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float64",
     seed: SeedOption = 0,
+    shard: ShardOption = None,
     output: OutputOption = None,
     png: PngOption = None,
     svg: SvgOption = None,
@@ -141,36 +154,69 @@ def command(
     with reported_errors():
         check_outputs(output, png, svg)
         if sweep is not None:
-            result, label, sha = _sweep(checkpoint, sweep, locals(), device, dtype, quiet)
+            result, label = _sweep(checkpoint, sweep, locals(), device, dtype, quiet)
+            sha = ""
         else:
             if checkpoint is None:
                 raise UsageError("give a checkpoint to count, or --sweep FILE to count random networks")
-            loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
-            dataset = load_data(data, split=split, seed=seed) if data else None
-            plane_options = {"--anchors": anchors, "--anchor-index": anchor_index, "--origin": origin}
-            given_plane = [name for name, value in plane_options.items() if value is not None]
-            with progress_bar(quiet, "counting", "") as report:
+            many = check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin)
+            share = check_shard(shard, output, {"--png": png, "--svg": svg, "--sample": sample})
+            if sample is not None and parallel.world() is not None and parallel.world().size > 1:
+                raise UsageError("--sample counts codes over all its points in one process: run it alone")
+            where = parse_device(device)
+            here: dict = {}
+
+            def prepare() -> Work:
+                loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
+                dataset = load_data(data, split=split, seed=seed) if data else None
+                here["loaded"] = loaded
+                single = {"--anchors": anchors, "--anchor-index": anchor_index, "--origin": origin}
+                planes_given = [name for name, value in single.items() if value is not None]
+                planes_given += ["--anchors-list or --anchor-index-list"] if many else []
                 if sample is not None:
-                    _refuse(given_plane + _given(segment=segment, pairs=pairs), "--sample")
-                    points, where = _samples(net.input_dim, sample, around, radius, bounds, dataset, seed)
-                    result = analysis.count_sampled(net, points, where, _progress(report, "points"))
-                elif segment is not None or pairs is not None or (bounds is not None and net.input_dim == 1):
-                    _refuse(given_plane, "segments")
+                    _refuse(planes_given + _given(segment=segment, pairs=pairs), "--sample")
+                    points, how = _samples(net.input_dim, sample, around, radius, bounds, dataset, seed)
+                    return Work(1, lambda items, report: analysis.count_sampled(net, points, how, report))
+                if segment is not None or pairs is not None or (bounds is not None and net.input_dim == 1):
+                    _refuse(planes_given, "segments")
                     starts, ends = _segments(net.input_dim, segment, pairs, bounds, dataset, seed)
-                    result = analysis.count_segments(
-                        net, starts, ends, progress=_progress(report, "segments")
+                    return Work(
+                        len(starts),
+                        lambda items, report: analysis.count_segments(
+                            net, _part(starts, items), _part(ends, items), progress=report
+                        ),
                     )
+                if many:
+                    planes, _ = plane_list(net.input_dim, anchors_list, anchor_index_list, dataset, margin)
                 else:
-                    plane = plane_from_options(
-                        net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
-                    )
-                    result = analysis.count_plane(net, plane, progress=_plane_progress(report))
-            label, sha = loaded.path.name, loaded.sha256
+                    planes = [
+                        plane_from_options(
+                            net.input_dim, bounds, anchors, dataset, anchor_index, margin, origin, directions
+                        )
+                    ]
+                return Work(
+                    len(planes),
+                    lambda items, report: analysis.count_planes(net, _part(planes, items), progress=report),
+                )
+
+            unit = "segments" if segment is not None or pairs is not None else "planes" if many else ""
+            outcome = run_work(prepare, share, where, quiet, "counting", unit)
+            if outcome is None:
+                return  # a rank other than 0: rank 0 reports
+            result = outcome.result
+            label, sha = here["loaded"].path.name, here["loaded"].sha256
+            if share is not None:
+                write_shard(ctx, outcome, "count-regions", GROUP, output, sha, where, seed, json, quiet)
+                return
         _write(result, output, png, svg, label, sha, device, seed)
     if json:
         print_json(result.summary())
     elif not quiet:
         (_print_sweep if isinstance(result, sweeps.SweepResult) else _print)(result, label)
+
+
+def _part(items_of_all, items: range):
+    return items_of_all[items.start : items.stop]
 
 
 def _given(**options) -> list[str]:
@@ -183,26 +229,30 @@ def _refuse(given: list[str], mode: str) -> None:
 
 
 def _sweep(checkpoint, path: Path, options: dict, device: str, dtype: str, quiet: bool):
+    if options["shard"] is not None or (parallel.world() is not None and parallel.world().size > 1):
+        raise UsageError("a --sweep runs in one process: drop --shard and run it without torchrun")
     if checkpoint is not None:
         raise UsageError(f"--sweep builds its own networks: drop the checkpoint {checkpoint}")
-    measure = ("segment", "data", "pairs", "bounds", "anchors", "anchor_index", "origin", "sample", "arch")
+    measure = (
+        "segment",
+        "data",
+        "pairs",
+        "bounds",
+        "anchors",
+        "anchor_index",
+        "anchors_list",
+        "anchor_index_list",
+        "origin",
+        "sample",
+        "arch",
+    )
     given = [f"--{name.replace('_', '-')}" for name in measure if options[name] is not None]
     if given:
         raise UsageError(f"--sweep takes where to count from its file, not from {', '.join(given)}")
     plan = sweeps.load_sweep(path)
     with progress_bar(quiet, "sweep", "networks") as report:
         result = sweeps.run(plan, parse_device(device), parse_dtype(dtype), report)
-    return result, path.name, ""
-
-
-def _progress(report, unit: str):
-    return None if report is None else lambda done, total: report(done, total, unit)
-
-
-def _plane_progress(report):
-    if report is None:
-        return None
-    return lambda done, total, tiles: report(done, total, f"PL nodes ({tiles:,} tiles)")
+    return result, path.name
 
 
 def _segments(input_dim, segment, pairs, bounds, dataset: Dataset | None, seed: int):
@@ -283,7 +333,7 @@ def _write(result, output, png, svg, label: str, sha: str, device: str, seed: in
     if output is not None:
         from splinetool.io import Provenance, write
 
-        write(output, {"count": result}, Provenance("count-regions", sys.argv, sha, str(device), seed))
+        write(output, {GROUP: result}, Provenance("count-regions", sys.argv, sha, str(device), seed))
     if png is not None or svg is not None:
         from splinetool.render.count_regions import draw_count, draw_sweep
         from splinetool.render.slice import save_figure
@@ -296,27 +346,29 @@ def _write(result, output, png, svg, label: str, sha: str, device: str, seed: in
 
 
 def _print(result: analysis.CountResult, label: str) -> None:
-    noun = {"exact-1d": "regions crossed", "exact-2d": "tiles", "sampled": "distinct codes"}[result.method]
+    noun = {"exact-1d": "pieces", "exact-2d": "tiles", "sampled": "distinct codes"}[result.method]
     table = Table(title=f"{noun} per prefix network: {escape(label)} ({result.method})", title_justify="left")
-    table.add_column("PL nodes")
-    table.add_column("last node")
-    table.add_column("kind")
+    for name in ("PL nodes", "last node", "kind"):
+        table.add_column(name)
     table.add_column(noun, justify="right")
-    for k, (name, kind, count) in enumerate(zip(result.node_names, result.node_kinds, result.per_layer)):
-        table.add_row(f"1..{k + 1}", escape(name), kind, f"{count:,}")
+    distinct = result.method == "exact-1d" and len(result.pieces) > 1
+    if distinct:
+        table.add_column("distinct regions", justify="right")
+    for k, (name, kind) in enumerate(zip(result.node_names, result.node_kinds)):
+        cells = [f"{result.per_layer[k]:,}"] + ([f"{result.distinct_per_layer[k]:,}"] if distinct else [])
+        table.add_row(f"1..{k + 1}", escape(name), kind, *cells)
     stdout.print(table)
+    several = {"exact-1d": "segments", "exact-2d": "planes"}.get(result.method)
+    per_item = {"exact-1d": result.pieces, "exact-2d": result.tiles}.get(result.method) if several else None
     lines = []
-    if result.method == "exact-1d":
-        pieces = result.pieces
-        if len(pieces) == 1:
-            lines.append(f"{int(pieces[0]):,} pieces along the segment")
-        else:
-            lines.append(
-                f"{len(pieces):,} segments: pieces per segment mean {pieces.mean():.1f}, median "
-                f"{np.median(pieces):g}, min {pieces.min()}, max {pieces.max()}; {result.regions:,} distinct "
-                "regions crossed"
-            )
-    elif result.method == "sampled":
+    if per_item is not None and len(per_item) > 1:
+        lines.append(
+            f"{len(per_item):,} {several}: {noun} per {several[:-1]} mean {per_item.mean():.1f}, median "
+            f"{np.median(per_item):g}, min {per_item.min():,}, max {per_item.max():,}; "
+            f"{result.regions:,} in all"
+            + (f", {result.distinct_regions:,} distinct regions crossed" if distinct else "")
+        )
+    if result.method == "sampled":
         lines.append(
             f"at least {result.regions:,} regions (distinct codes among {result.samples:,} points, "
             f"{result.sampling}); Chao1 estimate {result.estimate:,.1f} (f1 = {result.singletons:,}, "

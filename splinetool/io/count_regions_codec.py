@@ -23,11 +23,12 @@ ARRAYS = [
     "breakpoint_nodes",
     "outputs",
     "pieces_per_node",
-    "origin",
+    "origins",
     "directions",
-    "domain",
+    "domains",
+    "tiles_per_node",
 ]
-SAMPLED = ["samples", "estimate", "singletons", "doubletons", "sampling"]
+SCALARS = ["distinct_regions", "samples", "estimate", "singletons", "doubletons", "sampling"]
 
 
 def write(group: h5py.Group, result: CountResult) -> None:
@@ -47,10 +48,12 @@ def write(group: h5py.Group, result: CountResult) -> None:
     attrs["node_code_bits"] = np.asarray(result.node_code_bits, dtype=np.int64)
     attrs["dtype"] = result.dtype
     attrs["seconds"] = float(result.seconds)
-    for name in SAMPLED:
+    for name in SCALARS:
         value = getattr(result, name)
         if value is not None:
             attrs[name] = value
+    if result.distinct_per_layer is not None:
+        put(group, "distinct_per_layer", np.asarray(result.distinct_per_layer, dtype=np.int64))
 
 
 def read(group: h5py.Group) -> CountResult:
@@ -65,7 +68,10 @@ def read(group: h5py.Group) -> CountResult:
         dtype=str(scalar(attrs["dtype"])),
         seconds=float(scalar(attrs["seconds"])),
         **{name: group[name][()] for name in [*ARRAYS, "piece_codes"] if name in group},
-        **{name: scalar(attrs[name]) for name in SAMPLED if name in attrs},
+        **{name: scalar(attrs[name]) for name in SCALARS if name in attrs},
+        distinct_per_layer=(
+            [int(v) for v in group["distinct_per_layer"][()]] if "distinct_per_layer" in group else None
+        ),
     )
 
 

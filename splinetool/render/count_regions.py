@@ -77,7 +77,7 @@ def _draw_segments(result: CountResult, title: str | None) -> Figure:
         hist.axvline(pieces.mean(), color="k", linestyle="--", linewidth=1, label=f"mean {pieces.mean():.1f}")
         hist.set_xlabel("pieces per segment")
         hist.set_ylabel("segments")
-        hist.set_title(f"{len(pieces):,} segments, {result.regions:,} distinct regions crossed")
+        hist.set_title(f"{len(pieces):,} segments, {result.distinct_regions:,} distinct regions crossed")
         hist.legend(fontsize=8)
     if title:
         fig.suptitle(title)
@@ -92,7 +92,10 @@ def _draw_per_layer(result: CountResult, title: str | None) -> Figure:
     ax.set_xticks(positions, [f"1..{k + 1}\n{name}" for k, name in enumerate(result.node_names)], fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("prefix network: PL nodes")
-    what = "tiles in the plane" if result.method == "exact-2d" else "distinct codes among the samples"
+    planes = (
+        "" if result.method != "exact-2d" or len(result.origins) == 1 else f", {len(result.origins)} planes"
+    )
+    what = f"tiles{planes}" if result.method == "exact-2d" else "distinct codes among the samples"
     ax.set_ylabel(what)
     if result.method == "sampled":
         ax.axhline(

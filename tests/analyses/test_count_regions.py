@@ -60,7 +60,8 @@ def test_prefix_counts_grow_and_match_brute_force_codes():
     torch.manual_seed(3)
     net = lowered(mlp((3, 12, 12, 12, 2)), (3,))
     x = torch.rand(4000, 3, dtype=F64) * 4 - 2
-    per_layer, region, packed = counting.prefix_regions(net, x)
+    packed = counting.region_codes(net, x)
+    per_layer, region = counting.prefix_counts(packed, [n.code_bits for n in net.pl_nodes])
     assert all(a <= b for a, b in zip(per_layer, per_layer[1:]))
     unique, inverse = torch.unique(net.codes(x), dim=0, return_inverse=True)
     assert per_layer[-1] == len(unique)
@@ -85,8 +86,8 @@ def test_one_segments_prefix_counts_are_its_pieces():
     net = lowered(mlp((4, 10, 10, 10, 1)), (4,))
     g = torch.Generator().manual_seed(1)
     result = counting.count_segments(net, torch.randn(1, 4, generator=g), torch.randn(1, 4, generator=g))
-    assert result.per_layer == result.pieces_per_node[0].tolist()
-    assert result.regions == result.pieces[0]
+    assert result.per_layer == result.pieces_per_node[0].tolist() == result.distinct_per_layer
+    assert result.regions == result.pieces[0] == result.distinct_regions
 
 
 def test_distinct_regions_of_many_segments():
@@ -99,8 +100,8 @@ def test_distinct_regions_of_many_segments():
     ends = torch.stack([point(0.6), point(0.8), point(1.0)])
     together = counting.count_segments(net, starts, ends)
     whole = counting.count_segments(net, point(0.0)[None], point(1.0)[None])
-    assert together.regions == whole.regions
-    assert together.pieces.sum() > whole.regions
+    assert together.distinct_regions == whole.regions == whole.distinct_regions
+    assert together.regions == together.pieces.sum() > whole.regions
 
 
 def test_sampling_never_exceeds_the_exact_count():
@@ -198,4 +199,4 @@ def test_no_pl_nodes_is_one_region():
     net = lowered(nn.Sequential(nn.Linear(2, 3)), (2,))
     assert counting.count_plane(net, input_plane(2, (-1, 1, -1, 1))).regions == 1
     result = counting.count_segments(net, torch.zeros(2, 2), torch.ones(2, 2))
-    assert result.regions == 1 and result.pieces.tolist() == [1, 1]
+    assert result.distinct_regions == 1 and result.pieces.tolist() == [1, 1]

@@ -65,7 +65,7 @@ def test_bounds_on_a_one_dimensional_model_is_a_segment(tent, tmp_path):
     out = tmp_path / "tent.h5"
     payload = run_json(tent, "--bounds", "0,1", "-o", out, "--png", tmp_path / "tent.png")
     assert payload["method"] == "exact-1d"
-    assert payload["regions"] == 2**12 and payload["pieces"] == 2**12
+    assert payload["regions"] == 2**12 == payload["distinct_regions"]
     assert payload["per_layer"] == [2**k for k in range(1, 13)]
     result = read(out)["count"]
     assert isinstance(result, CountResult)
@@ -82,16 +82,17 @@ def test_random_pairs_of_digits(tmp_path):
     stats = payload["regions_per_segment"]
     assert stats["min"] <= stats["median"] <= stats["max"] and stats["min"] >= 1
     assert len(payload["per_layer"]) == 4 and payload["per_layer"] == sorted(payload["per_layer"])
+    assert payload["distinct_regions"] <= payload["regions"]
     result = read(out)["count"]
-    assert result.pieces.sum() == payload["pieces"]
-    assert result.piece_codes.shape == (payload["pieces"], 100)  # 4 × 200 ReLU bits per piece
+    assert result.pieces.sum() == payload["regions"] == payload["per_layer"][-1]
+    assert result.piece_codes.shape == (payload["regions"], 100)  # 4 × 200 ReLU bits per piece
     # the same seed picks the same pairs, another seed others
     again = run_json(DIGITS_MLP, "--data", DIGITS, "--split", "train", "--pairs", "random:6")
     assert {k: v for k, v in again.items() if k != "seconds"} == {
         k: v for k, v in payload.items() if k != "seconds"
     }
     other = run_json(DIGITS_MLP, "--data", DIGITS, "--split", "train", "--pairs", "random:6", "--seed", "1")
-    assert other["pieces"] != payload["pieces"]
+    assert other["regions"] != payload["regions"]
 
 
 def test_one_pair_and_a_segment_file_agree(tmp_path):
@@ -100,11 +101,11 @@ def test_one_pair_and_a_segment_file_agree(tmp_path):
     np.save(tmp_path / "segment.npy", x[[3, 17]])
     by_pair = run_json(DIGITS_MLP, "--data", DIGITS, "--pairs", "3,17")
     by_file = run_json(DIGITS_MLP, "--segment", tmp_path / "segment.npy")
-    assert by_pair["regions"] == by_file["regions"] == by_pair["pieces"]
+    assert by_pair["regions"] == by_file["regions"] == by_pair["distinct_regions"]
     assert by_pair["per_layer"] == by_file["per_layer"]
     np.save(tmp_path / "segments.npy", np.stack([x[[3, 17]], x[[5, 9]]]))
     both = run_json(DIGITS_MLP, "--segment", tmp_path / "segments.npy")
-    assert both["segments"] == 2 and both["regions_per_segment"]["max"] >= by_file["pieces"]
+    assert both["segments"] == 2 and both["regions_per_segment"]["max"] >= by_file["regions"]
 
 
 def test_sampling_is_a_lower_bound_with_an_estimate():

@@ -1,0 +1,109 @@
+"""Exact region counts along segments and on a plane, against one forward pass and against dense sampling.
+
+Cases:
+  tent-20        the depth-20 tent-map network on [0, 1]: 2^20 pieces
+  digits-pairs   1,000 random segments between training digits through digits-mlp (seed 0)
+  moons-plane    the tiles of moons-mlp on [-2, 2]^2, counted without keeping them
+
+For each: seconds for the exact count (best of 3), one forward pass of the network over every
+breakpoint found (the least any exact method must evaluate), and the plain approach a user would
+otherwise write: activation codes on a dense grid along each segment (8 points per exact piece),
+counting code changes, which is slower and still only a lower bound.
+
+    .venv/bin/python bench/bench_count_regions.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import splinetool  # noqa: E402
+from splinetool.analyses import count_regions  # noqa: E402
+from splinetool.analyses.plane import input_plane  # noqa: E402
+from tests.zoo import tent_network  # noqa: E402
+
+REPEATS = 3
+DENSE_PER_PIECE = 8
+
+
+def best(work) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def dense_changes(net, starts, ends, per_segment: int) -> tuple[float, int]:
+    """Code changes seen on a uniform grid of `per_segment` points along each segment."""
+    start = time.perf_counter()
+    t = torch.linspace(0, 1, per_segment, dtype=torch.float64)
+    changes = 0
+    for s in range(len(starts)):
+        for chunk in t.split(1 << 16):
+            x = starts[s] + chunk[:, None] * (ends[s] - starts[s])
+            codes = net.codes(x.reshape(len(x), *net.input_shape))
+            changes += int((codes[1:] != codes[:-1]).any(dim=1).sum())
+    return time.perf_counter() - start, changes + len(starts)
+
+
+def segments_case(name: str, net, starts, ends) -> None:
+    seconds, result = best(lambda: count_regions.count_segments(net, starts, ends))
+    segment = torch.repeat_interleave(torch.arange(len(starts)), torch.as_tensor(np.diff(result.offsets)))
+    t = torch.as_tensor(result.breakpoints)
+    x = starts[segment] + t[:, None] * (ends - starts)[segment]
+    forward, _ = best(lambda: net(x.reshape(len(x), *net.input_shape)))
+    pieces = int(result.pieces.sum())
+    per_segment = max(2, DENSE_PER_PIECE * pieces // len(starts))
+    dense_s, found = dense_changes(net, starts, ends, per_segment)
+    print(
+        f"{name:<14}{pieces:>10,} pieces{seconds:>9.2f}s{seconds / forward:>10.1f}x"
+        f"{dense_s:>10.2f}s{found:>12,} ({found / pieces:.1%}){dense_s / seconds:>9.1f}x"
+    )
+
+
+def main() -> None:
+    torch.set_grad_enabled(False)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
+    print(
+        f"{'case':<14}{'count':>17}{'exact':>10}{'vs forward':>11}{'dense':>10}{'dense finds':>20}"
+        f"{'exact faster':>13}"
+    )
+    tent = splinetool.lower(tent_network(20), (1,)).to(dtype=torch.float64)
+    segments_case(
+        "tent-20", tent, torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    )
+
+    digits = splinetool.lower(splinetool.load_model(ROOT / "sample_models" / "digits-mlp.ts.pt"))
+    digits = digits.to(dtype=torch.float64)
+    x = torch.as_tensor(
+        np.load(ROOT / "sample_models" / "data" / "digits.npz")["x_train"], dtype=torch.float64
+    )
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, len(x), 1000)
+    second = (first + rng.integers(1, len(x), 1000)) % len(x)
+    segments_case("digits-pairs", digits, x[first], x[second])
+
+    moons = splinetool.lower(splinetool.load_model(ROOT / "sample_models" / "moons-mlp.pt2")).to(
+        dtype=torch.float64
+    )
+    plane = input_plane(2, (-2.0, 2.0, -2.0, 2.0))
+    counted, result = best(lambda: count_regions.count_plane(moons, plane))
+    sliced, _ = best(lambda: splinetool.slice(moons, plane))
+    print(
+        f"moons-plane   {result.regions:>10,} tiles{counted:>10.2f}s   (whole slice analysis: {sliced:.2f}s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
