@@ -68,13 +68,15 @@ class CountResult:
     sampling: str | None = None  # where the points were drawn
 
     @property
-    def pieces(self) -> np.ndarray:
+    def pieces(self) -> np.ndarray | None:
         """[S] linear pieces of each segment (exact-1d)."""
-        return np.diff(self.offsets) - 1
+        return None if self.offsets is None else np.diff(self.offsets) - 1
 
     @property
-    def tiles(self) -> np.ndarray:
+    def tiles(self) -> np.ndarray | None:
         """[planes] tiles of each plane (exact-2d)."""
+        if self.tiles_per_node is None:
+            return None
         return self.tiles_per_node[:, -1] if self.tiles_per_node.shape[1] else np.ones(len(self.origins), int)
 
     def segment_breakpoints(self, s: int) -> np.ndarray:

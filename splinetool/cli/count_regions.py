@@ -358,8 +358,9 @@ def _print(result: analysis.CountResult, label: str) -> None:
         cells = [f"{result.per_layer[k]:,}"] + ([f"{result.distinct_per_layer[k]:,}"] if distinct else [])
         table.add_row(f"1..{k + 1}", escape(name), kind, *cells)
     stdout.print(table)
-    several = {"exact-1d": "segments", "exact-2d": "planes"}.get(result.method)
-    per_item = {"exact-1d": result.pieces, "exact-2d": result.tiles}.get(result.method) if several else None
+    several, per_item = {"exact-1d": ("segments", result.pieces), "exact-2d": ("planes", result.tiles)}.get(
+        result.method, (None, None)
+    )
     lines = []
     if per_item is not None and len(per_item) > 1:
         lines.append(
