@@ -88,6 +88,17 @@ PngOption = Annotated[Path | None, typer.Option(help="Draw the result to this PN
 SvgOption = Annotated[Path | None, typer.Option(help="Draw the result to this SVG file.")]
 
 
+def check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
+    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
+    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
+        if path is None:
+            continue
+        if suffix is not None and path.suffix.lower() != suffix:
+            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
     return _parse_list(text, count, option, float, "numbers")
 

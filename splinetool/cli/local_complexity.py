@@ -28,6 +28,7 @@ from splinetool.cli.common import (
     SeedOption,
     SvgOption,
     TrustOption,
+    check_outputs,
     load_net,
     parse_ints,
     print_json,
@@ -146,7 +147,7 @@ def command(
             raise UsageError("--max-increase bounds the increase over --baseline: give --baseline too")
         if max_lc is not None and not max_lc >= 0:
             raise UsageError(f"--max-lc {max_lc}: expected a number >= 0")
-        _check_outputs(output, png, svg)
+        check_outputs(output, png, svg)
         paths, step_numbers = _trajectory(checkpoints, steps)
         the_gate = gating.load_gate(gate) if gate is not None else gating.Gate()
         base = gating.read_baseline(baseline) if baseline is not None else None
@@ -195,17 +196,6 @@ def command(
         for message in failed:
             stderr.print(f"[bold red]failed:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-
-
-def _check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
-    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
-        if path is None:
-            continue
-        if suffix is not None and path.suffix.lower() != suffix:
-            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
-        if not path.parent.is_dir():
-            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
 
 
 def _trajectory(checkpoints: list[Path], steps: str | None) -> tuple[list[Path], list[int] | None]:
