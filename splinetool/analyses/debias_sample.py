@@ -258,10 +258,7 @@ def select(
 ) -> Selection:
     """Draw n pool rows for each ρ from the whole pool's log-volumes."""
     pool = len(log_volume)
-    if n < 1:
-        raise UsageError(f"--n {n}: expected a positive number of samples")
-    if not replace and n > pool:
-        raise UsageError(f"--n {n} is more than --pool {pool}: enlarge the pool, or draw with --replace")
+    _check_counts(n, pool, replace)
     rng = np.random.default_rng([_seed(seed), _SELECTION])
     # one noise draw shared by every ρ: Gumbel keys without replacement, uniforms with
     noise = rng.uniform(size=n) if replace else rng.gumbel(size=pool)
@@ -291,6 +288,15 @@ def select(
                 "move ρ towards 0"
             )
     return Selection(np.stack(weights), np.stack(index).astype(np.int64), np.asarray(ess), warnings)
+
+
+def _check_counts(n: int, pool: int, replace: bool) -> None:
+    if pool < 1:
+        raise UsageError(f"--pool {pool}: expected a positive number of latents")
+    if n < 1:
+        raise UsageError(f"--n {n}: expected a positive number of samples")
+    if not replace and n > pool:
+        raise UsageError(f"--n {n} is more than --pool {pool}: enlarge the pool, or draw with --replace")
 
 
 def _gumbel_top(logw: np.ndarray, gumbel: np.ndarray, n: int) -> np.ndarray:
@@ -338,8 +344,7 @@ def run(
         projection = projection_matrix(out_dim, proj_dim, seed)
     measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
     _check_top_k(top_k, measured_dim, d, proj_dim)
-    if not replace and n > pool:
-        raise UsageError(f"--n {n} is more than --pool {pool}: enlarge the pool, or draw with --replace")
+    _check_counts(n, pool, replace)  # before the Jacobians, not after them
 
     latents = draw_pool(prior, pool, d, seed)
     measures = measure(net, latents, top_k, projection, chunk_size, progress)

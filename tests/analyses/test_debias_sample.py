@@ -186,6 +186,8 @@ def test_the_pool_splits_into_shares_that_give_the_same_rows():
     ("options", "message"),
     [
         ({"n": 20, "pool": 10}, "more than --pool"),
+        ({"n": 0}, "--n 0: expected a positive number"),
+        ({"pool": 0}, "--pool 0: expected a positive number"),
         ({"top_k": 3}, "--top-k 3: expected 1 to 2"),
         ({"proj_dim": 9}, "--proj-dim 9: expected 1 to 3"),
         ({"proj_dim": 1}, "fewer than the 2 of the latent"),
