@@ -230,7 +230,7 @@ def _measures(sigma: torch.Tensor, top_k: int | None, size: int, codes: torch.Te
     zero = sigma <= tolerance
     logs = torch.where(zero, -math.inf, torch.log(torch.where(zero, 1.0, sigma)))
     return LatentMeasures(
-        sigma.double().cpu().numpy(), logs.sum(dim=1).double().cpu().numpy(), codes.cpu().numpy()
+        sigma.double().cpu().numpy(), logs.double().sum(dim=1).cpu().numpy(), codes.cpu().numpy()
     )
 
 

@@ -30,7 +30,7 @@ def dense_log_volume(module: nn.Module, z: np.ndarray) -> np.ndarray:
 
 def test_identity_and_relu_volumes_and_selected_share():
     net = net_of(IdentityAndRelu(), 1)
-    pool, n = 50_000, 4000
+    pool, n = 20_000, 4000
     result = ds.run(net, n=n, pool=pool, rhos=[1.0, 0.0], prior="uniform", replace=True, seed=1)
     z = result.pool_latents[:, 0]
     assert z.min() >= -1 and z.max() <= 1
@@ -75,10 +75,10 @@ def test_log_volume_is_half_log_det_of_the_dense_jacobian(name):
         module = loaded.module.double().eval()
     net = lower(module, (3,)) if name == "random-mlp" else lower(loaded)
     net = net.to(dtype=torch.float64)
-    z = ds.draw_pool("normal", 40, net.input_dim, seed=5)
+    z = ds.draw_pool("normal", 20, net.input_dim, seed=5)
     measured = ds.measure(net, z, chunk_size=16)
     np.testing.assert_allclose(measured.log_volume, dense_log_volume(module, z), rtol=1e-9, atol=1e-9)
-    assert measured.singular_values.shape == (40, net.input_dim)
+    assert measured.singular_values.shape == (20, net.input_dim)
 
 
 def test_reverse_mode_top_k_and_projection_against_dense_jacobians():
@@ -123,7 +123,7 @@ def test_magnet_samples_are_uniform_along_two_unequal_segments():
     slope = 3.0
     net = net_of(two_segments(slope), 1)
     n = 3000
-    result = ds.run(net, n=n, pool=100_000, rhos=[1.0, 0.0], prior="uniform", replace=True, seed=3)
+    result = ds.run(net, n=n, pool=50_000, rhos=[1.0, 0.0], prior="uniform", replace=True, seed=3)
     stretch = math.sqrt(slope**2 + 1)
     length = 1 + stretch
     for r, uniform in ((0, True), (1, False)):
