@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from splinetool.analyses.debias_sample import DebiasResult
@@ -70,8 +71,6 @@ def _meaning(rho: float) -> str:
 def _colour(rho: float, extent: float) -> str | tuple:
     if rho == 0:
         return PLAIN_COLOUR
-    from matplotlib import colormaps
-
     return colormaps[RHO_COLOURMAP](0.5 + 0.45 * rho / extent)
 
 
@@ -81,7 +80,7 @@ def _scatters(axes, result: DebiasResult, draws) -> None:
     low, high = every.min(axis=0), every.max(axis=0)
     margin = 0.05 * np.maximum(high - low, 1e-12)
     extent = max(abs(result.rho).max(), 1e-12)
-    size = max(1.0, 12.0 / math.sqrt(len(shown[0]) / 500))
+    size = max(1.0, 12.0 / math.sqrt(len(shown[0]) / 500))  # smaller dots as the draws grow
     for ax, (rho, _, _, label), points in zip(axes, draws, shown):
         ax.scatter(points[:, 0], points[:, 1], s=size, color=_colour(rho, extent), alpha=0.6, linewidths=0)
         ax.set_xlim(low[0] - margin[0], high[0] + margin[0])
