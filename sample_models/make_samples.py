@@ -241,7 +241,7 @@ def replace_section(text: str, header: str, section: str, before: str = "## Rege
         return text[:start] + section + "\n" + text[start:]
     start = text.index(header)
     end = text.find("\n## ", start + len(header))
-    return text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    return text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
 
 
 def moons_data() -> dict[str, np.ndarray]:
