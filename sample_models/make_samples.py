@@ -8,6 +8,9 @@ and, for the MLPs, NAME.pt2 (torch.export, batch dimension dynamic).
 
 It also writes the training trajectory in digits-mlp-trajectory/ (one TorchScript file per saved
 step, and a README with the accuracy at each). `--trajectory` makes only that trajectory.
+
+The generators for `splinetool debias-sample` (gmm-wgan, digits-decoder) are trained last;
+`--generators` makes only them and rewrites only their section of the README.
 """
 
 from __future__ import annotations
@@ -107,6 +110,140 @@ TRAJECTORY = Trajectory(
 )
 
 
+@dataclass(frozen=True)
+class GeneratorSample:
+    """A generator z -> x: an MLP from its latent to its output, linear output layer."""
+
+    name: str
+    options: dict
+    data: str
+    recipe: str
+    family: str = "mlp"
+    export: bool = False
+
+
+GMM_WEIGHTS = [0.4, 0.25, 0.15, 0.1, 0.06, 0.04]
+GMM = {"weights": GMM_WEIGHTS, "radius": 2.0, "std": 0.1}
+WGAN_STEPS, WGAN_CRITIC_STEPS, WGAN_BATCH, WGAN_PENALTY = 1500, 5, 256, 0.1
+VAE_EPOCHS, VAE_BATCH, VAE_VARIANCE = 150, 64, 0.05
+GENERATORS = [
+    GeneratorSample(
+        "gmm-wgan",
+        {"input_shape": [2], "outputs": 2, "widths": [64, 64]},
+        f"20,000 points of `gaussian-mixture` (6 components on a circle of radius 2, std 0.1, weights "
+        f"{', '.join(map(str, GMM_WEIGHTS))})",
+        f"WGAN-GP (Gulrajani et al. 2017): latent N(0, I_2); critic 2 → 128 → 128 → 1 ReLU; "
+        f"{WGAN_STEPS:,} generator steps, {WGAN_CRITIC_STEPS} critic steps each, batch {WGAN_BATCH}, "
+        f"gradient penalty weight {WGAN_PENALTY:g}, Adam (lr 0.001, betas 0.5, 0.9) for both",
+    ),
+    GeneratorSample(
+        "digits-decoder",
+        {"input_shape": [8], "outputs": 64, "widths": [64, 128]},
+        "8x8 UCI digits (`data/digits.npz`, the 1347 training digits, pixels in [0, 1])",
+        f"decoder of a VAE: encoder 64 → 128 → 2 × 8 ReLU (mean, log-variance), latent N(0, I_8), "
+        f"Gaussian likelihood with variance {VAE_VARIANCE:g} (squared error / {2 * VAE_VARIANCE:g}) plus "
+        f"the KL term; {VAE_EPOCHS} epochs, batch {VAE_BATCH}, Adam (lr 0.001)",
+    ),
+]
+
+
+def train_gmm_wgan(sample: GeneratorSample) -> nn.Module:
+    """WGAN-GP on an unequal-weight Gaussian mixture: the generator keeps thin filaments between modes."""
+    x, _ = generate("gaussian-mixture", 20_000, seed=0, **GMM)
+    data = torch.as_tensor(x, dtype=torch.float32)
+    torch.manual_seed(0)
+    generator = build(sample.family, sample.options)
+    critic = nn.Sequential(nn.Linear(2, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 1))
+    adam = {"lr": 1e-3, "betas": (0.5, 0.9)}
+    g_optimiser = torch.optim.Adam(generator.parameters(), **adam)
+    c_optimiser = torch.optim.Adam(critic.parameters(), **adam)
+    draws = torch.Generator().manual_seed(0)
+    for _ in range(WGAN_STEPS):
+        for _ in range(WGAN_CRITIC_STEPS):
+            real = data[torch.randint(len(data), (WGAN_BATCH,), generator=draws)]
+            fake = generator(torch.randn(WGAN_BATCH, 2, generator=draws)).detach()
+            t = torch.rand(WGAN_BATCH, 1, generator=draws)
+            between = (t * real + (1 - t) * fake).requires_grad_(True)
+            (slope,) = torch.autograd.grad(critic(between).sum(), between, create_graph=True)
+            penalty = ((slope.norm(dim=1) - 1) ** 2).mean()
+            loss = critic(fake).mean() - critic(real).mean() + WGAN_PENALTY * penalty
+            c_optimiser.zero_grad()
+            loss.backward()
+            c_optimiser.step()
+        loss = -critic(generator(torch.randn(WGAN_BATCH, 2, generator=draws))).mean()
+        g_optimiser.zero_grad()
+        loss.backward()
+        g_optimiser.step()
+    return generator.eval()
+
+
+def train_digits_decoder(sample: GeneratorSample, digits: dict[str, np.ndarray]) -> nn.Module:
+    """A small VAE on the training digits; only its decoder is kept."""
+    x = torch.as_tensor(digits["x_train"], dtype=torch.float32)
+    latent = sample.options["input_shape"][0]
+    torch.manual_seed(0)
+    decoder = build(sample.family, sample.options)
+    encoder = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 2 * latent))
+    optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+    draws = torch.Generator().manual_seed(0)
+    for _ in range(VAE_EPOCHS):
+        for batch in torch.randperm(len(x), generator=draws).split(VAE_BATCH):
+            mean, log_var = encoder(x[batch]).chunk(2, dim=1)
+            z = mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=draws)
+            reconstruction = ((decoder(z) - x[batch]) ** 2).sum(dim=1) / (2 * VAE_VARIANCE)
+            kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(dim=1)
+            optimiser.zero_grad()
+            (reconstruction + kl).mean().backward()
+            optimiser.step()
+    return decoder.eval()
+
+
+def make_generators(digits: dict[str, np.ndarray]) -> list[str]:
+    """Train and save the generators; their README rows."""
+    trainers = {"gmm-wgan": train_gmm_wgan, "digits-decoder": lambda s: train_digits_decoder(s, digits)}
+    rows = []
+    for sample in GENERATORS:
+        started = time.perf_counter()
+        model = trainers[sample.name](sample)
+        files = save(model, sample)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{sample.name}: {params} parameters, {time.perf_counter() - started:.0f} s")
+        widths = " → ".join(map(str, [*sample.options["input_shape"], *sample.options["widths"]]))
+        listing = ", ".join(f"`{f}`" for f in files)
+        rows.append(
+            f"| {sample.name} | {widths} → {sample.options['outputs']} (ReLU, linear output) | "
+            f"{sample.data} | {params:,} | {sample.recipe} | {listing} |"
+        )
+    return rows
+
+
+def generators_section(rows: list[str]) -> str:
+    return f"""## Generators
+
+For `splinetool debias-sample`: generators G: z → x whose latent is the model's input. Both are trained
+single-threaded and seeded on the CPU (about a minute each); they are small, not good generative models.
+
+| name | architecture | data | parameters | training | files |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+`gmm-wgan` puts about the mixture's weights into each mode but, being continuous, also leaves thin
+filaments between the modes (a GAN's usual artefact): polarity sampling with ρ > 0 goes there, ρ < 0
+into the modes. `digits-decoder` outputs 64 pixels (draw them with `--output-shape 1,8,8`).
+"""
+
+
+def replace_section(text: str, header: str, section: str, before: str = "## Regenerating") -> str:
+    """`text` with its markdown section starting at `header` (up to the next `## `) replaced, or the
+    section inserted ahead of `before` when there is none yet."""
+    if header not in text:
+        start = text.index(before)
+        return text[:start] + section + "\n" + text[start:]
+    start = text.index(header)
+    end = text.find("\n## ", start + len(header))
+    return text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
+
+
 def moons_data() -> dict[str, np.ndarray]:
     x, y = generate("moons", 1500, seed=0, noise=0.1)
     return {"x": x, "y": y, "x_train": x[:1000], "y_train": y[:1000], "x_test": x[1000:], "y_test": y[1000:]}
@@ -151,7 +288,7 @@ def toml_value(value: object) -> str:
     return json.dumps(value)
 
 
-def save(model: nn.Module, sample: Sample) -> list[str]:
+def save(model: nn.Module, sample: Sample | GeneratorSample) -> list[str]:
     meta = {"input_shape": sample.options["input_shape"], "family": sample.family, "options": sample.options}
     files = [f"{sample.name}.ts.pt", f"{sample.name}.state.pt"]
     scripted = torch.jit.script(model)
@@ -241,7 +378,7 @@ deterministic algorithms. Saved steps: {saved}.""",
     )
 
 
-def readme(rows: list[str]) -> str:
+def readme(rows: list[str], generator_rows: list[str]) -> str:
     training = "\n".join(
         f"- {s.name}: {s.epochs} epochs, batch size {s.batch_size}, learning rate {s.lr:g}" for s in SAMPLES
     )
@@ -274,10 +411,12 @@ Digit images are stored flattened, `[N, 64]`; the ConvNet and ResNet take them a
 {trajectory_recipe(lead=f"`{TRAJECTORY.name}/step-NNNNNN.ts.pt`: ")}
 Accuracies at each step are in `{TRAJECTORY.name}/README.md`.
 
+{generators_section(generator_rows)}
 ## Regenerating
 
 `make sample-models` retrains every model and rewrites these files, the configs and this README (and
-`python sample_models/make_samples.py --trajectory` remakes only the training trajectory). It is
+`python sample_models/make_samples.py --trajectory` remakes only the training trajectory, `--generators`
+only the generators). It is
 seeded and single-threaded, so the weights and accuracies come out the same on a rerun (TorchScript
 archives still differ byte for byte, because each gets a fresh serialization id).
 `data/digits.npz` is made once by `sample_models/make_digits_data.py`, the only code here that needs
@@ -293,6 +432,7 @@ scikit-learn; `data/moons.npz` is written by `make sample-models`.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trajectory", action="store_true", help="make only the training trajectory")
+    parser.add_argument("--generators", action="store_true", help="make only the debias-sample generators")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -301,6 +441,12 @@ def main() -> None:
         digits = dict(f)
     if args.trajectory:
         train_trajectory(digits)
+        print(f"done in {time.perf_counter() - started:.0f} s")
+        return
+    if args.generators:
+        text = (HERE / "README.md").read_text()
+        section = generators_section(make_generators(digits))
+        (HERE / "README.md").write_text(replace_section(text, "## Generators", section))
         print(f"done in {time.perf_counter() - started:.0f} s")
         return
     moons = moons_data()
@@ -327,7 +473,8 @@ def main() -> None:
             f"| {sample.name} | {architecture} | {sample.data} | {params:,} | {train_acc:.1%} | "
             f"{test_acc:.1%} | {listing} |"
         )
-    (HERE / "README.md").write_text(readme(rows))
+    generator_rows = make_generators(digits)
+    (HERE / "README.md").write_text(readme(rows, generator_rows))
     train_trajectory(digits)
     print(f"done in {time.perf_counter() - started:.0f} s")
 

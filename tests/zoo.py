@@ -232,3 +232,22 @@ def bn_density_result(inits=("zero-bias", "batchnorm"), nodes=3, grid=5, points=
         segment_layers=[rng.integers(1, nodes + 1, 6) for _ in inits] if segments else None,
         seconds=1.5,
     )
+
+
+class IdentityAndRelu(nn.Module):
+    """G(z) = (z, relu(z)) from R to R²: stretches volume by 1 for z < 0 and √2 for z > 0."""
+
+    def forward(self, z):
+        return torch.cat([z, torch.relu(z)], dim=1)
+
+
+def two_segments(slope: float = 3.0) -> nn.Sequential:
+    """G(z) = (z, 0) for z < 0 and (slope·z, z) for z > 0: [-1, 1] onto two joined segments of
+    lengths 1 and sqrt(slope² + 1)."""
+    layers = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        layers[0].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        layers[0].bias.zero_()
+        layers[2].weight.copy_(torch.tensor([[slope, -1.0], [1.0, 0.0]]))
+        layers[2].bias.zero_()
+    return layers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from splinetool.cli import bn_density, count_regions, info, local_complexity, merge, slice
+from splinetool.cli import bn_density, count_regions, debias_sample, info, local_complexity, merge, slice
 
 app = typer.Typer(
     name="splinetool",
@@ -19,6 +19,7 @@ app.command("count-regions")(count_regions.command)
 app.command("local-complexity")(local_complexity.command)
 app.command("bn-density")(bn_density.command)
 app.command("merge")(merge.command)
+app.command("debias-sample")(debias_sample.command)
 
 
 def _version(value: bool) -> None:

@@ -97,6 +97,17 @@ ShardOption = Annotated[
 ]
 
 
+def check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
+    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
+    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
+        if path is None:
+            continue
+        if suffix is not None and path.suffix.lower() != suffix:
+            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
     return _parse_list(text, count, option, float, "numbers")
 
@@ -116,17 +127,6 @@ def _parse_list(text: str | None, count: int, option: str, kind: type, noun: str
     if len(values) != count or any(v != v or abs(v) == float("inf") for v in values):
         raise UsageError(f"{option} {text!r}: expected {count} {noun} separated by commas")
     return values
-
-
-def check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
-    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
-        if path is None:
-            continue
-        if suffix is not None and path.suffix.lower() != suffix:
-            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
-        if not path.parent.is_dir():
-            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
 
 
 def load_net(checkpoint: Path, arch, input_shape, trust: bool, device: str, dtype: str):

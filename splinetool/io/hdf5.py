@@ -17,12 +17,14 @@ import torch
 from splinetool.analyses.bn_density import BNDensityResult
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
+from splinetool.analyses.debias_sample import DebiasResult
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceList, SliceResult
 from splinetool.errors import UsageError
 from splinetool.io import (
     bn_density_codec,
     count_regions_codec,
+    debias_sample_codec,
     local_complexity_codec,
     slice_codec,
     slice_list_codec,
@@ -80,6 +82,12 @@ CODECS: dict[type, Codec] = {
         slice_list_codec.ENCODING_VERSION,
         slice_list_codec.write,
         slice_list_codec.read,
+    ),
+    DebiasResult: Codec(
+        debias_sample_codec.ENCODING_TYPE,
+        debias_sample_codec.ENCODING_VERSION,
+        debias_sample_codec.write,
+        debias_sample_codec.read,
     ),
 }
 

@@ -1,0 +1,55 @@
+"""The debias-sample encoding: what goes into the HDF5 group comes back as the same DebiasResult."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from splinetool.analyses import debias_sample as ds
+from splinetool.io import Provenance, read, write
+from splinetool.ir import lower
+from tests.zoo import mlp
+
+PROVENANCE = Provenance("debias-sample", ["debias-sample", "g.pt"], "ab" * 32, "cpu", 0)
+
+
+def result(**options) -> ds.DebiasResult:
+    torch.manual_seed(0)
+    net = lower(mlp((3, 8, 12)).double(), (3,)).to(dtype=torch.float64)
+    return ds.run(net, n=6, pool=40, **options)
+
+
+def assert_same(a: ds.DebiasResult, b: ds.DebiasResult) -> None:
+    for name, value in vars(a).items():
+        other = getattr(b, name)
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(other, value)
+        else:
+            assert other == value, name
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"rhos": [-1.0, 0.0, 2.0], "top_k": 2, "proj_dim": 5, "replace": True, "output_shape": (1, 3, 4)},
+    ],
+    ids=["one rho", "several rho, projected, images"],
+)
+def test_round_trip(tmp_path, options):
+    path = tmp_path / "debias.h5"
+    original = result(**options)
+    write(path, {"debias": original}, PROVENANCE)
+    back = read(path)["debias"]
+    assert isinstance(back, ds.DebiasResult)
+    assert_same(original, back)
+    assert back.summary() | {"seconds": 0} == original.summary() | {"seconds": 0}
+    with h5py.File(path) as f:
+        group = f["debias"]
+        rows = len(original.rho)
+        assert group["latents"].shape == (rows, 6, 3)
+        np.testing.assert_array_equal(group["latents"][()], original.latents)
+        assert group["samples"].shape == (rows, 6, *original.output_shape)
+        assert group["baseline_samples"].shape == (6, *original.output_shape)
+        for name in ("pool_latents", "log_volume", "singular_values", "weights", "selected_index"):
+            assert name in group
