@@ -79,6 +79,15 @@ class CountResult:
             return None
         return self.tiles_per_node[:, -1] if self.tiles_per_node.shape[1] else np.ones(len(self.origins), int)
 
+    @property
+    def estimate_caveat(self) -> str | None:
+        """Why the Chao1 estimate says little, when it does (sampled)."""
+        if self.method != "sampled" or self.doubletons:
+            return None
+        if self.singletons:
+            return "no code was seen exactly twice: the estimate only says that most regions went unseen"
+        return None
+
     def segment_breakpoints(self, s: int) -> np.ndarray:
         return self.breakpoints[self.offsets[s] : self.offsets[s + 1]]
 
@@ -111,6 +120,8 @@ class CountResult:
                 "doubletons": self.doubletons,
                 "sampling": self.sampling,
             }
+            if self.estimate_caveat:
+                out["estimate_caveat"] = self.estimate_caveat
         out["seconds"] = self.seconds
         return out
 

@@ -373,7 +373,7 @@ def _print(result: analysis.CountResult, label: str) -> None:
         lines.append(
             f"at least {result.regions:,} regions (distinct codes among {result.samples:,} points, "
             f"{result.sampling}); Chao1 estimate {result.estimate:,.1f} (f1 = {result.singletons:,}, "
-            f"f2 = {result.doubletons:,})"
+            f"f2 = {result.doubletons:,})" + (f"; {result.estimate_caveat}" if result.estimate_caveat else "")
         )
     lines.append(f"{result.dtype}; {result.seconds:.2f} s")
     for line in lines:

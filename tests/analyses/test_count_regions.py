@@ -127,6 +127,11 @@ def test_chao1():
     points = torch.tensor([[-1.0, 0.0], [-2.0, 0.0], [1.0, 0.0], [2.0, 3.0]], dtype=F64)
     result = counting.count_sampled(net, points, "four points")
     assert (result.regions, result.singletons, result.doubletons, result.estimate) == (2, 0, 2, 2.0)
+    assert result.estimate_caveat is None
+    # every code seen once: Chao1 can only say that most regions went unseen, and the result says so
+    spread = counting.count_sampled(net, points[[0, 2]], "two points")
+    assert (spread.singletons, spread.doubletons, spread.estimate) == (2, 0, 3.0)
+    assert "seen exactly twice" in spread.summary()["estimate_caveat"]
 
 
 def test_samples_fall_where_asked():
