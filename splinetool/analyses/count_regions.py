@@ -26,7 +26,7 @@ from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
-from splinetool.ir.codes import pack_words, unique_rows, unpack_bits
+from splinetool.ir.codes import bit_range, bytes_as_words, unique_rows
 
 METHODS = ("exact-1d", "exact-2d", "sampled")
 SAMPLING = ("bbox", "box", "ball")
@@ -303,14 +303,16 @@ def region_codes(net: PLNet, x: torch.Tensor, progress=None) -> torch.Tensor:
 def prefix_counts(codes: torch.Tensor, node_code_bits: list[int]) -> tuple[list[int], torch.Tensor]:
     """Distinct regions among coded points for each prefix network, and each point's region
     (numbered from 0) under the whole network; `codes` are PLNet.codes rows."""
-    bits = unpack_bits(codes, sum(node_code_bits))
     region = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
     per_layer = []
     start = 0
     for width in node_code_bits:
-        # a prefix region is a pair (region of the shorter prefix, this node's code)
-        words = pack_words(bits[:, start : start + width])
-        region, count = unique_rows(torch.cat([region[:, None], words], dim=1))
+        if width:
+            # a prefix region is a pair (region of the shorter prefix, this node's code)
+            words = bytes_as_words(bit_range(codes, start, start + width))
+            region, count = unique_rows(torch.cat([region[:, None], words], dim=1))
+        else:
+            count = int(region.max()) + 1 if len(region) else 0
         per_layer.append(count)
         start += width
     return per_layer, region

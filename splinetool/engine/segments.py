@@ -161,24 +161,27 @@ def _unit_crossings(batch: _Batch, pl: SignKind, pre: torch.Tensor) -> tuple[tor
     """(piece, position in the piece) of every strict sign change of a boundary unit."""
     values = pl.boundaries(pre)
     units = values.shape[1]
-    # each segment judges "zero" against its own largest value of the unit, whatever else is batched
-    scale = torch.zeros((batch.segments, units), dtype=values.dtype, device=values.device)
-    scale.scatter_reduce_(0, batch.segment[:, None].expand(-1, units), values.abs(), "amax")
-    tol = zero_tolerance(scale)
     same = batch.segment[1:] == batch.segment[:-1]
     pieces, positions = [], []
     rows = max(2, (1 << 22) // max(units, 1))
     for lo in range(0, batch.points - 1, rows):
         hi = min(lo + rows, batch.points - 1)
         chunk = values[lo : hi + 1]
-        bound = tol[batch.segment[lo : hi + 1]]
-        above, below = chunk > bound, chunk < -bound
-        flips = ((above[:-1] & below[1:]) | (below[:-1] & above[1:])) & same[lo:hi, None]
+        positive, negative = chunk > 0, chunk < 0
+        flips = ((positive[:-1] & negative[1:]) | (negative[:-1] & positive[1:])) & same[lo:hi, None]
         piece, unit = torch.nonzero(flips, as_tuple=True)
-        before, after = chunk[piece, unit], chunk[piece + 1, unit]
         pieces.append(lo + piece)
-        positions.append(before / (before - after))
-    return torch.cat(pieces), torch.cat(positions)
+        positions.append(unit)
+    piece, unit = torch.cat(pieces), torch.cat(positions)
+    before, after = values[piece, unit], values[piece + 1, unit]
+    # each segment judges "zero" against its own largest value of the unit, whatever else is batched:
+    # a sign change with an end within that tolerance of zero is a boundary through an existing point
+    scale = torch.zeros((batch.segments, units), dtype=values.dtype, device=values.device)
+    scale.scatter_reduce_(0, batch.segment[:, None].expand(-1, units), values.abs(), "amax")
+    tol = zero_tolerance(scale[batch.segment[piece], unit])
+    clear = (before.abs() > tol) & (after.abs() > tol)
+    before, after = before[clear], after[clear]
+    return piece[clear], before / (before - after)
 
 
 def _window_crossings(batch: _Batch, pl: ArgmaxKind, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

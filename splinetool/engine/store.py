@@ -96,7 +96,7 @@ class VertexStore:
 
 
 def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    return x + lam.reshape(-1, *[1] * (x.dim() - 1)) * (y - x)
+    return torch.lerp(x, y, lam.reshape(-1, *[1] * (x.dim() - 1)).to(x.dtype))
 
 
 class TileStore:

@@ -32,13 +32,21 @@ def region_ids(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return unique, inverse
 
 
-def pack_words(bits: torch.Tensor) -> torch.Tensor:
-    """[B, n] bool -> [B, ceil(n/64)] int64: the packed bytes read as words, cheaper to sort and compare."""
-    packed = pack_bits(bits)
+def bytes_as_words(packed: torch.Tensor) -> torch.Tensor:
+    """[B, n] uint8 -> [B, ceil(n/8)] int64: the same bits read as words, cheaper to sort and compare."""
     pad = -packed.shape[1] % 8
     if pad:
         packed = torch.nn.functional.pad(packed, (0, pad))
-    return packed.view(torch.int64)
+    return packed.contiguous().view(torch.int64)
+
+
+def bit_range(packed: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """The bytes holding bits start..stop-1 of packed rows, every other bit cleared."""
+    first, last = start // 8, -(-stop // 8)
+    part = packed[:, first:last].clone()
+    part[:, 0] &= 0xFF >> (start - 8 * first)  # most significant bit first
+    part[:, -1] &= (0xFF << (8 * last - stop)) & 0xFF
+    return part
 
 
 # odd multipliers for mixing the columns of a row into one 64-bit sort key

@@ -58,11 +58,14 @@ def test_pieces_along_a_segment_are_the_slice_tiles_it_crosses():
 
 def test_prefix_counts_grow_and_match_brute_force_codes():
     torch.manual_seed(3)
-    net = lowered(mlp((3, 12, 12, 12, 2)), (3,))
+    net = lowered(mlp((3, 11, 13, 5, 2)), (3,))  # node codes straddle byte boundaries
     x = torch.rand(4000, 3, dtype=F64) * 4 - 2
     packed = counting.region_codes(net, x)
     per_layer, region = counting.prefix_counts(packed, [n.code_bits for n in net.pl_nodes])
     assert all(a <= b for a, b in zip(per_layer, per_layer[1:]))
+    bits = [node.pl.code_bits(p) for node, p in zip(net.pl_nodes, net.preactivations(x))]
+    for k in range(len(bits)):
+        assert per_layer[k] == len(torch.unique(torch.cat(bits[: k + 1], dim=1), dim=0))
     unique, inverse = torch.unique(net.codes(x), dim=0, return_inverse=True)
     assert per_layer[-1] == len(unique)
     assert torch.equal(packed, net.codes(x))

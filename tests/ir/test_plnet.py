@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from splinetool.ir import lower
-from splinetool.ir.codes import pack_bits, region_ids, unpack_bits
+from splinetool.ir.codes import bit_range, pack_bits, region_ids, unpack_bits
 from splinetool.ir.pl import ArgmaxKind
 from tests.zoo import ZOO, build, mlp
 
@@ -99,3 +99,15 @@ def test_region_ids_group_equal_codes():
     assert packed.tolist() == [[160], [0], [160]]
     unique, inverse = region_ids(packed)
     assert len(unique) == 2 and inverse[0] == inverse[2] != inverse[1]
+
+
+def test_bit_range_keeps_exactly_the_asked_bits():
+    g = torch.Generator().manual_seed(0)
+    bits = torch.rand(50, 45, generator=g) > 0.5
+    packed = pack_bits(bits)
+    for start, stop in [(0, 45), (3, 4), (7, 9), (8, 16), (13, 45), (0, 1), (44, 45)]:
+        part = unpack_bits(bit_range(packed, start, stop), 8 * (-(-stop // 8) - start // 8))
+        offset = 8 * (start // 8)
+        expected = torch.zeros_like(part)
+        expected[:, start - offset : stop - offset] = bits[:, start:stop]
+        assert torch.equal(part, expected), (start, stop)
