@@ -69,11 +69,12 @@ def test_every_piece_is_one_region_and_every_breakpoint_changes_region(name):
     model, shape = build(name, seed=3)
     net = lowered(model, shape)
     g = torch.Generator().manual_seed(0)
-    dim = net.input_dim
-    starts, ends = torch.randn(5, dim, generator=g, dtype=F64), torch.randn(5, dim, generator=g, dtype=F64)
+    # short segments: some zoo layers (dilated float64 convolutions) are slow on the CPU
+    ends = 0.5 * torch.randn(2, 3, net.input_dim, generator=g, dtype=F64)
+    starts, ends = ends[0], ends[1]
     part = partition_segments(net, starts, ends)
-    assert (part.pieces >= 1).all()
-    assert_exact(net, starts, ends, part)
+    assert (part.pieces >= 1).all() and part.pieces.sum() >= 6  # breakpoints to check
+    assert_exact(net, starts, ends, part, samples_per_piece=5)
     assert (part.pieces_per_node.diff(dim=1) >= 0).all()
     assert torch.equal(part.pieces_per_node[:, -1], part.pieces)
     x = starts[part.segment_of_point()] + part.t[:, None] * (ends - starts)[part.segment_of_point()]
