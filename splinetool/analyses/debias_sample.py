@@ -14,6 +14,11 @@ The work is three steps, kept apart so that step 2 can run on any share of the p
    function of the latents it is given (and the fixed projection, if any).
 3. `select`: from the whole pool's log-volumes, the weights, effective sample size and draws.
 
+`plan` checks the options once; `measure_share` does step 2 on a contiguous share of the pool (a
+`PoolShare`, which also holds G(z) of the share's latents that a draw can pick); `combine` joins the
+shares in pool order and does step 3. `run` is the three on one share, the whole pool. Under torchrun
+or with `--shard`, the shares are measured apart and combined by rank 0 or `splinetool merge`.
+
 Rules:
 
 - Log-volume = Σ_k log σ_k over all min(d, D) singular values, or over the largest `top_k`. A singular
@@ -24,7 +29,9 @@ Rules:
   `collapsed`, and a warning says so.
 - Weights are computed in log space (log-sum-exp) in float64. Without replacement (the default) the n
   latents are the n largest of `ρ·log-volume + Gumbel noise` (Gumbel-top-k: exactly sequential
-  sampling without replacement in proportion to the weights); with replacement, n inverse-CDF draws.
+  sampling without replacement in proportion to the weights; the keys are not normalised, so a share
+  of the pool ranks its own latents with the keys the whole pool uses); with replacement, n
+  inverse-CDF draws.
   Every ρ uses the same noise, so the ρ = 0 draw is the baseline and draws for different ρ differ only
   through their weights.
 - The volume is the PL network's, before any output-only transform (softmax, sigmoid) that lowering
@@ -79,6 +86,48 @@ class Selection:
     index: np.ndarray  # [R, n] int64 rows of the pool, in draw order
     ess: np.ndarray  # [R] effective sample size (Σw)²/Σw²
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The checked options of a run and what they fix: the same for every share of the pool."""
+
+    n: int
+    pool: int
+    rho: tuple[float, ...]
+    prior: str
+    replace: bool
+    seed: int
+    top_k: int | None
+    proj_dim: int | None
+    projection: np.ndarray | None  # [proj_dim, D]
+    output_shape: tuple[int, ...]
+    jacobian_mode: str
+    dtype: str
+    node_names: list[str]
+    node_code_bits: list[int]
+
+
+@dataclass
+class PoolShare:
+    """Step 2 on rows start:start+b of the pool, with G(z) of the rows a draw can pick (`candidates`).
+
+    Without replacement a draw takes the n largest keys of the whole pool, so a row that n rows of its
+    own share outrank for every ρ (and for the ρ = 0 baseline) is never drawn: only the others are
+    generated. With replacement any row with weight can be drawn, and every row is generated.
+    """
+
+    plan: Plan
+    start: int
+    latents: np.ndarray  # [b, d] rows start:start+b of the pool
+    measures: LatentMeasures
+    candidates: np.ndarray  # [c] int64 pool rows, increasing
+    outputs: np.ndarray  # [c, D] G of the candidates, as the model outputs it
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> range:
+        return range(self.start, self.start + len(self.latents))
 
 
 @dataclass
@@ -239,10 +288,7 @@ def _measures(sigma: torch.Tensor, top_k: int | None, size: int, codes: torch.Te
 
 def log_weights(log_volume: np.ndarray, rho: float) -> np.ndarray:
     """Normalised log-weights log(w_i), w ∝ exp(ρ · log-volume); -inf for weight 0 (see the rules)."""
-    if rho == 0:
-        logw = np.zeros_like(log_volume)
-    else:
-        logw = np.where(np.isneginf(log_volume), -np.inf, rho * log_volume)
+    logw = _log_mass(log_volume, rho)
     finite = np.isfinite(logw)
     if not finite.any():
         raise UsageError(
@@ -253,15 +299,26 @@ def log_weights(log_volume: np.ndarray, rho: float) -> np.ndarray:
     return logw - (top + np.log(np.exp(logw[finite] - top).sum()))
 
 
+def _log_mass(log_volume: np.ndarray, rho: float) -> np.ndarray:
+    """ρ · log-volume, the log-weight before normalising: 0 for ρ = 0, -inf for collapsed tiles."""
+    if rho == 0:
+        return np.zeros_like(log_volume)
+    return np.where(np.isneginf(log_volume), -np.inf, rho * log_volume)
+
+
+def _selection_noise(seed: int, pool: int, n: int, replace: bool) -> np.ndarray:
+    """One noise draw shared by every ρ: n uniforms with replacement, a Gumbel key per row without."""
+    rng = np.random.default_rng([_seed(seed), _SELECTION])
+    return rng.uniform(size=n) if replace else rng.gumbel(size=pool)
+
+
 def select(
     log_volume: np.ndarray, rhos: Sequence[float], n: int, replace: bool = False, seed: int = 0
 ) -> Selection:
     """Draw n pool rows for each ρ from the whole pool's log-volumes."""
     pool = len(log_volume)
     _check_counts(n, pool, replace)
-    rng = np.random.default_rng([_seed(seed), _SELECTION])
-    # one noise draw shared by every ρ: Gumbel keys without replacement, uniforms with
-    noise = rng.uniform(size=n) if replace else rng.gumbel(size=pool)
+    noise = _selection_noise(seed, pool, n, replace)
     weights, index, ess, warnings = [], [], [], []
     collapsed = int(np.isneginf(log_volume).sum())
     for rho in rhos:
@@ -273,7 +330,9 @@ def select(
                 f"--n {n}: only {positive} latents of the pool have a non-zero weight for ρ = {rho:g}; "
                 "enlarge --pool, lower --n, or draw with --replace"
             )
-        index.append(_with_replacement(w, noise) if replace else _gumbel_top(logw, noise, n))
+        index.append(
+            _with_replacement(w, noise) if replace else _gumbel_top(_log_mass(log_volume, rho), noise, n)
+        )
         weights.append(w)
         ess.append(1.0 / float((w**2).sum()))
         if rho < 0 and collapsed:
@@ -299,8 +358,8 @@ def _check_counts(n: int, pool: int, replace: bool) -> None:
         raise UsageError(f"--n {n} is more than --pool {pool}: enlarge the pool, or draw with --replace")
 
 
-def _gumbel_top(logw: np.ndarray, gumbel: np.ndarray, n: int) -> np.ndarray:
-    keys = logw + gumbel
+def _gumbel_top(log_mass: np.ndarray, gumbel: np.ndarray, n: int) -> np.ndarray:
+    keys = log_mass + gumbel
     top = np.argpartition(-keys, n - 1)[:n]
     return top[np.argsort(-keys[top], kind="stable")]  # in the order sequential draws would pick them
 
@@ -312,6 +371,145 @@ def _with_replacement(w: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 
 # -- the analysis --------------------------------------------------------------------------------
+
+
+def plan(
+    net: PLNet,
+    n: int,
+    pool: int,
+    rhos: Sequence[float] = (1.0,),
+    prior: str = "normal",
+    top_k: int | None = None,
+    proj_dim: int | None = None,
+    replace: bool = False,
+    seed: int = 0,
+    output_shape: Sequence[int] | None = None,
+) -> Plan:
+    """Check the options against the generator, before any Jacobian."""
+    rhos = tuple(float(r) for r in rhos) or (1.0,)
+    if any(not math.isfinite(r) for r in rhos):
+        raise UsageError(f"--rho {list(rhos)}: expected finite numbers")
+    if prior not in PRIORS:
+        raise UsageError(f"--prior {prior!r}: expected one of {', '.join(PRIORS)}")
+    d, out_dim = net.input_dim, net.output_dim
+    shape = _output_shape(output_shape, net)
+    projection = None
+    if proj_dim is not None:
+        if not 1 <= proj_dim <= out_dim:
+            raise UsageError(f"--proj-dim {proj_dim}: expected 1 to {out_dim}, the generator's output size")
+        projection = projection_matrix(out_dim, proj_dim, seed)
+    measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
+    _check_top_k(top_k, measured_dim, d, proj_dim)
+    _check_counts(n, pool, replace)
+    return Plan(
+        n=n,
+        pool=pool,
+        rho=rhos,
+        prior=prior,
+        replace=replace,
+        seed=seed,
+        top_k=top_k,
+        proj_dim=proj_dim,
+        projection=projection,
+        output_shape=shape,
+        jacobian_mode=cheaper_mode(d, out_dim if proj_dim is None else proj_dim),
+        dtype=str(net.dtype).removeprefix("torch."),
+        node_names=[node.name for node in net.pl_nodes],
+        node_code_bits=[node.code_bits for node in net.pl_nodes],
+    )
+
+
+def measure_share(
+    net: PLNet,
+    plan: Plan,
+    rows: range,
+    chunk_size: int | None = None,
+    progress: Progress | None = None,
+) -> PoolShare:
+    """Step 2 on `rows` of the pool (which every share draws whole from the seed), and G of its candidates."""
+    start = time.perf_counter()
+    if chunk_size is not None and chunk_size < 1:
+        raise UsageError(f"--batch-size {chunk_size}: expected a positive number of latents")
+    if len(rows) == 0:
+        raise UsageError(
+            f"rows {rows.start}:{rows.stop} of the pool hold no latent: split --pool {plan.pool} into at "
+            "most as many shares as latents"
+        )
+    latents = draw_pool(plan.prior, plan.pool, net.input_dim, plan.seed)[rows.start : rows.stop]
+    measures = measure(net, latents, plan.top_k, plan.projection, chunk_size, progress)
+    candidates = rows.start + _candidates(plan, rows, measures.log_volume)
+    outputs = _generate(net, latents[candidates - rows.start], chunk_size)
+    return PoolShare(plan, rows.start, latents, measures, candidates, outputs, time.perf_counter() - start)
+
+
+def _candidates(plan: Plan, rows: range, log_volume: np.ndarray) -> np.ndarray:
+    """Offsets within the share of the rows a draw can pick (see PoolShare)."""
+    if plan.replace or len(rows) <= plan.n:
+        return np.arange(len(rows))
+    gumbel = _selection_noise(plan.seed, plan.pool, plan.n, plan.replace)[rows.start : rows.stop]
+    kept = np.zeros(len(rows), dtype=bool)
+    for rho in (*plan.rho, 0.0):
+        keys = _log_mass(log_volume, rho) + gumbel
+        # ties with the n-th largest key stay: the whole pool may order them either way
+        kept |= keys >= np.partition(keys, len(keys) - plan.n)[len(keys) - plan.n]
+    return np.flatnonzero(kept)
+
+
+def combine(parts: Sequence[PoolShare]) -> DebiasResult:
+    """Join consecutive shares of the pool and draw from it (step 3): the result of the whole run.
+
+    `seconds` is the longest share's plus the selection's.
+    """
+    start = time.perf_counter()
+    plan = parts[0].plan
+    for before, part in zip(parts, parts[1:]):
+        if part.start != before.rows.stop:
+            raise UsageError(f"pool rows {before.rows.stop}:{part.start} are missing between two shares")
+    if parts[0].start != 0 or parts[-1].rows.stop != plan.pool:
+        raise UsageError(
+            f"the shares cover rows {parts[0].start}:{parts[-1].rows.stop} of a pool of {plan.pool}"
+        )
+    latents = np.concatenate([p.latents for p in parts])
+    measures = LatentMeasures.concatenate([p.measures for p in parts])
+    candidates = np.concatenate([p.candidates for p in parts])
+    outputs = np.concatenate([p.outputs for p in parts])
+    chosen = select(measures.log_volume, plan.rho, plan.n, plan.replace, plan.seed)
+    baseline = select(measures.log_volume, [0.0], plan.n, plan.replace, plan.seed).index[0]
+    tiles, tile_index = _tiles(measures.codes)
+
+    def generated(rows: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(candidates, rows)
+        if not np.array_equal(candidates[np.minimum(at, len(candidates) - 1)], rows):
+            raise RuntimeError("a drawn latent is not among the shares' candidates")  # see PoolShare
+        return outputs[at]
+
+    return DebiasResult(
+        pool_latents=latents,
+        singular_values=measures.singular_values,
+        log_volume=measures.log_volume,
+        tile_index=tile_index,
+        tile_codes=tiles,
+        node_names=plan.node_names,
+        node_code_bits=plan.node_code_bits,
+        rho=np.asarray(plan.rho, dtype=np.float64),
+        weights=chosen.weights,
+        selected_index=chosen.index,
+        samples=generated(chosen.index.reshape(-1)).reshape(len(plan.rho), plan.n, -1),
+        baseline_index=baseline,
+        baseline_samples=generated(baseline),
+        ess=chosen.ess,
+        prior=plan.prior,
+        replace=plan.replace,
+        top_k=plan.top_k,
+        proj_dim=plan.proj_dim,
+        projection=plan.projection,
+        output_shape=plan.output_shape,
+        jacobian_mode=plan.jacobian_mode,
+        seed=plan.seed,
+        dtype=plan.dtype,
+        warnings=chosen.warnings,
+        seconds=max(p.seconds for p in parts) + time.perf_counter() - start,
+    )
 
 
 def run(
@@ -329,57 +527,8 @@ def run(
     progress: Progress | None = None,
 ) -> DebiasResult:
     """Draw a pool of latents, measure each one's volume change, and resample it ∝ volume^ρ."""
-    start = time.perf_counter()
-    rhos = [float(r) for r in rhos] or [1.0]
-    if any(not math.isfinite(r) for r in rhos):
-        raise UsageError(f"--rho {rhos}: expected finite numbers")
-    if chunk_size is not None and chunk_size < 1:
-        raise UsageError(f"--batch-size {chunk_size}: expected a positive number of latents")
-    d, out_dim = net.input_dim, net.output_dim
-    shape = _output_shape(output_shape, net)
-    projection = None
-    if proj_dim is not None:
-        if not 1 <= proj_dim <= out_dim:
-            raise UsageError(f"--proj-dim {proj_dim}: expected 1 to {out_dim}, the generator's output size")
-        projection = projection_matrix(out_dim, proj_dim, seed)
-    measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
-    _check_top_k(top_k, measured_dim, d, proj_dim)
-    _check_counts(n, pool, replace)  # before the Jacobians, not after them
-
-    latents = draw_pool(prior, pool, d, seed)
-    measures = measure(net, latents, top_k, projection, chunk_size, progress)
-    chosen = select(measures.log_volume, rhos, n, replace, seed)
-    baseline = select(measures.log_volume, [0.0], n, replace, seed).index[0]
-
-    tiles, tile_index = _tiles(measures.codes)
-    samples = _generate(net, latents[chosen.index.reshape(-1)], chunk_size).reshape(len(rhos), n, -1)
-    return DebiasResult(
-        pool_latents=latents,
-        singular_values=measures.singular_values,
-        log_volume=measures.log_volume,
-        tile_index=tile_index,
-        tile_codes=tiles,
-        node_names=[node.name for node in net.pl_nodes],
-        node_code_bits=[node.code_bits for node in net.pl_nodes],
-        rho=np.asarray(rhos, dtype=np.float64),
-        weights=chosen.weights,
-        selected_index=chosen.index,
-        samples=samples,
-        baseline_index=baseline,
-        baseline_samples=_generate(net, latents[baseline], chunk_size),
-        ess=chosen.ess,
-        prior=prior,
-        replace=replace,
-        top_k=top_k,
-        proj_dim=proj_dim,
-        projection=projection,
-        output_shape=shape,
-        jacobian_mode=cheaper_mode(d, out_dim if proj_dim is None else proj_dim),
-        seed=seed,
-        dtype=str(net.dtype).removeprefix("torch."),
-        warnings=chosen.warnings,
-        seconds=time.perf_counter() - start,
-    )
+    checked = plan(net, n, pool, rhos, prior, top_k, proj_dim, replace, seed, output_shape)
+    return combine([measure_share(net, checked, range(pool), chunk_size, progress)])
 
 
 def _check_top_k(top_k: int | None, measured_dim: int, d: int, proj_dim: int | None) -> None:

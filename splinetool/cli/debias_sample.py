@@ -22,20 +22,26 @@ from splinetool.cli.common import (
     PngOption,
     QuietOption,
     SeedOption,
+    ShardOption,
     SvgOption,
     TrustOption,
     check_outputs,
     load_net,
+    parse_device,
     parse_shape,
     print_json,
-    progress_bar,
     reported_errors,
     stderr,
     stdout,
 )
+from splinetool.cli.sharing import check_shard, run_work, write_shard
+from splinetool.parallel import Work
+
+GROUP = "debias"  # the run file's group
 
 
 def command(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path, typer.Argument(help="The generator: its input is the latent z, its output x = G(z).")
     ],
@@ -91,6 +97,7 @@ def command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float64",
     seed: SeedOption = 0,
+    shard: ShardOption = None,
     output: OutputOption = None,
     png: PngOption = None,
     svg: SvgOption = None,
@@ -106,27 +113,38 @@ def command(
     (MaGNET, Humayun et al., ICLR 2022), ρ < 0 favours the modes and ρ > 0 the anti-modes (polarity
     sampling, CVPR 2022), ρ = 0 is the plain sampler. Prints the effective sample size and warns when
     it is under 10 × n; also draws the same number of latents with ρ = 0 as a baseline.
+
+    The pool splits into shares under torchrun and with --shard: each share measures its latents, and
+    the draws are made once from the whole pool's measures (by rank 0, or by `splinetool merge`).
     """
     with reported_errors():
+        share = check_shard(shard, output, {"--png": png, "--svg": svg})
         check_outputs(output, png, svg)
         shape = parse_shape(output_shape, "--output-shape")
-        loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
-        with progress_bar(quiet, "Jacobians", "latents") as report:
-            result = analysis.run(
-                net,
-                n=n,
-                pool=pool,
-                rhos=rho or [1.0],
-                prior=prior,
-                top_k=top_k,
-                proj_dim=proj_dim,
-                replace=replace,
-                seed=seed,
-                output_shape=shape,
-                chunk_size=batch_size,
-                progress=report,
+        where = parse_device(device)
+        here: dict = {}
+
+        def prepare() -> Work:
+            loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
+            here["sha256"] = loaded.sha256
+            rhos = rho or [1.0]
+            plan = analysis.plan(net, n, pool, rhos, prior, top_k, proj_dim, replace, seed, shape)
+            return Work(
+                pool, lambda rows, report: analysis.measure_share(net, plan, rows, batch_size, report)
             )
-        _write(result, checkpoint, loaded.sha256, output, png, svg, device, seed)
+
+        outcome = run_work(prepare, share, where, quiet, "Jacobians", "latents")
+        if outcome is None:
+            return  # a rank other than 0: rank 0 reports
+        if share is not None:
+            write_shard(
+                ctx, outcome, "debias-sample", GROUP, output, here["sha256"], where, seed, json, quiet
+            )
+            return
+        result = outcome.result
+        if isinstance(result, analysis.PoolShare):  # one process measured the whole pool: draw here
+            result = analysis.combine([result])
+        _write(result, checkpoint, here["sha256"], output, png, svg, device, seed)
     if json:
         print_json(result.summary())
     elif not quiet:
@@ -140,7 +158,7 @@ def _write(result, checkpoint: Path, sha256: str, output, png, svg, device, seed
     if output is not None:
         from splinetool.io import Provenance, write
 
-        write(output, {"debias": result}, Provenance("debias-sample", sys.argv, sha256, str(device), seed))
+        write(output, {GROUP: result}, Provenance("debias-sample", sys.argv, sha256, str(device), seed))
     if png is not None or svg is not None:
         from splinetool.render.debias_sample import draw_debias
         from splinetool.render.slice import save_figure

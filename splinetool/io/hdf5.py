@@ -17,7 +17,7 @@ import torch
 from splinetool.analyses.bn_density import BNDensityResult
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
-from splinetool.analyses.debias_sample import DebiasResult
+from splinetool.analyses.debias_sample import DebiasResult, PoolShare
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceList, SliceResult
 from splinetool.errors import UsageError
@@ -88,6 +88,12 @@ CODECS: dict[type, Codec] = {
         debias_sample_codec.ENCODING_VERSION,
         debias_sample_codec.write,
         debias_sample_codec.read,
+    ),
+    PoolShare: Codec(
+        debias_sample_codec.SHARE_ENCODING_TYPE,
+        debias_sample_codec.SHARE_ENCODING_VERSION,
+        debias_sample_codec.write_share,
+        debias_sample_codec.read_share,
     ),
 }
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from splinetool.analyses import count_regions, local_complexity, slice
+from splinetool.analyses import count_regions, debias_sample, local_complexity, slice
 from splinetool.errors import UsageError
 from splinetool.io.hdf5 import Provenance, read, read_provenance, write
 from splinetool.parallel import Share
@@ -25,6 +25,7 @@ SHARD_ATTRIBUTE = "shard"
 # how the partial results of consecutive shares become one result, per Result type
 COMBINERS: dict[type, Callable[[Sequence], object]] = {
     count_regions.CountResult: count_regions.combine,
+    debias_sample.PoolShare: debias_sample.combine,
     local_complexity.LCResult: local_complexity.combine,
     slice.SliceList: slice.combine,
 }

@@ -182,6 +182,45 @@ def test_the_pool_splits_into_shares_that_give_the_same_rows():
         np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-13)
 
 
+@pytest.mark.parametrize("replace", [False, True], ids=["without replacement", "with replacement"])
+def test_shares_of_the_pool_combine_to_the_whole_run(replace):
+    torch.manual_seed(0)
+    module = mlp((2, 8, 8, 3))
+    net = net_of(module, 2)
+    options = {"n": 12, "pool": 101, "rhos": [-1.0, 2.0], "replace": replace, "seed": 5}
+    whole = ds.run(net, **options, chunk_size=7)
+    plan = ds.plan(net, **options)
+    shares = [ds.measure_share(net, plan, rows, chunk_size=4) for rows in (range(0, 30), range(30, 101))]
+    joined = ds.combine(shares)
+    for name in ("selected_index", "baseline_index", "tile_index", "tile_codes"):
+        np.testing.assert_array_equal(getattr(joined, name), getattr(whole, name))
+    for name in ("log_volume", "weights", "ess", "samples", "baseline_samples"):
+        np.testing.assert_allclose(getattr(joined, name), getattr(whole, name), rtol=1e-13)
+    # the samples are the model's outputs at the drawn latents, whichever share generated them
+    with torch.no_grad():
+        expected = module(torch.as_tensor(joined.latents.reshape(-1, 2))).numpy()
+    np.testing.assert_allclose(joined.samples.reshape(-1, 3), expected, rtol=1e-12)
+    # without replacement a share generates only the rows it cannot rule out: at most its n best per ρ
+    generated = [len(share.candidates) for share in shares]
+    if replace:
+        assert generated == [30, 71]
+    else:
+        assert 12 <= generated[1] <= 3 * 12 and generated[0] < 30
+
+
+def test_shares_must_be_consecutive_and_cover_the_pool():
+    torch.manual_seed(0)
+    net = net_of(mlp((2, 8, 3)), 2)
+    plan = ds.plan(net, n=3, pool=20)
+    first, last = (ds.measure_share(net, plan, rows) for rows in (range(0, 8), range(10, 20)))
+    with pytest.raises(UsageError, match="rows 8:10 are missing"):
+        ds.combine([first, last])
+    with pytest.raises(UsageError, match="rows 0:8 of a pool of 20"):
+        ds.combine([first])
+    with pytest.raises(UsageError, match="hold no latent"):
+        ds.measure_share(net, plan, range(20, 20))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -1,5 +1,7 @@
 """The debias-sample encoding: what goes into the HDF5 group comes back as the same DebiasResult."""
 
+from dataclasses import replace
+
 import h5py
 import numpy as np
 import pytest
@@ -53,3 +55,24 @@ def test_round_trip(tmp_path, options):
         assert group["baseline_samples"].shape == (6, *original.output_shape)
         for name in ("pool_latents", "log_volume", "singular_values", "weights", "selected_index"):
             assert name in group
+
+
+def test_share_round_trip_and_combine(tmp_path):
+    torch.manual_seed(0)
+    net = lower(mlp((3, 8, 12)).double(), (3,)).to(dtype=torch.float64)
+    plan = ds.plan(net, n=4, pool=30, rhos=[-1.0, 2.0], top_k=2, proj_dim=5, output_shape=(1, 3, 4))
+    shares = [ds.measure_share(net, plan, rows) for rows in (range(0, 15), range(15, 30))]
+    back = []
+    for i, share in enumerate(shares):
+        write(tmp_path / f"s{i}.h5", {"debias": share}, PROVENANCE)
+        back.append(read(tmp_path / f"s{i}.h5")["debias"])
+    for share, other in zip(shares, back):
+        assert isinstance(other, ds.PoolShare) and other.start == share.start
+        for name in ("latents", "candidates", "outputs"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(share, name))
+        for name, value in vars(share.measures).items():
+            np.testing.assert_array_equal(getattr(other.measures, name), value)
+        for name, value in vars(share.plan).items():
+            stored = getattr(other.plan, name)
+            assert np.array_equal(stored, value) if isinstance(value, np.ndarray) else stored == value, name
+    assert_same(replace(ds.combine(back), seconds=0), replace(ds.combine(shares), seconds=0))
