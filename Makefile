@@ -22,5 +22,6 @@ lint:
 sample-models:
 	$(BIN)/python sample_models/make_samples.py
 
+# every benchmark in turn (several minutes); each prints its ratios, bench/README.md records them
 bench:
-	$(BIN)/python bench/bench_ir.py
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
