@@ -1,20 +1,26 @@
-"""Exact region counts along segments and on a plane, against one forward pass and against dense sampling.
+"""Exact region counts along segments and on planes, against one forward pass and the plain alternatives.
 
 Cases:
   tent-20        the depth-20 tent-map network on [0, 1]: 2^20 pieces
   digits-pairs   1,000 random segments between training digits through digits-mlp (seed 0)
-  moons-plane    the tiles of moons-mlp on [-2, 2]^2, counted without keeping them
+  moons-plane    the tiles of moons-mlp on [-2, 2]^2
+  digits-plane   the tiles of digits-mlp on the plane through three training digits, margin 4
 
-For each: seconds for the exact count (best of 3), one forward pass of the network over every
+Segments: seconds for the exact count (best of 3), one forward pass of the network over every
 breakpoint found (the least any exact method must evaluate), and the plain approach a user would
 otherwise write: activation codes on a dense grid along each segment (8 points per exact piece),
-counting code changes, which is slower and still only a lower bound.
+counting code changes, which is slower and still only a lower bound. Planes: the count, which drops
+tiles once counted, against the whole slice analysis, which keeps every tile with its affine map, in
+seconds and peak resident memory (each in a fresh process).
 
     .venv/bin/python bench/bench_count_regions.py
 """
 
 from __future__ import annotations
 
+import json
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import splinetool  # noqa: E402
 from splinetool.analyses import count_regions  # noqa: E402
-from splinetool.analyses.plane import input_plane  # noqa: E402
+from splinetool.analyses.plane import anchor_plane, input_plane  # noqa: E402
 from tests.zoo import tent_network  # noqa: E402
 
 REPEATS = 3
@@ -94,16 +100,57 @@ def main() -> None:
     second = (first + rng.integers(1, len(x), 1000)) % len(x)
     segments_case("digits-pairs", digits, x[first], x[second])
 
-    moons = splinetool.lower(splinetool.load_model(ROOT / "sample_models" / "moons-mlp.pt2")).to(
-        dtype=torch.float64
-    )
-    plane = input_plane(2, (-2.0, 2.0, -2.0, 2.0))
-    counted, result = best(lambda: count_regions.count_plane(moons, plane))
-    sliced, _ = best(lambda: splinetool.slice(moons, plane))
-    print(
-        f"moons-plane   {result.regions:>10,} tiles{counted:>10.2f}s   (whole slice analysis: {sliced:.2f}s)"
-    )
+    print("planes (each in a fresh process, for its own peak memory):")
+    print(f"{'case':<14}{'tiles':>10}{'count':>9}{'peak MiB':>10}{'slice':>9}{'peak MiB':>10}")
+    for case in PLANES:
+        rows = []
+        for how in ("count", "slice"):
+            done = subprocess.run(
+                [sys.executable, __file__, case, how], capture_output=True, text=True, check=False
+            )
+            lines = done.stdout.strip().splitlines()
+            rows.append(json.loads(lines[-1]) if done.returncode == 0 and lines else None)
+        count, sliced = rows
+        slice_cells = (
+            f"{sliced['seconds']:>8.2f}s{sliced['peak_mib']:>10.0f}" if sliced else f"{'out of memory':>19}"
+        )
+        print(
+            f"{case:<14}{count['tiles']:>10,}{count['seconds']:>8.2f}s{count['peak_mib']:>10.0f}{slice_cells}"
+        )
+
+
+def plane_case(case: str, how: str) -> dict:
+    """One plane counted (tiles dropped once counted) or sliced (every tile kept, with its maps)."""
+    torch.set_grad_enabled(False)
+    net, plane = PLANES[case]()
+    start = time.perf_counter()
+    if how == "count":
+        tiles = count_regions.count_plane(net, plane).regions
+    else:
+        tiles = splinetool.slice(net, plane).regions
+    return {
+        "tiles": tiles,
+        "seconds": time.perf_counter() - start,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def moons_plane():
+    moons = splinetool.lower(splinetool.load_model(ROOT / "sample_models" / "moons-mlp.pt2"))
+    return moons.to(dtype=torch.float64), input_plane(2, (-2.0, 2.0, -2.0, 2.0))
+
+
+def digits_plane():
+    digits = splinetool.lower(splinetool.load_model(ROOT / "sample_models" / "digits-mlp.ts.pt"))
+    anchors = np.load(ROOT / "sample_models" / "data" / "digits.npz")["x_train"][:3]
+    return digits.to(dtype=torch.float64), anchor_plane(torch.as_tensor(anchors, dtype=torch.float64), 4.0)
+
+
+PLANES = {"moons-plane": moons_plane, "digits-plane": digits_plane}
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3:
+        print(json.dumps(plane_case(*sys.argv[1:])))
+    else:
+        main()

@@ -168,8 +168,12 @@ def count_segments(
     middle = (part.t[first] + part.t[first + 1]) / 2
     x = starts[segment[first]] + middle[:, None] * (ends - starts)[segment[first]]
     codes = region_codes(net, x)
-    distinct, _ = prefix_counts(codes, [n.code_bits for n in net.pl_nodes])
     pieces_per_node = part.pieces_per_node.numpy()
+    if len(starts) == 1:
+        # a segment meets each (convex) region at most once: its pieces are distinct regions
+        distinct = pieces_per_node[0].tolist()
+    else:
+        distinct, _ = prefix_counts(codes, [n.code_bits for n in net.pl_nodes])
     return CountResult(
         method="exact-1d",
         regions=int(part.pieces.sum()),

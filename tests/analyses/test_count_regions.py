@@ -91,6 +91,9 @@ def test_one_segments_prefix_counts_are_its_pieces():
     result = counting.count_segments(net, torch.randn(1, 4, generator=g), torch.randn(1, 4, generator=g))
     assert result.per_layer == result.pieces_per_node[0].tolist() == result.distinct_per_layer
     assert result.regions == result.pieces[0] == result.distinct_regions
+    # convexity, checked: the pieces' codes are all different, under every prefix network too
+    codes = torch.as_tensor(result.piece_codes)
+    assert counting.prefix_counts(codes, result.node_code_bits)[0] == result.per_layer
 
 
 def test_distinct_regions_of_many_segments():
