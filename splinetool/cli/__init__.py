@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from splinetool.cli import info, local_complexity, slice
+from splinetool.cli import condition, info, local_complexity, slice
 
 app = typer.Typer(
     name="splinetool",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("info")(info.command)
 app.command("slice")(slice.command)
 app.command("local-complexity")(local_complexity.command)
+app.command("condition")(condition.command)
 
 
 def _version(value: bool) -> None:

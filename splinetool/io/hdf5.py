@@ -14,10 +14,11 @@ from typing import NamedTuple
 import h5py
 import torch
 
+from splinetool.analyses.condition import ConditionResult
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import local_complexity_codec, slice_codec
+from splinetool.io import condition_codec, local_complexity_codec, slice_codec
 from splinetool.io.atomic import atomic_path
 from splinetool.io.storage import scalar
 
@@ -47,6 +48,12 @@ CODECS: dict[type, Codec] = {
         local_complexity_codec.ENCODING_VERSION,
         local_complexity_codec.write,
         local_complexity_codec.read,
+    ),
+    ConditionResult: Codec(
+        condition_codec.ENCODING_TYPE,
+        condition_codec.ENCODING_VERSION,
+        condition_codec.write,
+        condition_codec.read,
     ),
 }
 
