@@ -200,15 +200,16 @@ def _finite(value: float) -> float | None:
 
 
 def one_hot(labels: np.ndarray, outputs: int) -> np.ndarray:
-    """Class labels 0..outputs-1 as one-hot rows."""
+    """Class labels 0..outputs-1 as one-hot rows; a single-output (binary) model's targets are 0 or 1."""
     labels = np.asarray(labels).reshape(-1)
     as_int = labels.astype(np.int64)
-    if not np.array_equal(as_int, labels) or as_int.min(initial=0) < 0 or as_int.max(initial=0) >= outputs:
+    classes = max(outputs, 2)
+    if not np.array_equal(as_int, labels) or as_int.min(initial=0) < 0 or as_int.max(initial=0) >= classes:
         raise UsageError(
-            f"the data's labels y must be class indices 0..{outputs - 1} (the model has {outputs} outputs); "
+            f"the data's labels y must be class indices 0..{classes - 1} (the model has {outputs} outputs); "
             "for regression give --targets"
         )
-    return np.eye(outputs)[as_int]
+    return as_int[:, None].astype(np.float64) if outputs == 1 else np.eye(outputs)[as_int]
 
 
 # -- per layer ---------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ is the last block. Locally a plain block is `D W`, a block with a skip connectio
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
 import torch
 
 from splinetool.engine.layer_jacobian import parameter_layers
+from splinetool.engine.threads import one_thread
 from splinetool.ir import PLNet
 
 MEMORY = 256 * 2**20  # bytes the Jacobians of one chunk of points may take
@@ -132,23 +132,11 @@ def block_singular_values(
                 values = net.run_steps(values, at, block.start)
                 at = block.start
                 jacobians = block_jacobians(net, block, values[block.start])
-                with _one_thread():
+                with one_thread():
                     found[b].append(torch.stack([_singular_values(j) for j in jacobians]))
         if progress is not None:
             progress(min(begin + chunk, len(x)), len(x))
     return [torch.cat(parts) for parts in found]
-
-
-@contextlib.contextmanager
-def _one_thread():
-    # LAPACK on one small matrix gains nothing from threads, and on a busy machine their spin-waits
-    # made each decomposition tens of times slower (bench/README.md)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _singular_values(jacobian: torch.Tensor) -> torch.Tensor:

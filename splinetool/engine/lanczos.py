@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from splinetool.engine.threads import one_thread
+
 
 @dataclass
 class LanczosResult:
@@ -68,8 +70,10 @@ def lanczos(
 
 
 def _ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    return np.linalg.eigh(t)
+    t = torch.tensor(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1), dtype=torch.float64)
+    with one_thread():
+        values, vectors = torch.linalg.eigh(t)
+    return values.numpy(), vectors.numpy()
 
 
 def _converged(values: np.ndarray, residuals: np.ndarray, k: int, rtol: float, zero: float) -> bool:
