@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from splinetool.cli import bn_density, count_regions, debias_sample, info, local_complexity, merge, slice
+from splinetool.cli import (
+    bn_density,
+    condition,
+    count_regions,
+    debias_sample,
+    info,
+    local_complexity,
+    merge,
+    slice,
+)
 
 app = typer.Typer(
     name="splinetool",
@@ -18,8 +27,9 @@ app.command("slice")(slice.command)
 app.command("count-regions")(count_regions.command)
 app.command("local-complexity")(local_complexity.command)
 app.command("bn-density")(bn_density.command)
-app.command("merge")(merge.command)
+app.command("condition")(condition.command)
 app.command("debias-sample")(debias_sample.command)
+app.command("merge")(merge.command)
 
 
 def _version(value: bool) -> None:

@@ -15,6 +15,7 @@ import h5py
 import torch
 
 from splinetool.analyses.bn_density import BNDensityResult
+from splinetool.analyses.condition import ConditionResult
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.analyses.debias_sample import DebiasResult, PoolShare
@@ -23,6 +24,7 @@ from splinetool.analyses.slice import SliceList, SliceResult
 from splinetool.errors import UsageError
 from splinetool.io import (
     bn_density_codec,
+    condition_codec,
     count_regions_codec,
     debias_sample_codec,
     local_complexity_codec,
@@ -94,6 +96,12 @@ CODECS: dict[type, Codec] = {
         debias_sample_codec.SHARE_ENCODING_VERSION,
         debias_sample_codec.write_share,
         debias_sample_codec.read_share,
+    ),
+    ConditionResult: Codec(
+        condition_codec.ENCODING_TYPE,
+        condition_codec.ENCODING_VERSION,
+        condition_codec.write,
+        condition_codec.read,
     ),
 }
 
