@@ -81,6 +81,25 @@ def main() -> None:
     torch.set_grad_enabled(False)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
+    # a child process starts from its parent's peak memory: the planes run before the parent grows
+    print("planes (each in a fresh process, for its own peak memory):")
+    print(f"{'case':<14}{'tiles':>10}{'count':>9}{'peak MiB':>10}{'slice':>9}{'peak MiB':>10}")
+    for case in PLANES:
+        rows = []
+        for how in ("count", "slice"):
+            done = subprocess.run(
+                [sys.executable, __file__, case, how], capture_output=True, text=True, check=False
+            )
+            lines = done.stdout.strip().splitlines()
+            rows.append(json.loads(lines[-1]) if done.returncode == 0 and lines else None)
+        count, sliced = rows
+        slice_cells = (
+            f"{sliced['seconds']:>8.2f}s{sliced['peak_mib']:>10.0f}" if sliced else f"{'failed':>19}"
+        )
+        print(
+            f"{case:<14}{count['tiles']:>10,}{count['seconds']:>8.2f}s{count['peak_mib']:>10.0f}{slice_cells}"
+        )
+    print("segments:")
     print(
         f"{'case':<14}{'count':>17}{'exact':>10}{'vs forward':>11}{'dense':>10}{'dense finds':>20}"
         f"{'exact faster':>13}"
@@ -99,24 +118,6 @@ def main() -> None:
     first = rng.integers(0, len(x), 1000)
     second = (first + rng.integers(1, len(x), 1000)) % len(x)
     segments_case("digits-pairs", digits, x[first], x[second])
-
-    print("planes (each in a fresh process, for its own peak memory):")
-    print(f"{'case':<14}{'tiles':>10}{'count':>9}{'peak MiB':>10}{'slice':>9}{'peak MiB':>10}")
-    for case in PLANES:
-        rows = []
-        for how in ("count", "slice"):
-            done = subprocess.run(
-                [sys.executable, __file__, case, how], capture_output=True, text=True, check=False
-            )
-            lines = done.stdout.strip().splitlines()
-            rows.append(json.loads(lines[-1]) if done.returncode == 0 and lines else None)
-        count, sliced = rows
-        slice_cells = (
-            f"{sliced['seconds']:>8.2f}s{sliced['peak_mib']:>10.0f}" if sliced else f"{'out of memory':>19}"
-        )
-        print(
-            f"{case:<14}{count['tiles']:>10,}{count['seconds']:>8.2f}s{count['peak_mib']:>10.0f}{slice_cells}"
-        )
 
 
 def plane_case(case: str, how: str) -> dict:

@@ -194,7 +194,7 @@ def count_segments(
 
 
 @torch.no_grad()
-def count_planes(net: PLNet, planes: list[Plane], max_resident: int = 200_000, progress=None) -> CountResult:
+def count_planes(net: PLNet, planes: list[Plane], max_resident: int = 8192, progress=None) -> CountResult:
     """Exact tiles of planar slices, for every prefix network, without keeping the tiles."""
     clock = time.perf_counter()
     counts = []
@@ -220,7 +220,7 @@ def count_planes(net: PLNet, planes: list[Plane], max_resident: int = 200_000, p
     )
 
 
-def count_plane(net: PLNet, plane: Plane, max_resident: int = 200_000, progress=None) -> CountResult:
+def count_plane(net: PLNet, plane: Plane, max_resident: int = 8192, progress=None) -> CountResult:
     return count_planes(net, [plane], max_resident, progress)
 
 

@@ -75,7 +75,7 @@ def count_tiles(
     origin: torch.Tensor,
     directions: torch.Tensor,
     domain: torch.Tensor,
-    max_resident: int = 200_000,
+    max_resident: int = 8192,
     progress: Progress | None = None,
 ) -> list[int]:
     """Tiles after the boundaries of nodes 1..k, for every k, without keeping the tiles.
