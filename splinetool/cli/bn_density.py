@@ -26,6 +26,7 @@ from splinetool.cli.common import (
     SeedOption,
     SvgOption,
     TrustOption,
+    check_outputs,
     parse_device,
     parse_dtype,
     parse_shape,
@@ -151,7 +152,7 @@ def command(
             raise UsageError("give a checkpoint, or --arch with an architecture to initialise")
         if delta is not None and not delta > 0:
             raise UsageError(f"--delta {delta}: expected a positive distance")
-        _check_outputs(output, png, svg, tessellation)
+        check_outputs(output, png, svg, {"--tessellation": tessellation})
         inits = _inits(init, checkpoint is not None)
         chosen = _layers(layers)
         dataset = load_data(data, split=split, seed=seed)
@@ -195,20 +196,6 @@ def command(
         print_json(result.summary())
     elif not quiet:
         _print(result)
-
-
-def _check_outputs(
-    output: Path | None, png: Path | None, svg: Path | None, tessellation: Path | None
-) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
-    checks = (("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",)))
-    for option, path, suffixes in (*checks, ("--tessellation", tessellation, (".png", ".svg"))):
-        if path is None:
-            continue
-        if suffixes is not None and path.suffix.lower() not in suffixes:
-            raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
-        if not path.parent.is_dir():
-            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
 
 
 def _inits(text: str, has_checkpoint: bool) -> list[str]:

@@ -97,13 +97,20 @@ ShardOption = Annotated[
 ]
 
 
-def check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
-    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
+def check_outputs(
+    output: Path | None, png: Path | None, svg: Path | None, figures: dict[str, Path | None] | None = None
+) -> None:
+    """Refuse unwritable outputs before the work, so that no output is written if one of them fails.
+
+    `figures`: other picture options (name -> path) that take either a .png or an .svg file.
+    """
+    checks = [("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",))]
+    checks += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
+    for option, path, suffixes in checks:
         if path is None:
             continue
-        if suffix is not None and path.suffix.lower() != suffix:
-            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
         if not path.parent.is_dir():
             raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
 

@@ -25,6 +25,7 @@ from splinetool.cli.common import (
     SeedOption,
     SvgOption,
     TrustOption,
+    check_outputs,
     load_net,
     print_json,
     progress_bar,
@@ -104,7 +105,7 @@ def command(
     with reported_errors():
         if data is None:
             raise UsageError("--data is needed: a data file with x (and labels y, or give --targets)")
-        _check_outputs(output, png, svg)
+        check_outputs(output, png, svg)
         points = load_data(data, split=split, seed=seed)
         x = points.x.reshape(len(points.x), -1)
         chosen = [n.strip() for n in layers.split(",") if n.strip()] if layers is not None else None
@@ -154,17 +155,6 @@ def _targets(path: Path | None, points, n: int, outputs: int) -> tuple[np.ndarra
     if points.y is None:
         return None, "none (the data has no labels y): the loss and gradients are not reported"
     return analysis.one_hot(points.y, outputs), "one-hot class labels y"
-
-
-def _check_outputs(output: Path | None, png: Path | None, svg: Path | None) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails."""
-    for option, path, suffix in (("-o", output, None), ("--png", png, ".png"), ("--svg", svg, ".svg")):
-        if path is None:
-            continue
-        if suffix is not None and path.suffix.lower() != suffix:
-            raise UsageError(f"{option} {path}: expected a file name ending in {suffix}")
-        if not path.parent.is_dir():
-            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
 
 
 def _write(result: analysis.ConditionResult, output, png, svg, device, seed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from splinetool.analyses.count_regions import ARRAYS as PER_ITEM
 from splinetool.analyses.count_regions import CountResult
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.io.storage import put, scalar, string_list, strings
@@ -14,20 +15,8 @@ ENCODING_VERSION = "0.1.0"
 SWEEP_ENCODING_TYPE = "splinetool.count_sweep"
 SWEEP_ENCODING_VERSION = "0.1.0"
 
-# optional arrays, present for the methods that produce them
-ARRAYS = [
-    "starts",
-    "ends",
-    "breakpoints",
-    "offsets",
-    "breakpoint_nodes",
-    "outputs",
-    "pieces_per_node",
-    "origins",
-    "directions",
-    "domains",
-    "tiles_per_node",
-]
+# optional arrays, present for the methods that produce them (piece codes go with their bit order)
+ARRAYS = [name for names in PER_ITEM.values() for name in names if name != "piece_codes"]
 SCALARS = ["distinct_regions", "samples", "estimate", "singletons", "doubletons", "sampling"]
 
 
