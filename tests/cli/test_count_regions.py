@@ -160,3 +160,14 @@ def test_nothing_is_written_when_an_option_is_bad(tmp_path):
     result = invoke(MOONS, "--bounds", "-1,1,-1,1", "-o", out, "--png", tmp_path / "missing" / "x.png")
     assert result.exit_code == 2
     assert not out.exists()
+
+
+def test_tables_name_what_was_counted(tmp_path):
+    pairs = invoke(DIGITS_MLP, "--data", DIGITS, "--pairs", "random:3")
+    assert pairs.exit_code == 0 and "3 segments: pieces per segment" in pairs.output
+    assert "distinct regions crossed" in pairs.output
+    np.save(tmp_path / "anchors.npy", np.array([[[0.2, 0.1], [0.1, 0.3], [-0.3, 0.2]]] * 2))
+    planes = invoke(MOONS, "--anchors-list", tmp_path / "anchors.npy")
+    assert planes.exit_code == 0 and "2 planes: tiles per plane mean 207.0" in planes.output
+    sampled = invoke(MOONS, "--sample", "50", "--bounds", "-2,2,-2,2")
+    assert "at least" in sampled.output and "Chao1 estimate" in sampled.output
