@@ -154,12 +154,15 @@ def count_segments(
 ) -> CountResult:
     """Exact pieces along each segment starts[s] -> ends[s], and the distinct regions they cross."""
     clock = time.perf_counter()
-    starts = torch.as_tensor(starts).to(net.device, net.dtype).reshape(len(starts), -1)
-    ends = torch.as_tensor(ends).to(net.device, net.dtype).reshape(len(ends), -1)
+    starts, ends = (torch.as_tensor(x).to(net.device, net.dtype) for x in (starts, ends))
+    starts = starts.reshape(len(starts), math.prod(starts.shape[1:]))
+    ends = ends.reshape(len(ends), math.prod(ends.shape[1:]))
     if starts.shape != ends.shape or starts.shape[1] != net.input_dim:
         raise UsageError(
             f"segments of {starts.shape[1]} values per end do not fit the model's {net.input_dim}-D inputs"
         )
+    if len(starts) == 0:  # an empty share of a segment list
+        return _no_segments(net, starts, clock)
     part = partition_segments(net, starts, ends, max_points, progress)
     segment = part.segment_of_point().to(net.device)
     inner = torch.ones_like(segment, dtype=torch.bool)
@@ -207,16 +210,42 @@ def count_planes(net: PLNet, planes: list[Plane], max_resident: int = 8192, prog
         if progress is not None and len(planes) > 1:
             progress(index + 1, len(planes))
     tiles_per_node = np.array(counts, dtype=np.int64).reshape(len(planes), len(net.pl_nodes))
+    dim = net.input_dim
     return CountResult(
         method="exact-2d",
         regions=int(tiles_per_node[:, -1].sum()) if net.pl_nodes else len(planes),
         per_layer=tiles_per_node.sum(axis=0).tolist(),
         **_nodes(net),
         seconds=time.perf_counter() - clock,
-        origins=np.stack([p.origin.cpu().numpy() for p in planes]),
-        directions=np.stack([p.directions.cpu().numpy() for p in planes]),
-        domains=np.stack([p.domain.cpu().numpy() for p in planes]),
+        # an empty share of a plane list still has the arrays' shapes
+        origins=np.stack([p.origin.cpu().numpy() for p in planes]) if planes else np.zeros((0, dim)),
+        directions=np.stack([p.directions.cpu().numpy() for p in planes])
+        if planes
+        else np.zeros((0, 2, dim)),
+        domains=np.stack([p.domain.cpu().numpy() for p in planes]) if planes else np.zeros((0, 4, 2)),
         tiles_per_node=tiles_per_node,
+    )
+
+
+def _no_segments(net: PLNet, starts: torch.Tensor, clock: float) -> CountResult:
+    nodes = len(net.pl_nodes)
+    code_bytes = -(-sum(n.code_bits for n in net.pl_nodes) // 8)
+    return CountResult(
+        method="exact-1d",
+        regions=0,
+        per_layer=[0] * nodes,
+        **_nodes(net),
+        seconds=time.perf_counter() - clock,
+        distinct_regions=0,
+        distinct_per_layer=[0] * nodes,
+        starts=np.zeros((0, net.input_dim)),
+        ends=np.zeros((0, net.input_dim)),
+        breakpoints=np.zeros(0),
+        offsets=np.zeros(1, dtype=np.int64),
+        breakpoint_nodes=np.zeros(0, dtype=np.int32),
+        outputs=np.zeros((0, net.output_dim)),
+        pieces_per_node=np.zeros((0, nodes), dtype=np.int64),
+        piece_codes=np.zeros((0, code_bytes), dtype=np.uint8),
     )
 
 

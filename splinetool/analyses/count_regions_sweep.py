@@ -108,7 +108,9 @@ def load_sweep(path: Path) -> Sweep:
     if not (isinstance(neurons, int) and neurons > 0):
         raise bad(f"neurons = {neurons!r}: expected a positive integer")
     if not (
-        isinstance(depths, list) and depths and all(isinstance(d, int) and 0 < d <= neurons for d in depths)
+        isinstance(depths, list)
+        and depths
+        and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= neurons for d in depths)
     ):
         raise bad(f"depths = {depths!r}: expected a list of integers from 1 to neurons")
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
@@ -117,37 +119,62 @@ def load_sweep(path: Path) -> Sweep:
     if family not in FAMILIES or "widths" not in inspect.signature(FAMILIES[family]).parameters:
         with_widths = [f for f in FAMILIES if "widths" in inspect.signature(FAMILIES[f]).parameters]
         raise bad(f"family = {family!r}: a sweep varies 'widths', which only {', '.join(with_widths)} take")
-    options = table.get("options", {})
+    options, init, measure = (table.get(key, {}) for key in ("options", "init", "measure"))
+    for key, value in (("options", options), ("init", init), ("measure", measure)):
+        if not isinstance(value, dict):
+            raise bad(f"'{key}' must be a table ([{key}]), not {value!r}")
     if "widths" in options:
         raise bad("options.widths is what the sweep varies: leave it out")
-    init = table.get("init", {})
     if set(init) - {"weight_gain", "bias_std"}:
         raise bad(f"[init] takes weight_gain and bias_std, not {', '.join(sorted(set(init)))}")
-    measure = table.get("measure", {})
     if set(measure) - {"plane", "segments", "box"} or ("plane" in measure) == ("segments" in measure):
         raise bad(
             "[measure] needs either plane = [xmin, xmax, ymin, ymax] or segments = N (with box = [lo, hi])"
         )
     plane = measure.get("plane")
-    if plane is not None and (len(plane) != 4 or not (plane[0] < plane[1] and plane[2] < plane[3])):
-        raise bad(f"[measure] plane = {plane!r}: expected [xmin, xmax, ymin, ymax] with min < max")
-    segments = int(measure.get("segments", 0))
-    box = measure.get("box", [-1.0, 1.0])
-    if plane is None and (segments < 1 or len(box) != 2 or not box[0] < box[1]):
+    if plane is not None:
+        plane = _finite_numbers(plane, 4)
+        if plane is None or not (plane[0] < plane[1] and plane[2] < plane[3]):
+            raise bad(
+                f"[measure] plane = {measure['plane']!r}: expected [xmin, xmax, ymin, ymax] with min < max"
+            )
+    segments = measure.get("segments", 0)
+    box = _finite_numbers(measure.get("box", [-1.0, 1.0]), 2)
+    if plane is None and (
+        isinstance(segments, bool)
+        or not isinstance(segments, int)
+        or segments < 1
+        or box is None
+        or box[0] >= box[1]
+    ):
         raise bad("[measure] segments must be a positive integer and box = [lo, hi] with lo < hi")
+    gain, bias_std = init.get("weight_gain"), init.get("bias_std", 0.0)
+    if gain is not None and (_finite_numbers([gain], 1) is None or gain <= 0):
+        raise bad(f"[init] weight_gain = {gain!r}: expected a positive number")
+    if _finite_numbers([bias_std], 1) is None or bias_std < 0:
+        raise bad(f"[init] bias_std = {bias_std!r}: expected a number >= 0")
     return Sweep(
         family=family,
         options=options,
         neurons=neurons,
         depths=depths,
         seeds=seeds,
-        weight_gain=init.get("weight_gain"),
-        bias_std=float(init.get("bias_std", 0.0)),
-        plane=None if plane is None else tuple(float(v) for v in plane),
+        weight_gain=None if gain is None else float(gain),
+        bias_std=float(bias_std),
+        plane=None if plane is None else tuple(plane),
         segments=segments,
-        segment_box=(float(box[0]), float(box[1])),
+        segment_box=(box[0], box[1]),
         text=text,
     )
+
+
+def _finite_numbers(values, count: int) -> list[float] | None:
+    """`count` finite numbers, or None when `values` is anything else."""
+    if not isinstance(values, list) or len(values) != count:
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]
 
 
 def build_network(sweep: Sweep, depth: int, seed: int) -> torch.nn.Module:

@@ -77,7 +77,7 @@ TrustOption = Annotated[
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 DtypeOption = Annotated[str, typer.Option(help="float64 (default, for exact geometry) or float32.")]
-SeedOption = Annotated[int, typer.Option(help="Seed for every random choice.")]
+SeedOption = Annotated[int, typer.Option(help="Seed for every random choice.", min=-(2**63), max=2**63 - 1)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only the result as JSON on stdout.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
@@ -113,6 +113,8 @@ def check_outputs(
             raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
         if not path.parent.is_dir():
             raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise UsageError(f"{option} {path}: that is a folder; expected a file name")
 
 
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:

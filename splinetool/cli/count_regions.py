@@ -60,6 +60,7 @@ from splinetool.errors import UsageError
 from splinetool.parallel import Work
 
 GROUP = "count"
+MAX_PAIRS = 10_000_000
 RANDOM_PAIRS = re.compile(r"random:(\d+)")
 
 
@@ -297,8 +298,8 @@ def _pairs(text: str, rows: int, seed: int) -> np.ndarray:
     random = RANDOM_PAIRS.fullmatch(text.strip())
     if random:
         count = int(random.group(1))
-        if count < 1:
-            raise UsageError(f"--pairs {text}: expected random:N with N >= 1")
+        if not 1 <= count <= MAX_PAIRS:
+            raise UsageError(f"--pairs {text}: expected random:N with 1 <= N <= {MAX_PAIRS:,}")
         rng = np.random.default_rng(seed % 2**64)
         first = rng.integers(0, rows, size=count)
         # the second end is any other row, so no segment is a single point
@@ -315,6 +316,8 @@ def _pairs(text: str, rows: int, seed: int) -> np.ndarray:
 
 def _samples(input_dim, count, around, radius, bounds, dataset: Dataset | None, seed):
     data = None if dataset is None else _flat_data(dataset, input_dim)
+    if around == "bbox" and radius is not None:
+        raise UsageError("--radius sets the size of --around box or ball; --around bbox takes no radius")
     box = None
     if bounds is not None:
         if around != "bbox" or input_dim > 2:

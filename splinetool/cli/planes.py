@@ -65,8 +65,14 @@ def plane_from_options(
     if origin is not None:
         if box is None:
             raise UsageError("--origin/--directions need --bounds in plane coordinates")
-        o = as_inputs(load_data(str(origin)).x.reshape(1, -1), input_dim, f"--origin {origin}")
-        d = as_inputs(load_data(str(directions)).x.reshape(2, -1), input_dim, f"--directions {directions}")
+        o, d = load_data(str(origin)).x, load_data(str(directions)).x
+        if o.size != input_dim or d.size != 2 * input_dim:
+            raise UsageError(
+                f"--origin {origin} and --directions {directions}: expected one input and two inputs of "
+                f"{input_dim} values each, found {o.size} and {d.size} values"
+            )
+        o = as_inputs(o.reshape(1, -1), input_dim, f"--origin {origin}")
+        d = as_inputs(d.reshape(2, -1), input_dim, f"--directions {directions}")
         return given_plane(o[0], d, box)
     if box is None:
         box = data_box(dataset) if dataset is not None and input_dim == 2 else (-1.0, 1.0, -1.0, 1.0)

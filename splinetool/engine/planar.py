@@ -333,7 +333,9 @@ def argmax_cells(
             ((cell_verts, cell_labels),) = cut(
                 vertices, cell_verts, cell_labels, values, signs, edge_label, sides=(1,)
             )
-            alive = ((signs > 0).any(dim=1)) & ((cell_verts >= 0).sum(dim=1) >= 3)
+            # where z_i and z_j agree on the whole tile, arg-max takes the first: i keeps it when i < j
+            tied = (signs == 0).all(dim=1) & (i < j)
+            alive = ((signs > 0).any(dim=1) | tied) & ((cell_verts >= 0).sum(dim=1) >= 3)
             cell_verts, cell_labels = cell_verts[alive], cell_labels[alive]
         cells_verts.append(cell_verts)
         cells_labels.append(cell_labels)

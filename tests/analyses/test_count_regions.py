@@ -199,6 +199,20 @@ def test_sweep_over_segments(tmp_path):
             'family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\n[measure]\nplane = [1, 0, 0, 1]\n',
             "plane",
         ),
+        (
+            'family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\n[measure]\nplane = [-inf, 1, 0, 1]\n',
+            "plane",
+        ),
+        ('family = "mlp"\nneurons = 8\ndepths = [true]\nseeds = [0]\n[measure]\nsegments = 2\n', "depths"),
+        (
+            'family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\ninit = 3\n[measure]\nsegments = 2\n',
+            "table",
+        ),
+        (
+            'family = "mlp"\nneurons = 8\ndepths = [1]\nseeds = [0]\n[init]\nweight_gain = -1.0\n'
+            "[measure]\nsegments = 2\n",
+            "weight_gain",
+        ),
     ],
 )
 def test_bad_sweep_files_are_refused(tmp_path, body, message):

@@ -147,6 +147,9 @@ def test_sweep_writes_its_table_and_plot(tmp_path):
         ([MOONS, "--sweep", "configs/sweeps/depth-vs-width.toml"], "drop the checkpoint"),
         (["--sweep", "configs/sweeps/depth-vs-width.toml", "--data", DIGITS], "--data"),
         ([MOONS, "--png", "out.jpg"], ".png"),
+        ([MOONS, "-o", SAMPLES], "folder"),
+        ([MOONS, "--sample", "10", "--bounds", "0,1,0,1", "--radius", "0.5"], "--radius"),
+        ([DIGITS_MLP, "--data", DIGITS, "--pairs", "random:100000000"], "random:N"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, message):
@@ -171,3 +174,11 @@ def test_tables_name_what_was_counted(tmp_path):
     assert planes.exit_code == 0 and "2 planes: tiles per plane mean 207.0" in planes.output
     sampled = invoke(MOONS, "--sample", "50", "--bounds", "-2,2,-2,2")
     assert "at least" in sampled.output and "Chao1 estimate" in sampled.output
+
+
+def test_origin_and_directions_of_the_wrong_size_are_refused(tmp_path):
+    np.save(tmp_path / "origin.npy", np.zeros((1, 2)))
+    np.save(tmp_path / "directions.npy", np.eye(3)[:, :2])
+    files = ["--origin", tmp_path / "origin.npy", "--directions", tmp_path / "directions.npy"]
+    result = invoke(MOONS, *files, "--bounds", "-1,1,-1,1")
+    assert result.exit_code == 2 and "two inputs of 2 values" in result.output

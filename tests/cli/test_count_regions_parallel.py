@@ -85,3 +85,15 @@ def test_sampling_and_sweeps_do_not_split(tmp_path):
     )
     assert sweep.exit_code == 2 and "one process" in sweep.output
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_an_empty_share_merges_like_any_other(tmp_path):
+    anchors = tmp_path / "anchors.npy"
+    np.save(anchors, ANCHORS[:1])
+    args = ["count-regions", MOONS, "--anchors-list", anchors, "-q"]
+    assert invoke(*args, "-o", tmp_path / "whole.h5").exit_code == 0
+    for i in range(2):  # share 0 of 1 plane in 2 holds no plane
+        assert invoke(*args, "--shard", f"{i}/2", "-o", tmp_path / f"s{i}.h5").exit_code == 0
+    assert read(tmp_path / "s0.h5")["count"].regions == 0
+    assert invoke("merge", tmp_path / "s0.h5", tmp_path / "s1.h5", "-o", tmp_path / "m.h5").exit_code == 0
+    assert_same_file(tmp_path / "m.h5", tmp_path / "whole.h5")

@@ -137,3 +137,19 @@ def test_counting_reaches_the_tent_product_count():
     net = lower(tent_network(5, dims=2, along=2), (2,)).to(dtype=F64)
     counts = count_tiles(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), box(0, 1, 0, 1), 64)
     assert counts == [4**k for k in range(1, 6)]
+
+
+def test_max_pool_candidates_that_tie_everywhere_keep_their_cells():
+    # rows 0 and 2 are the same unit: arg-max picks row 0 where they win, and no area may go missing
+    linear = nn.Linear(2, 4)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 0.3], [-0.5, 1.0], [1.0, 0.3], [0.0, 0.0]]))
+        linear.bias.copy_(torch.tensor([0.1, 0.2, 0.1, 0.0]))
+    model = nn.Sequential(linear, nn.Unflatten(1, (1, 4)), nn.MaxPool1d(4), nn.Flatten(), nn.Linear(1, 1))
+    net = lower(model, (2,)).to(dtype=F64)
+    part = partition(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), box(-2, 2, -2, 2))
+    areas = polygon_areas(part.coords[part.verts.clamp(min=0)], part.count)
+    assert part.tiles_per_node == [3]
+    assert torch.isclose(areas.sum(), torch.tensor(16.0, dtype=F64))
+    grid = torch.cartesian_prod(*[torch.linspace(-1.99, 1.99, 101, dtype=F64)] * 2)
+    assert len(torch.unique(net.codes(grid), dim=0)) == 3
