@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from splinetool.analyses.plane import Plane
+from splinetool.data.loading import spread
 from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
 from splinetool.errors import UsageError
@@ -397,7 +398,7 @@ def sample_points(
 
 def data_radius(data: np.ndarray, relative: float = DEFAULT_RELATIVE_RADIUS) -> float:
     """`relative` × the RMS distance of the data points to their mean."""
-    scale = float(np.sqrt(((data - data.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    scale = spread(data)
     if scale == 0:
         raise UsageError("the data points are all the same, so they give no scale: set --radius")
     return relative * scale

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from splinetool.data.loading import spread
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import ArgmaxKind
@@ -161,8 +162,7 @@ def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointS
 
 def data_scale(sets: Sequence[PointSet]) -> float:
     """Root-mean-square distance of the points to their mean."""
-    x = np.concatenate([s.x for s in sets])
-    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    return spread(np.concatenate([s.x for s in sets]))
 
 
 def choose_radius(

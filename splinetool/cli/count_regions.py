@@ -50,6 +50,7 @@ from splinetool.cli.planes import (
     MarginOption,
     OriginOption,
     SplitOption,
+    as_inputs,
     check_plane_list,
     plane_from_options,
     plane_list,
@@ -284,12 +285,7 @@ def _segments(input_dim, segment, pairs, bounds, dataset: Dataset | None, seed: 
 
 
 def _flat_data(dataset: Dataset, input_dim: int) -> np.ndarray:
-    x = np.asarray(dataset.x, dtype=np.float64).reshape(len(dataset.x), -1)
-    if x.shape[1] != input_dim:
-        raise UsageError(
-            f"--data {dataset.source}: rows have {x.shape[1]} values, the model takes {input_dim}"
-        )
-    return x
+    return as_inputs(dataset.x, input_dim, f"--data {dataset.source}").numpy()
 
 
 def _pairs(text: str, rows: int, seed: int) -> np.ndarray:

@@ -175,3 +175,9 @@ def _generated(name: str, count: str, split: str | None, n: int | None, seed: in
     total = int(count) if count else n if n is not None else DEFAULT_COUNT
     x, y = generate(name, total, seed)
     return Dataset(x=x, y=y, source=f"{name}:{total} (seed {seed})")
+
+
+def spread(x: np.ndarray) -> float:
+    """Root-mean-square distance of the rows of `x` to their mean: the data's scale."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
