@@ -12,14 +12,9 @@ from __future__ import annotations
 import torch
 
 from splinetool.engine.store import VertexStore
+from splinetool.ir.pl import RELATIVE_TOL, zero_tolerance
 
-# relative to a unit's largest magnitude: some 10^5 roundings in float64, some 10^2 in float32
-RELATIVE_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
-
-
-def zero_tolerance(scale: torch.Tensor) -> torch.Tensor:
-    """Values within this of zero count as zero (scale: the function's largest magnitude)."""
-    return RELATIVE_TOL.get(scale.dtype, 1e-10) * scale
+__all__ = ["RELATIVE_TOL", "corner_values", "crossed", "cut", "signs_of", "zero_tolerance"]
 
 
 def signs_of(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -42,6 +37,7 @@ def cut(
     cut_label: int,
     tag: torch.Tensor | None = None,
     sides: tuple[int, ...] = (1, -1),
+    created: list | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Cut tiles (rows of vertex ids, -1 padded) by the zero lines of their own affine functions.
 
@@ -49,7 +45,8 @@ def cut(
     which rows share a function, so that they share the vertices created on common edges.
     Returns, for each side (+1: values >= 0, -1: values <= 0), the pieces as (vertex ids, edge
     labels); the new edge along the line is labelled `cut_label`. New vertices are appended to
-    `vertices` with every field interpolated.
+    `vertices` with every field interpolated; with `created`, (their ids, the label of the edge each
+    lies on, its row's tag) is appended to that list.
     """
     m, width = verts.shape
     count = (verts >= 0).sum(dim=1, keepdim=True)
@@ -73,6 +70,12 @@ def cut(
             key = key * (int(tag.max()) + 1) + tag[:, None].expand(m, width)[crossing]
         _, which, first = _unique_first(key)
         new = vertices.interpolate(lo[first], hi[first], v_lo[first] / (v_lo[first] - v_hi[first]))
+        if created is not None:
+            on_edge = labels[crossing][first]
+            row_tag = (
+                tag[:, None].expand(m, width)[crossing][first] if tag is not None else torch.zeros_like(new)
+            )
+            created.append((new, on_edge, row_tag))
         cross_id[crossing] = new[which]
 
     # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1)

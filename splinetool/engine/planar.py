@@ -2,17 +2,46 @@
 
 Piecewise-linear nodes are taken in order. Before node k every network value is affine on each
 current tile, so the node's pre-activations are known exactly at the tile vertices and along their
-edges; each breakpoint unit splits the tiles its zero line crosses. New vertices inherit every value
-still needed downstream by interpolation along their edge; after the node, all vertices are pushed
-through the affine steps up to the next node. Work therefore grows with vertices, not grid points.
+edges. Vertices carry only the network values that later steps still need; after a node they are
+pushed through the affine steps up to the next node.
+
+How a node is cut, and why (measured on the sample ConvNet, whose first node alone draws 1,024
+lines and 199,458 tiles, and on the 64 -> 200x4 digits MLP):
+
+- Work follows the (tile, unit) pairs that really cut. A node starts from the pairs whose zero set
+  strictly separates two corners of a tile. Each such tile is a "family": in round r every piece of
+  a family is cut by the family's r-th unit, all families at once. When a stage has doubled the
+  tiles, the remaining units of each family are re-tested against each piece, and every piece
+  becomes a family of its own. Without re-testing, one family holding the whole domain inserts its
+  lines one at a time over ever more pieces, quadratic in the tiles (24 s for that first node);
+  with it the node takes about a second.
+- Tiles share vertices. At the start of every stage, every crossing of a candidate with an existing
+  edge is inserted on that edge once, for both tiles that hold it; the cuts then pass through these
+  vertices (their value is zero within the tolerance) and new vertices appear only inside the
+  family, where one call creates each of them once. So no two vertices of a group sit at the same
+  point and the tiles form a proper planar subdivision.
+- Arg-max nodes (max-pool) are cut window by window in the same rounds. A window's cells on a tile
+  are the convex hulls of the tile's corners where a candidate wins (the envelope's breakpoints on
+  the tile's edges are inserted first, shared like above) and of the interior points where three
+  candidates tie for the maximum, each created once and used by all three cells. This costs one
+  pass per window instead of clipping every cell by every other candidate, and gives cells that
+  share their vertices.
+- Memory follows a budget, not the plane. Tiles refine independently of one another, so a group
+  whose vertices outgrow the budget (or whose tiles pass `max_resident`) is split, at the end of a
+  stage, into spatially compact groups that each finish the remaining nodes alone and are handed out
+  as soon as they are done. A ResNet vertex holds every live activation of the image (512 KiB at
+  32x32x64 in float64), so holding all vertices of a plane at once is what made big networks fail.
+- Activation codes are read from the engine's own values: right after node k is cut, node k's code
+  is constant on each tile and equals its code at the tile's vertex mean, where the pre-activation is
+  the mean of the corner values. Pieces cut later inherit it. No second pass over the network.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,11 +49,16 @@ from splinetool.engine.cut import corner_values, crossed, cut, signs_of, zero_to
 from splinetool.engine.store import TileStore, VertexStore, available_memory, grow
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
-from splinetool.ir.pl import ArgmaxKind
+from splinetool.ir.codes import pack_bits
+from splinetool.ir.pl import ArgmaxKind, SignKind
 
 DOMAIN_EDGE = -1
+STAGE_MIN_GROWTH = 256  # a stage ends once it has added this many tiles and doubled them
+PAIR_CHUNK_BYTES = 1 << 26  # temporaries of the (tile, unit) crossing tests
+DEFAULT_BUDGET = 1 << 30  # bytes a group may use, vertex values and the room for growth included
+SAME_POINT = 1e-12  # crossings closer than this along an edge (relative to its length) are one vertex
 
-Progress = Callable[[int, int, int], None]  # (node index, node count, tiles so far)
+Progress = Callable[[int, int, int], None]  # (done, total, tiles so far); done / total: share of the area
 
 
 class TooManyRegions(UsageError):
@@ -38,6 +72,7 @@ class Partition:
     labels: torch.Tensor  # [T, K] PL node index that drew the edge leaving each corner (-1: domain edge)
     outputs: torch.Tensor  # [V, outputs] network output at every vertex
     tiles_per_node: list[int]  # tiles after the boundaries of nodes 1..k (prefix networks)
+    codes: torch.Tensor | None = None  # [T, bytes] bit-packed activation codes, nodes in order
 
     @property
     def count(self) -> torch.Tensor:
@@ -50,6 +85,100 @@ def plane_inputs(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, t: 
     return x.reshape(t.shape[0], *net.input_shape)
 
 
+@dataclass
+class _Group:
+    tiles: TileStore
+    vertices: VertexStore
+    area: float
+    node: int = 0
+    pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, items) of the node under way
+    scale: torch.Tensor | None = None  # per unit (or window) magnitude, for the zero tolerance
+
+
+@dataclass
+class Sweep:
+    """The tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates).
+
+    Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
+    exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
+    may hold (default: a quarter of the free memory), `max_resident` its tiles.
+    """
+
+    net: PLNet
+    origin: torch.Tensor
+    directions: torch.Tensor
+    domain: torch.Tensor
+    budget: int | None = None
+    max_resident: int | None = None
+    max_regions: int | None = None
+    codes: bool = True
+    progress: Progress | None = None
+    tiles_per_node: list[int] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Partition]:
+        net = self.net
+        nodes = len(net.pl_nodes)
+        self.tiles_per_node = [0] * nodes
+        first = self._first_group()
+        budget = self.budget if self.budget is not None else min(available_memory(net.device), DEFAULT_BUDGET)
+        total_area = first.area
+        finished_area, handed_out = 0.0, 0
+        stack = [first]
+        while stack:
+            group = stack.pop()
+            while group.node < nodes:
+                others = handed_out + sum(g.tiles.n for g in stack)
+                node_done = CUTTERS[type(net.pl_nodes[group.node].pl)](net, group, self._limit(others))
+                if node_done:
+                    self.tiles_per_node[group.node] += group.tiles.n
+                    _finish_node(net, group, self.codes)
+                self._report(finished_area + group.area * group.node / max(nodes, 1), total_area, group)
+                if group.node < nodes and self._too_big(group, budget):
+                    stack += reversed(_split(group, budget, self.max_resident))
+                    break
+            else:
+                finished_area += group.area
+                handed_out += group.tiles.n
+                yield _finished(net, group, self.codes)
+
+    def _first_group(self) -> _Group:
+        net = self.net
+        device, dtype = net.device, net.dtype
+        domain = self.domain.to(device=device, dtype=dtype)
+        origin = self.origin.to(device=device, dtype=dtype)
+        directions = self.directions.to(device=device, dtype=dtype)
+        first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
+        values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
+        vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
+        ids = torch.arange(domain.shape[0], device=device)[None, :]
+        area = float(_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
+        return _Group(TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices, area)
+
+    def _limit(self, others: int) -> Callable[[TileStore], None]:
+        def check(tiles: TileStore) -> None:
+            n = tiles.n + others
+            if self.max_regions is not None and n > self.max_regions:
+                raise TooManyRegions(
+                    f"the slice has more than --max-regions {self.max_regions} regions ({n} so far); "
+                    "raise --max-regions or shrink the domain"
+                )
+
+        return check
+
+    def _too_big(self, group: _Group, budget: int) -> bool:
+        if group.tiles.n < 2:
+            return False
+        held = group.vertices.n * group.vertices.row_bytes() + group.tiles.bytes()
+        # a stage may double the tiles and their vertices, and pushing values to the next node
+        # holds two copies: a quarter of the budget leaves room for both
+        return held > budget // 4 or (self.max_resident is not None and group.tiles.n > self.max_resident)
+
+    def _report(self, done_area: float, total_area: float, group: _Group) -> None:
+        if self.progress is not None:
+            share = min(1.0, done_area / total_area) if total_area > 0 else 0.0
+            self.progress(int(1000 * share), 1000, group.tiles.n)
+
+
 def partition(
     net: PLNet,
     origin: torch.Tensor,
@@ -58,16 +187,11 @@ def partition(
     max_regions: int | None = None,
     progress: Progress | None = None,
 ) -> Partition:
-    """Tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates)."""
-    tiles, vertices = _domain_tiles(net, origin, directions, domain)
-    tiles_per_node = []
-    for index in range(len(net.pl_nodes)):
-        _refine(net, index, tiles, vertices, functools.partial(_check_limit, tiles, max_regions))
-        tiles_per_node.append(tiles.n)
-        if progress is not None:
-            progress(index + 1, len(net.pl_nodes), tiles.n)
-    outputs = vertices.field(net.output_index).reshape(vertices.n, -1)
-    return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, tiles_per_node)
+    """All tiles of `domain` at once, in one vertex table."""
+    sweep = Sweep(net, origin, directions, domain, budget=1 << 62, max_regions=max_regions, progress=progress)
+    (whole,) = list(sweep)
+    whole.tiles_per_node = sweep.tiles_per_node
+    return whole
 
 
 def count_tiles(
@@ -77,175 +201,801 @@ def count_tiles(
     domain: torch.Tensor,
     max_resident: int = 8192,
     progress: Progress | None = None,
+    budget: int | None = None,
 ) -> list[int]:
-    """Tiles after the boundaries of nodes 1..k, for every k, without keeping the tiles.
-
-    Tiles refine independently of one another: once more than `max_resident` are held, they are
-    split into groups that each go through the remaining nodes alone and are dropped once counted,
-    so memory follows the largest group, not the final number of tiles.
-    """
-    nodes = len(net.pl_nodes)
-    counts = [0] * nodes
-    stack = [(*_domain_tiles(net, origin, directions, domain), 0)]
-    while stack:
-        tiles, vertices, start = stack.pop()
-        for index in range(start, nodes):
-            _refine(net, index, tiles, vertices, lambda: None)
-            counts[index] += tiles.n
-            if progress is not None:
-                progress(index + 1, nodes, counts[index])
-            if tiles.n > max_resident and index + 1 < nodes:
-                groups = torch.arange(tiles.n, device=tiles.verts.device).split(max(1, max_resident // 2))
-                stack += [(*_subset(tiles, vertices, rows), index + 1) for rows in reversed(groups)]
-                break
-    return counts
+    """Tiles after the boundaries of nodes 1..k, for every k, without keeping the tiles."""
+    sweep = Sweep(
+        net,
+        origin,
+        directions,
+        domain,
+        budget=budget,
+        max_resident=max_resident,
+        codes=False,
+        progress=progress,
+    )
+    for _ in sweep:
+        pass
+    return sweep.tiles_per_node
 
 
-def _domain_tiles(
-    net: PLNet, origin: torch.Tensor, directions: torch.Tensor, domain: torch.Tensor
-) -> tuple[TileStore, VertexStore]:
-    device, dtype = net.device, net.dtype
-    domain = domain.to(device=device, dtype=dtype)
-    origin, directions = origin.to(device=device, dtype=dtype), directions.to(device=device, dtype=dtype)
-    first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
-    values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
-    vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
-    ids = torch.arange(domain.shape[0], device=device)[None, :]
-    return TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices
+# -- one node, stage by stage ---------------------------------------------------------------------
 
 
-def _refine(
-    net: PLNet, index: int, tiles: TileStore, vertices: VertexStore, limit: Callable[[], None]
-) -> None:
-    """Cut the tiles by node `index`'s boundaries, then push every vertex to the next node."""
-    node = net.pl_nodes[index]
+def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]) -> bool:
+    """One stage of a sign node (ReLU and kin); True once the node is done."""
+    tiles, vertices = group.tiles, group.vertices
+    table = _units_table(net, group)
+    if group.pending is None:
+        group.scale = table().abs().amax(dim=0)
+        group.pending = _sign_pairs(tiles, table(), group.scale)
+    rows, units = group.pending
+    if rows.numel() == 0:
+        return _node_done(group)
+    stage = _Stage(tiles, vertices, len(net.pl_nodes))
+    families, rank_of_pair = rows, _ranks(rows)
+    family_of_row = GrowingIndex(torch.arange(tiles.n, device=rows.device))
+    unit_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=rows.device)
+    start = tiles.n
+    rounds = int(rank_of_pair.max()) + 1
+    for r in range(rounds):
+        chosen = rank_of_pair == r
+        unit_of_family.fill_(-1)
+        unit_of_family[families[chosen]] = units[chosen]
+        unit = unit_of_family[family_of_row.values]
+        picked = torch.nonzero(unit >= 0).flatten()
+        unit = unit[picked]
+        verts = tiles.verts[picked]
+        values = torch.where(verts >= 0, table()[verts.clamp(min=0), unit[:, None]], 0.0)
+        signs = signs_of(values, group.scale[unit][:, None]) * (verts >= 0)
+        hit = crossed(signs)
+        if hit.any():
+            picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
+            width = int((verts >= 0).sum(dim=1).max())
+            (pos, pos_labels), (neg, neg_labels) = cut(
+                vertices,
+                verts[:, :width],
+                tiles.labels[picked][:, :width],
+                values[:, :width],
+                signs[:, :width],
+                stage.new_edge(group.node),
+                tag=unit,
+                created=stage.created,
+            )
+            tiles.replace(picked, pos, pos_labels)
+            tiles.append(neg, neg_labels, picked)
+            family_of_row.append(family_of_row.values[picked])
+            limit(tiles)
+        if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
+            later = rank_of_pair > r
+            stage.close()
+            pairs = _expand(family_of_row.values, families[later], units[later])
+            group.pending = _keep_crossing(tiles, table(), group.scale, *pairs)
+            return False
+    stage.close()
+    return _node_done(group)
+
+
+def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]) -> bool:
+    """One stage of an arg-max node (max-pool); True once the node is done."""
+    node = net.pl_nodes[group.node]
+    tiles, vertices = group.tiles, group.vertices
     pre_key = net.steps[node.step].inputs[0]
-    if isinstance(node.pl, ArgmaxKind):
-        _cut_windows(tiles, vertices, node.pl, pre_key, index, limit)
-    else:
-        _cut_units(tiles, vertices, node.pl, pre_key, index, limit)
-    stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
-    fields = {key: vertices.field(key) for key in net.live_after(node.step)}
-    vertices.set_fields(net.run_steps(fields, node.step, stop))
+    taps = _window_taps(node.pl, vertices.field(pre_key))
+
+    def scores() -> torch.Tensor:
+        values = vertices.field(pre_key)
+        return values.reshape(values.shape[0], -1)
+
+    if group.pending is None:
+        group.scale = _window_scale(scores(), taps)
+        group.pending = _window_pairs(tiles, scores(), taps, group.scale)
+    rows, windows = group.pending
+    if rows.numel() == 0:
+        return _node_done(group)
+    stage = _Stage(tiles, vertices, len(net.pl_nodes))
+    families, rank_of_pair = rows, _ranks(rows)
+    family_of_row = GrowingIndex(torch.arange(tiles.n, device=rows.device))
+    window_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=rows.device)
+    start = tiles.n
+    rounds = int(rank_of_pair.max()) + 1
+    for r in range(rounds):
+        chosen = rank_of_pair == r
+        window_of_family.fill_(-1)
+        window_of_family[families[chosen]] = windows[chosen]
+        window = window_of_family[family_of_row.values]
+        picked = torch.nonzero(window >= 0).flatten()
+        picked, window = _keep_window_crossing(tiles, scores(), taps, group.scale, picked, window[picked])
+        if picked.numel() == 0:
+            continue
+        # the envelope's breakpoints on the tiles' edges first, so that neighbours share them
+        crossings = _window_edge_crossings(tiles, scores(), taps, group.scale, picked, window)
+        _split_edges(tiles, vertices, *crossings, picked, stage.created)
+        new_edge = stage.new_edge(group.node)
+        parents = _argmax_cells(tiles, vertices, scores(), taps, group.scale, picked, window, new_edge)
+        family_of_row.append(family_of_row.values[parents])
+        limit(tiles)
+        if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
+            later = rank_of_pair > r
+            stage.close()
+            pairs = _expand(family_of_row.values, families[later], windows[later])
+            group.pending = _keep_window_crossing(tiles, scores(), taps, group.scale, *pairs)
+            return False
+    stage.close()
+    return _node_done(group)
 
 
-def _subset(tiles: TileStore, vertices: VertexStore, rows: torch.Tensor) -> tuple[TileStore, VertexStore]:
-    """Some tiles with their own copy of the vertices they use."""
+CUTTERS: dict[type, Callable[[PLNet, _Group, Callable[[TileStore], None]], bool]] = {
+    SignKind: _cut_sign_node,
+    ArgmaxKind: _cut_argmax_node,
+}
+
+
+class _Stage:
+    """Edge labels that also name the edge a stage started from, and vertex merging at its end.
+
+    Families are cut in different rounds, so two neighbours each create the point where a unit (or
+    a window's envelope) crosses their common edge. During a stage an edge label is
+    `support * span + label + 1`, with support 1 + the id of the edge (at the stage's start) the edge
+    lies on, 0 for edges drawn in the stage. Every created vertex records (support, key), where key
+    names the crossing (unit, or window and candidate pair); at the end of the stage, vertices with
+    the same record are one point, and every tile uses the first of them.
+    """
+
+    def __init__(self, tiles: TileStore, vertices: VertexStore, nodes: int):
+        self.tiles = tiles
+        self.vertices = vertices
+        self.span = nodes + 2
+        self.created: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        verts = tiles.verts
+        count = (verts >= 0).sum(dim=1, keepdim=True)
+        position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+        nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+        valid = verts >= 0
+        n = int(verts.max()) + 1 if verts.numel() else 1
+        edge_key = torch.minimum(verts, nxt) * n + torch.maximum(verts, nxt)
+        edges, support = torch.unique(edge_key[valid], return_inverse=True)
+        self.ends = torch.stack([edges // n, edges % n], dim=1)  # [supports, 2] vertex ids
+        labels = tiles.labels.clone()
+        labels[valid] = (support + 1) * self.span + labels[valid] + 1
+        tiles.replace(torch.arange(tiles.n, device=verts.device), verts.clone(), labels)
+
+    def new_edge(self, label: int) -> int:
+        return label + 1
+
+    def close(self) -> None:
+        tiles = self.tiles
+        valid = tiles.verts >= 0
+        verts = tiles.verts.clone()
+        points = torch.zeros(0, dtype=torch.long, device=verts.device)
+        if self.created:
+            ids = torch.cat([c[0] for c in self.created])
+            support = torch.cat([c[1] for c in self.created]) // self.span
+            key = torch.cat([c[2] for c in self.created])
+            shared = support > 0
+            ids, support, key = ids[shared], support[shared], key[shared]
+            if ids.numel():
+                record = support * (int(key.max()) + 1) + key
+                unique, which = torch.unique(record, return_inverse=True)
+                first = torch.full((unique.numel(),), ids.numel(), dtype=torch.long, device=ids.device)
+                first.scatter_reduce_(0, which, torch.arange(ids.numel(), device=ids.device), reduce="amin")
+                to = torch.arange(int(verts.max()) + 1, device=ids.device)
+                to[ids] = ids[first[which]]
+                verts = torch.where(valid, to[verts.clamp(min=0)], -1)
+                points, support = ids[first], support[first]
+        tiles.replace(torch.arange(tiles.n, device=verts.device), verts, tiles.labels.clone())
+        if points.numel():
+            self._conform(points, support)
+        valid = tiles.verts >= 0
+        labels = tiles.labels.clone()
+        labels[valid] = labels[valid] % self.span - 1
+        tiles.replace(torch.arange(tiles.n, device=valid.device), tiles.verts.clone(), labels)
+
+    def _conform(self, points: torch.Tensor, support: torch.Tensor) -> None:
+        """Insert every point created on a stage's starting edge into each tile whose side along
+        that edge passes over it: a family that stopped before reaching a unit left its neighbour's
+        crossing out of its own side."""
+        tiles = self.tiles
+        coords = self.vertices.coords
+        resolution = 2.0**40
+
+        def position(ids: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
+            a, b = coords[self.ends[edge - 1, 0]], coords[self.ends[edge - 1, 1]]
+            d = b - a
+            lam = ((coords[ids] - a) * d).sum(dim=-1) / (d * d).sum(dim=-1)
+            return edge * (1 << 41) + torch.round(lam.clamp(0, 1) * resolution).long()
+
+        point_key = position(points, support)
+        order = torch.argsort(point_key)
+        point_key, points = point_key[order], points[order]
+        verts, labels = tiles.verts, tiles.labels
+        count = (verts >= 0).sum(dim=1, keepdim=True)
+        slot_position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+        nxt = verts.gather(1, (slot_position + 1) % count.clamp(min=1))
+        edge = torch.where(verts >= 0, labels // self.span, 0)
+        on_support = edge > 0
+        key_a = torch.zeros_like(verts)
+        key_b = torch.zeros_like(verts)
+        key_a[on_support] = position(verts[on_support], edge[on_support])
+        key_b[on_support] = position(nxt[on_support], edge[on_support])
+        lo, hi = torch.minimum(key_a, key_b), torch.maximum(key_a, key_b)
+        first = torch.searchsorted(point_key, lo, right=True)
+        last = torch.searchsorted(point_key, hi)
+        inserted = torch.where(on_support, (last - first).clamp(min=0), 0)
+        rows = torch.arange(tiles.n, device=verts.device)
+        _insert(tiles, rows, first, inserted, key_a <= key_b, points)
+
+
+def _node_done(group: _Group) -> bool:
+    group.pending = None
+    return True
+
+
+def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
+    """Record the node's code on every tile, then push the vertices to the next node."""
+    node = net.pl_nodes[group.node]
+    tiles, vertices = group.tiles, group.vertices
+    pre_key = net.steps[node.step].inputs[0]
+    vertices.drop_field(("units", group.node))
+    if codes:
+        tiles.extend_payload(_tile_codes(node, tiles, vertices.field(pre_key)))
+    stop = net.pl_nodes[group.node + 1].step if group.node + 1 < len(net.pl_nodes) else len(net.steps)
+    live = net.live_after(node.step)
+    fields = {key: vertices.field(key) for key in live}
+    chunk = max(1, PAIR_CHUNK_BYTES // max(1, vertices.row_bytes()))
+    pushed = [
+        net.run_steps({k: v[i : i + chunk] for k, v in fields.items()}, node.step, stop)
+        for i in range(0, vertices.n, chunk)
+    ]
+    vertices.set_fields({key: torch.cat([p[key] for p in pushed]) for key in pushed[0]} if pushed else fields)
+    group.node += 1
+    group.scale = None
+
+
+def _tile_codes(node, tiles: TileStore, pre: torch.Tensor) -> torch.Tensor:
+    """[T, bytes] the node's packed code on each tile, read at the mean of its corners."""
+    flat = pre.reshape(pre.shape[0], -1)
+    parts = []
+    for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
+        mean = _corner_means(tiles.verts[rows], flat).reshape(rows.numel(), *pre.shape[1:])
+        parts.append(pack_bits(node.pl.code_bits(mean)))
+    return torch.cat(parts)
+
+
+def _corner_means(verts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[T, U] mean of `values` [V, U] over each tile's corners, as one sparse product (6x faster
+    than gathering [T, K, U] on the CPU)."""
+    valid = verts >= 0
+    count = valid.sum(dim=1)
+    crow = torch.zeros(verts.shape[0] + 1, dtype=torch.long, device=verts.device)
+    crow[1:] = torch.cumsum(count, dim=0)
+    weights = torch.repeat_interleave(1.0 / count.to(values.dtype), count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sparse CSR is marked beta
+        means = torch.sparse_csr_tensor(
+            crow, verts[valid], weights, size=(verts.shape[0], values.shape[0]), check_invariants=False
+        )
+        return means @ values
+
+
+def _finished(net: PLNet, group: _Group, codes: bool) -> Partition:
+    tiles, vertices = group.tiles, group.vertices
+    outputs = vertices.field(net.output_index).reshape(vertices.n, -1)
+    packed = _global_codes(tiles.payload, [n.code_bits for n in net.pl_nodes]) if codes else None
+    return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, [], packed)
+
+
+def _global_codes(payload: torch.Tensor, bits_per_node: list[int]) -> torch.Tensor:
+    """Per-node packed codes, re-packed as one bit string over all nodes."""
+    widths = [(b + 7) // 8 for b in bits_per_node]
+    if all(b % 8 == 0 for b in bits_per_node):
+        return payload
+    parts = []
+    for rows in payload.split(4096):
+        bits, at = [], 0
+        for width, count in zip(widths, bits_per_node):
+            bits.append(_unpack(rows[:, at : at + width])[:, :count])
+            at += width
+        parts.append(pack_bits(torch.cat(bits, dim=1)) if bits else rows[:, :0])
+    return torch.cat(parts) if parts else payload
+
+
+def _unpack(packed: torch.Tensor) -> torch.Tensor:
+    shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)
+    return ((packed[:, :, None] >> shifts) & 1).bool().reshape(packed.shape[0], -1)
+
+
+# -- sign nodes -----------------------------------------------------------------------------------
+
+
+def _units_table(net: PLNet, group: _Group) -> Callable[[], torch.Tensor]:
+    """[V, units] values whose zero sets are the node's breakpoints (read anew: vertices grow)."""
+    node = net.pl_nodes[group.node]
+    vertices = group.vertices
+    pre_key = net.steps[node.step].inputs[0]
+    key = pre_key
+    if node.pl.thresholds != (0.0,):
+        key = ("units", group.node)
+        if key not in vertices.field_keys():
+            vertices.add_field(key, node.pl.boundaries(vertices.field(pre_key)))
+
+    def table() -> torch.Tensor:
+        values = vertices.field(key)
+        return values.reshape(values.shape[0], math.prod(values.shape[1:]))
+
+    return table
+
+
+def _sign_pairs(
+    tiles: TileStore, table: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tile, unit) pairs whose zero line strictly separates two corners of the tile."""
+    tol = zero_tolerance(scale)
+    # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
+    above, below = pack_bits(table > tol), pack_bits(table < -tol)
+    return _tile_bits(tiles, lambda ids: above[ids], lambda ids: below[ids], table.shape[1])
+
+
+def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
+    """(tile, unit) pairs where some corner sets the unit's bit in `first` and some corner in `second`."""
+    found_rows, found_units = [], []
+    verts = tiles.verts
+    filled = torch.where(verts >= 0, verts, verts[:, :1])
+    shifts = torch.arange(7, -1, -1, device=verts.device, dtype=torch.uint8)
+    for rows in _row_chunks(tiles.n, 8 * (units // 8 + 1), verts.device):
+        corners = filled[rows]
+        any_first, any_second = first(corners[:, 0]), second(corners[:, 0])
+        for c in range(1, corners.shape[1]):
+            any_first = any_first | first(corners[:, c])
+            any_second = any_second | second(corners[:, c])
+        both = any_first & any_second
+        tile, byte = torch.nonzero(both, as_tuple=True)
+        bits = (both[tile, byte][:, None] >> shifts) & 1
+        which, bit = torch.nonzero(bits, as_tuple=True)
+        found_rows.append(rows[tile[which]])
+        found_units.append(byte[which] * 8 + bit)
+    return _by_row(torch.cat(found_rows), torch.cat(found_units))
+
+
+def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:
+    keep = []
+    for part in _row_chunks(rows.numel(), tiles.verts.shape[1] * 16, rows.device):
+        verts = tiles.verts[rows[part]]
+        values = table[verts.clamp(min=0), units[part][:, None]]
+        signs = signs_of(values, scale[units[part]][:, None]) * (verts >= 0)
+        keep.append(crossed(signs))
+    keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
+    return rows[keep], units[keep]
+
+
+# -- arg-max nodes --------------------------------------------------------------------------------
+
+
+def _window_taps(pl: ArgmaxKind, pre: torch.Tensor) -> torch.Tensor:
+    """[windows, k] flat positions each window compares; -1 for padding, which never wins."""
+    positions = torch.arange(pre[0].numel(), device=pre.device, dtype=pre.dtype).reshape(1, *pre.shape[1:])
+    taps = pl.candidates(positions)[0]
+    return torch.where(torch.isfinite(taps), taps, -1.0).long()
+
+
+def _window_values(scores: torch.Tensor, taps: torch.Tensor, ids: torch.Tensor, windows: torch.Tensor):
+    """Candidate values [*ids.shape, k] of windows at vertices `ids` (-inf at padding).
+
+    `windows` is one window per leading row of `ids`, or one per entry of `ids`.
+    """
+    if windows.dim() < ids.dim():
+        windows = windows.reshape(windows.shape[0], *[1] * (ids.dim() - 1)).expand_as(ids)
+    t = taps[windows]  # [*ids.shape, k]
+    values = scores[ids.clamp(min=0)[..., None].expand_as(t), t.clamp(min=0)]
+    return torch.where(t >= 0, values, -math.inf)
+
+
+def _window_scale(scores: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    magnitude = (
+        scores.abs().amax(dim=0) if scores.shape[0] else torch.zeros(scores.shape[1], dtype=scores.dtype)
+    )
+    per_tap = torch.where(taps >= 0, magnitude[taps.clamp(min=0)], 0.0)
+    return per_tap.amax(dim=1)
+
+
+def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tile, window) pairs where no single candidate is a (weak) maximum at every corner."""
+    ids = torch.arange(scores.shape[0], device=scores.device)
+    weak = []
+    for rows in ids.split(max(1, PAIR_CHUNK_BYTES // (taps.numel() * scores.element_size() * 3))):
+        values = _window_values(
+            scores, taps, rows[:, None].expand(-1, taps.shape[0]), _all_windows(taps, rows)
+        )
+        best = values.amax(dim=2, keepdim=True)
+        on_top = values >= best - zero_tolerance(scale)[None, :, None]
+        weights = 1 << torch.arange(taps.shape[1], device=scores.device)
+        weak.append((on_top.long() * weights).sum(dim=2))  # [v, W] bit i: candidate i is on top
+    weak = torch.cat(weak)
+    found_rows, found_windows = [], []
+    verts = tiles.verts
+    filled = torch.where(verts >= 0, verts, verts[:, :1])
+    for rows in _row_chunks(tiles.n, 8 * taps.shape[0], verts.device):
+        corners = filled[rows]
+        common = weak[corners[:, 0]]
+        for c in range(1, corners.shape[1]):
+            common = common & weak[corners[:, c]]
+        tile, window = torch.nonzero(common == 0, as_tuple=True)
+        found_rows.append(rows[tile])
+        found_windows.append(window)
+    return _by_row(torch.cat(found_rows), torch.cat(found_windows))
+
+
+def _all_windows(taps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    return torch.arange(taps.shape[0], device=taps.device)[None, :].expand(rows.shape[0], -1)
+
+
+def _keep_window_crossing(tiles, scores, taps, scale, rows, windows):
+    keep = []
+    per_pair = tiles.verts.shape[1] * taps.shape[1] * scores.element_size() * 3
+    for part in _row_chunks(rows.numel(), per_pair, rows.device):
+        verts = tiles.verts[rows[part]]
+        values = _window_values(scores, taps, verts, windows[part])  # [P, K, k]
+        best = values.amax(dim=2, keepdim=True)
+        weak = (values >= best - zero_tolerance(scale[windows[part]])[:, None, None]) | (verts < 0)[
+            :, :, None
+        ]
+        keep.append(~weak.all(dim=1).any(dim=1))
+    keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
+    return rows[keep], windows[keep]
+
+
+def _window_edge_crossings(tiles, scores, taps, scale, rows, windows):
+    """Breakpoints of each pair's upper envelope strictly inside the edges of its tile:
+    (lo, hi, lambda, label of the edge, a key naming the point on that edge)."""
+    lo, hi, window, on_edge = _pair_edges(tiles, rows, windows)
+    z_lo = _window_values(scores, taps, lo, window)  # [E, k]
+    z_hi = _window_values(scores, taps, hi, window)
+    k = taps.shape[1]
+    i, j = torch.triu_indices(k, k, offset=1, device=taps.device)
+    d_lo, d_hi = z_lo[:, i] - z_lo[:, j], z_hi[:, i] - z_hi[:, j]  # [E, pairs]
+    tol = zero_tolerance(scale[window])[:, None]
+    real = torch.isfinite(d_lo) & torch.isfinite(d_hi)
+    strict = real & (((d_lo > tol) & (d_hi < -tol)) | ((d_lo < -tol) & (d_hi > tol)))
+    lam = torch.where(strict, d_lo / torch.where(strict, d_lo - d_hi, 1.0), 0.0)
+    at = z_lo[:, None, :] + lam[:, :, None] * (z_hi - z_lo)[:, None, :]  # [E, pairs, k]
+    at = torch.where(torch.isfinite(at), at, -math.inf)
+    pair_value = at.gather(2, i.expand(at.shape[0], -1)[:, :, None])[..., 0]
+    on_top = pair_value >= at.amax(dim=2) - tol
+    edge, pair = torch.nonzero(strict & on_top, as_tuple=True)
+    return lo[edge], hi[edge], lam[edge, pair], on_edge[edge], window[edge] * i.numel() + pair
+
+
+def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) -> torch.Tensor:
+    """Replace each row by the cells of its window; returns the parent row of every appended tile."""
+    device = rows.device
+    verts = tiles.verts[rows]
+    valid = verts >= 0
+    count = valid.sum(dim=1)
+    R, K = verts.shape
+    k = taps.shape[1]
+    coords = vertices.coords[verts.clamp(min=0)]
+    z = _window_values(scores, taps, verts, windows)  # [R, K, k]
+    real = taps[windows] >= 0  # [R, k]
+    tol = zero_tolerance(scale[windows])  # [R]
+    fz = torch.where(real[:, None, :] & valid[:, :, None], z, 0.0)
+    w = valid.to(coords.dtype)
+    centre = (coords * w[..., None]).sum(dim=1) / count[:, None]
+    mean_z = (fz * w[..., None]).sum(dim=1) / count[:, None]  # [R, k]
+    dc = (coords - centre[:, None]) * w[..., None]
+    dz = (fz - mean_z[:, None]) * w[..., None]
+    gram = dc.transpose(1, 2) @ dc  # [R, 2, 2]
+    grad = torch.linalg.solve(
+        gram, dc.transpose(1, 2) @ dz
+    )  # [R, 2, k]: z_i(p) = mean_z + grad_i . (p - centre)
+
+    # interior points where three candidates tie for the maximum
+    triples = torch.combinations(torch.arange(k, device=device), 3)  # [Tr, 3]
+    gi, gj, gl = (grad[:, :, triples[:, c]] for c in range(3))  # [R, 2, Tr]
+    mi, mj, ml = (mean_z[:, triples[:, c]] for c in range(3))
+    a = torch.stack([(gi - gj).transpose(1, 2), (gi - gl).transpose(1, 2)], dim=2)  # [R, Tr, 2, 2]
+    b = torch.stack([mj - mi, ml - mi], dim=2)  # [R, Tr, 2]
+    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    norms = a.flatten(2).abs().amax(dim=2)
+    solvable = det.abs() > 1e-12 * norms**2
+    safe = torch.where(solvable, det, 1.0)
+    px = (b[..., 0] * a[..., 1, 1] - b[..., 1] * a[..., 0, 1]) / safe
+    py = (a[..., 0, 0] * b[..., 1] - a[..., 1, 0] * b[..., 0]) / safe
+    point = torch.stack([px, py], dim=2) + centre[:, None]  # [R, Tr, 2]
+    tri_real = real[:, triples].all(dim=2)
+    at = mean_z[:, None, :] + ((point - centre[:, None])[..., None] * grad[:, None]).sum(dim=2)  # [R, Tr, k]
+    at = torch.where(real[:, None, :], at, -math.inf)
+    tie_value = at.gather(2, triples[None, :, :1].expand(R, -1, 1))[..., 0]
+    on_top = tie_value >= at.amax(dim=2) - tol[:, None]
+    inside = _strictly_inside(coords, valid, count, point)
+    found = solvable & tri_real & on_top & inside  # [R, Tr]
+    tri_ids = torch.full((R, triples.shape[0]), -1, dtype=torch.long, device=device)
+    if found.any():
+        r_idx, t_idx = torch.nonzero(found, as_tuple=True)
+        corner_ids, weights = _barycentric(verts[r_idx], coords[r_idx], count[r_idx], point[r_idx, t_idx])
+        tri_ids[r_idx, t_idx] = vertices.combine(corner_ids, weights)
+
+    # each candidate's cell: the corners where it wins (weakly) and its tie points, in angular order
+    best = torch.where(valid[:, :, None], z, -math.inf).amax(dim=2, keepdim=True)
+    wins = valid[:, :, None] & real[:, None, :] & (z >= best - tol[:, None, None])  # [R, K, k]
+    tied_before = _tied_with_earlier(z, valid, real, tol)  # [R, k]
+    member_of = [torch.nonzero((triples == c).any(dim=1)).flatten() for c in range(k)]
+    width = K + len(member_of[0])
+    ids = torch.full((R, k, width), -1, dtype=torch.long, device=device)
+    corner_slot = torch.full((R, k, width), -1, dtype=torch.long, device=device)
+    ids[:, :, :K] = torch.where(wins, verts[:, :, None], -1).transpose(1, 2)
+    corner_slot[:, :, :K] = torch.where(wins, torch.arange(K, device=device)[None, :, None], -1).transpose(
+        1, 2
+    )
+    for c in range(k):
+        ids[:, c, K:] = tri_ids[:, member_of[c]]
+    member = (ids >= 0) & ~tied_before[:, :, None]
+    xy = vertices.coords[ids.clamp(min=0)]
+    n_member = member.sum(dim=2)
+    mid = (xy * member[..., None]).sum(dim=2) / n_member.clamp(min=1)[..., None]
+    angle = torch.atan2(xy[..., 1] - mid[..., 1, None], xy[..., 0] - mid[..., 0, None])
+    order = torch.argsort(torch.where(member, angle, math.inf), dim=2)
+    ids, corner_slot = ids.gather(2, order), corner_slot.gather(2, order)
+    member = member.gather(2, order)
+    cell_area = _areas(vertices.coords[ids.clamp(min=0)].reshape(R * k, width, 2), n_member.reshape(-1))
+    tile_area = _areas(coords, count)
+    alive = (n_member >= 3) & (cell_area.reshape(R, k) > 1e-12 * tile_area[:, None].abs())
+    # edge labels: an edge between consecutive corners of the tile keeps the tile's label
+    position = torch.arange(width, device=device).expand(R, k, width)
+    following = (position + 1) % n_member.clamp(min=1)[..., None]
+    next_slot = corner_slot.gather(2, following)
+    along_tile = (corner_slot >= 0) & (next_slot == (corner_slot + 1) % count[:, None, None])
+    tile_labels = tiles.labels[rows].gather(1, corner_slot.clamp(min=0).reshape(R, -1)).reshape(R, k, width)
+    labels = torch.where(along_tile, tile_labels, label)
+    ids = torch.where(member, ids, -1)
+    labels = torch.where(member, labels, -1)
+    cell_width = max(1, int(n_member[alive].max())) if alive.any() else 1
+    ids, labels = ids[..., :cell_width], labels[..., :cell_width]
+    # the first living cell replaces its tile, the others are appended
+    first = torch.where(alive, torch.arange(k, device=device), k).amin(dim=1)
+    has_cell = first < k
+    keep_rows = rows[has_cell]
+    r_first = torch.nonzero(has_cell).flatten()
+    tiles.replace(keep_rows, ids[r_first, first[r_first]], labels[r_first, first[r_first]])
+    others = alive.clone()
+    others[r_first, first[r_first]] = False
+    r_other, c_other = torch.nonzero(others, as_tuple=True)
+    tiles.append(ids[r_other, c_other], labels[r_other, c_other], rows[r_other])
+    return rows[r_other]
+
+
+def _tied_with_earlier(z, valid, real, tol) -> torch.Tensor:
+    """[R, k]: candidates equal to an earlier one on the whole tile (arg-max takes the first)."""
+    diff = (z[:, :, :, None] - z[:, :, None, :]).abs()  # [R, K, k, k]
+    same = ((diff <= tol[:, None, None, None]) | ~valid[:, :, None, None]).all(dim=1)
+    same = same & real[:, :, None] & real[:, None, :]
+    earlier = torch.ones_like(same[0], dtype=torch.bool).tril(diagonal=-1)
+    return (same & earlier).any(dim=2)
+
+
+def _strictly_inside(coords, valid, count, point) -> torch.Tensor:
+    """[R, Tr]: points farther than a tolerance inside their convex tile."""
+    K = coords.shape[1]
+    nxt = (torch.arange(K, device=coords.device)[None, :] + 1) % count[:, None].clamp(min=1)
+    following = coords.gather(1, nxt[..., None].expand(-1, -1, 2))
+    edge = following - coords  # [R, K, 2]
+    length = edge.norm(dim=2)
+    diameter = length.sum(dim=1)
+    rel = point[:, :, None, :] - coords[:, None, :, :]  # [R, Tr, K, 2]
+    side = edge[:, None, :, 0] * rel[..., 1] - edge[:, None, :, 1] * rel[..., 0]
+    margin = 1e-9 * diameter[:, None, None] * length[:, None, :]
+    return ((side > margin) | ~valid[:, None, :]).all(dim=2)
+
+
+def _barycentric(verts, coords, count, point):
+    """Three corners of each tile (the largest fan triangle from corner 0) and affine weights of `point`."""
+    K = verts.shape[1]
+    m = torch.arange(1, K - 1, device=verts.device)
+    a, b, c = coords[:, :1], coords[:, 1:-1], coords[:, 2:]
+    area = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (
+        c[..., 0] - a[..., 0]
+    )
+    area = torch.where(m[None, :] + 1 < count[:, None], area.abs(), -1.0)
+    best = area.argmax(dim=1)
+    ids = torch.stack(
+        [verts[:, 0], verts.gather(1, (best + 1)[:, None])[:, 0], verts.gather(1, (best + 2)[:, None])[:, 0]],
+        1,
+    )
+    p0, p1, p2 = (
+        coords[:, 0],
+        coords.gather(1, (best + 1)[:, None, None].expand(-1, 1, 2))[:, 0],
+        coords.gather(1, (best + 2)[:, None, None].expand(-1, 1, 2))[:, 0],
+    )
+    e1, e2, d = p1 - p0, p2 - p0, point - p0
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    w1 = (d[:, 0] * e2[:, 1] - d[:, 1] * e2[:, 0]) / det
+    w2 = (e1[:, 0] * d[:, 1] - e1[:, 1] * d[:, 0]) / det
+    return ids, torch.stack([1 - w1 - w2, w1, w2], dim=1)
+
+
+# -- shared machinery -----------------------------------------------------------------------------
+
+
+def _pair_edges(tiles: TileStore, rows: torch.Tensor, items: torch.Tensor):
+    """Every edge of each pair's tile, as (lo, hi, item), each edge and item once."""
+    verts = tiles.verts[rows]
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+    nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+    slot = verts >= 0
+    a, b = verts[slot], nxt[slot]
+    item = items[:, None].expand_as(verts)[slot]
+    label = tiles.labels[rows][slot]
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    if lo.numel() == 0:
+        return lo, hi, item, label
+    span, n_items = int(hi.max()) + 1, int(item.max()) + 1
+    key, which = torch.unique((lo * span + hi) * n_items + item, return_inverse=True)
+    first = torch.full((key.numel(),), label.numel(), dtype=torch.long, device=key.device)
+    first.scatter_reduce_(0, which, torch.arange(label.numel(), device=key.device), reduce="amin")
+    edge, item = key // n_items, key % n_items
+    return edge // span, edge % span, item, label[first]
+
+
+def _split_edges(tiles, vertices, lo, hi, lam, on_edge, key, rows, created: list) -> None:
+    """Insert the points lo + lam (hi - lo) on their edges, once each, into every tile of `rows`
+    holding that edge, in order along it; (ids, label of the edge, key) go to `created`."""
+    if lo.numel() == 0:
+        return
+    span = vertices.n + 1
+    edge_key = lo * span + hi
+    order = torch.argsort(lam, stable=True)
+    order = order[torch.argsort(edge_key[order], stable=True)]
+    edge_key, lo, hi, lam = edge_key[order], lo[order], hi[order], lam[order]
+    same = torch.zeros_like(edge_key, dtype=torch.bool)
+    same[1:] = (edge_key[1:] == edge_key[:-1]) & (lam[1:] - lam[:-1] <= SAME_POINT)
+    keep = ~same & (lam > SAME_POINT) & (lam < 1 - SAME_POINT)
+    edge_key, lo, hi, lam = edge_key[keep], lo[keep], hi[keep], lam[keep]
+    if lo.numel() == 0:
+        return
+    new_ids = vertices.interpolate(lo, hi, lam)
+    created.append((new_ids, on_edge[order][keep], key[order][keep]))
+
+    verts = tiles.verts[rows]
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+    nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+    slot_key = torch.minimum(verts, nxt) * span + torch.maximum(verts, nxt)
+    first = torch.searchsorted(edge_key, slot_key)
+    last = torch.searchsorted(edge_key, slot_key, right=True)
+    _insert(tiles, rows, first, torch.where(verts >= 0, last - first, 0), verts <= nxt, new_ids)
+
+
+def _insert(tiles, rows, first, inserted, forward, points) -> None:
+    """Insert points into tiles: after corner k of row r go `points[first : first + inserted]`
+    (read backwards where not `forward`), each [len(rows), K]; the pieces keep the edge's label."""
+    changed = torch.nonzero(inserted.sum(dim=1) > 0).flatten()
+    if changed.numel() == 0:
+        return
+    verts = tiles.verts[rows[changed]]
+    first, inserted, forward = first[changed], inserted[changed], forward[changed]
+    labels = tiles.labels[rows[changed]]
+    m = verts.shape[0]
+    corner = verts >= 0
+    slots = inserted + corner.long()
+    start = torch.cumsum(slots, dim=1) - slots  # output slot of each corner
+    out_ids = torch.full((m, int(slots.sum(dim=1).max())), -1, dtype=torch.long, device=verts.device)
+    out_labels = torch.full_like(out_ids, -1)
+    row = torch.arange(m, device=verts.device)[:, None].expand_as(verts)
+    out_ids[row[corner], start[corner]] = verts[corner]
+    out_labels[row[corner], start[corner]] = labels[corner]
+    n = inserted[corner]
+    rep_row = torch.repeat_interleave(row[corner], n)
+    base = torch.repeat_interleave(start[corner], n)
+    offset = torch.arange(int(n.sum()), device=verts.device) - torch.repeat_interleave(
+        torch.cumsum(n, 0) - n, n
+    )
+    along = torch.where(
+        torch.repeat_interleave(forward[corner], n), offset, torch.repeat_interleave(n, n) - 1 - offset
+    )
+    out_ids[rep_row, base + 1 + offset] = points[torch.repeat_interleave(first[corner], n) + along]
+    out_labels[rep_row, base + 1 + offset] = torch.repeat_interleave(labels[corner], n)
+    tiles.replace(rows[changed], out_ids, out_labels)
+
+
+def _expand(family_of_row: torch.Tensor, families: torch.Tensor, items: torch.Tensor):
+    """Hand each row its family's items: (row, item) pairs."""
+    order = torch.argsort(family_of_row, stable=True)
+    n_families = int(max(int(family_of_row.max()), int(families.max()) if families.numel() else 0)) + 1
+    bounds = torch.arange(n_families + 1, device=order.device)
+    row_start = torch.searchsorted(family_of_row[order], bounds)
+    item_order = torch.argsort(families, stable=True)
+    families, items = families[item_order], items[item_order]
+    item_start = torch.searchsorted(families, bounds)
+    n_rows, n_items = row_start.diff(), item_start.diff()
+    per_family = n_rows * n_items
+    family = torch.repeat_interleave(torch.arange(n_families, device=order.device), per_family)
+    local = torch.arange(int(per_family.sum()), device=order.device) - torch.repeat_interleave(
+        torch.cumsum(per_family, 0) - per_family, per_family
+    )
+    row = order[row_start[family] + local // n_items[family]]
+    item = items[item_start[family] + local % n_items[family]]
+    return _by_row(row, item)
+
+
+def _by_row(rows: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.argsort(rows, stable=True)
+    return rows[order], items[order]
+
+
+def _ranks(sorted_rows: torch.Tensor) -> torch.Tensor:
+    """Position of each pair among the pairs of its row (pairs sorted by row)."""
+    n = sorted_rows.numel()
+    if n == 0:
+        return sorted_rows
+    starts = torch.searchsorted(sorted_rows, sorted_rows)
+    return torch.arange(n, device=sorted_rows.device) - starts
+
+
+def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
+    size = max(1, PAIR_CHUNK_BYTES // max(1, bytes_per_row))
+    return list(torch.arange(n, device=device).split(size)) if n else []
+
+
+def _areas(xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    k = torch.arange(xy.shape[1], device=xy.device)
+    valid = k[None, :] < count[:, None]
+    nxt = (k[None, :] + 1) % count[:, None].clamp(min=1)
+    following = xy.gather(1, nxt[:, :, None].expand(-1, -1, 2))
+    cross = xy[..., 0] * following[..., 1] - xy[..., 1] * following[..., 0]
+    return (cross * valid).sum(dim=1) / 2
+
+
+def _split(group: _Group, budget: int, max_resident: int | None) -> list[_Group]:
+    """Spatially compact groups of the tiles, each with its own copy of the vertices it uses."""
+    tiles, vertices = group.tiles, group.vertices
+    held = vertices.n * vertices.row_bytes() + tiles.bytes()
+    parts = max(2, math.ceil(4 * held / max(budget, 1)))
+    if max_resident is not None:
+        parts = max(parts, math.ceil(2 * tiles.n / max(max_resident, 1)))
+    parts = min(parts, tiles.n)
+    verts = tiles.verts
+    valid = (verts >= 0).to(vertices.coords.dtype)
+    centre = (vertices.coords[verts.clamp(min=0)] * valid[..., None]).sum(dim=1) / valid.sum(dim=1)[:, None]
+    order = torch.argsort(_morton(centre))
+    areas = _areas(vertices.coords[verts.clamp(min=0)], tiles.count)
+    out = []
+    for rows in order.tensor_split(parts):
+        rows = rows.sort().values
+        out.append(_subset(group, rows, float(areas[rows].sum())))
+    return out
+
+
+def _morton(points: torch.Tensor, bits: int = 16) -> torch.Tensor:
+    lo, hi = points.amin(dim=0), points.amax(dim=0)
+    q = ((points - lo) / (hi - lo).clamp(min=1e-300) * (2**bits - 1)).long()
+    key = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
+    for b in range(bits):
+        key |= ((q[:, 0] >> b) & 1) << (2 * b) | ((q[:, 1] >> b) & 1) << (2 * b + 1)
+    return key
+
+
+def _subset(group: _Group, rows: torch.Tensor, area: float) -> _Group:
+    tiles, vertices = group.tiles, group.vertices
     verts = tiles.verts[rows]
     used, local = torch.unique(verts[verts >= 0], return_inverse=True)
     renumbered = torch.full_like(verts, -1)
     renumbered[verts >= 0] = local
     fields = {key: vertices.field(key)[used] for key in vertices.field_keys()}
-    return (
-        TileStore(renumbered, tiles.labels[rows]),
+    pending = None
+    if group.pending is not None:
+        new_row = torch.full((tiles.n,), -1, dtype=torch.long, device=rows.device)
+        new_row[rows] = torch.arange(rows.numel(), device=rows.device)
+        mapped = new_row[group.pending[0]]
+        mine = mapped >= 0
+        pending = _by_row(mapped[mine], group.pending[1][mine])
+    return _Group(
+        TileStore(renumbered, tiles.labels[rows], tiles.payload[rows]),
         VertexStore(vertices.coords[used], fields, budget=vertices.budget),
+        area,
+        group.node,
+        pending,
+        group.scale,
     )
-
-
-def _check_limit(tiles: TileStore, max_regions: int | None) -> None:
-    n = tiles.n
-    if max_regions is not None and n > max_regions:
-        raise TooManyRegions(
-            f"the slice has more than --max-regions {max_regions} regions ({n} so far); "
-            "raise --max-regions or shrink the domain"
-        )
-
-
-def _cut_units(
-    tiles: TileStore,
-    vertices: VertexStore,
-    pl,
-    pre_key: int,
-    label: int,
-    limit: Callable[[], None],
-    chunk: int = 2048,
-) -> None:
-    """Split tiles by every breakpoint unit of one node.
-
-    Which units cross which tile is found once, at the start of the node; a piece of a tile can only
-    be crossed by units that crossed the whole tile. Pieces of the same starting tile ("family")
-    then take their candidate units in rounds, all families at once, so the work grows with the
-    (tile, unit) pairs that really cut, not with tiles x units.
-    """
-    if pl.thresholds == (0.0,):
-        key = pre_key  # the units are the pre-activations themselves: no second copy per vertex
-    else:
-        key = ("units", label)
-        vertices.add_field(key, pl.boundaries(vertices.field(pre_key)))
-
-    def units_table() -> torch.Tensor:
-        values = vertices.field(key)
-        return values.reshape(values.shape[0], math.prod(values.shape[1:]))
-
-    table = units_table()
-    scale = table.abs().amax(dim=0)  # per unit
-    tol = zero_tolerance(scale)
-    families, units = _crossing_pairs(tiles, table, tol, chunk)
-    if families.numel() == 0:
-        _drop_units(vertices, key, pre_key)
-        return
-    # round r hands each family its r-th candidate unit; pairs come sorted by family
-    device = families.device
-    starts = torch.searchsorted(families, torch.arange(tiles.n + 1, device=device))
-    rank = torch.arange(families.numel(), device=device) - starts[families]
-    by_round = torch.argsort(rank, stable=True)
-    round_sizes = torch.bincount(rank).tolist()
-    family_of_row = GrowingIndex(torch.arange(tiles.n, device=device))
-    unit_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=device)
-    offset = 0
-    for size in round_sizes:
-        chosen = by_round[offset : offset + size]
-        offset += size
-        unit_of_family.fill_(-1)
-        unit_of_family[families[chosen]] = units[chosen]
-        unit = unit_of_family[family_of_row.values]
-        rows = torch.nonzero(unit >= 0).flatten()
-        unit = unit[rows]
-        verts = tiles.verts[rows]
-        table = units_table()
-        values = torch.where(verts >= 0, table[verts.clamp(min=0), unit[:, None]], 0.0)
-        signs = signs_of(values, scale[unit][:, None]) * (verts >= 0)
-        hit = crossed(signs)
-        if not hit.any():
-            continue
-        rows, unit, verts, values, signs = rows[hit], unit[hit], verts[hit], values[hit], signs[hit]
-        width = int((verts >= 0).sum(dim=1).max())
-        (pos, pos_labels), (neg, neg_labels) = cut(
-            vertices,
-            verts[:, :width],
-            tiles.labels[rows][:, :width],
-            values[:, :width],
-            signs[:, :width],
-            label,
-            tag=unit,
-        )
-        tiles.replace(rows, pos, pos_labels)
-        tiles.append(neg, neg_labels)
-        family_of_row.append(family_of_row.values[rows])
-        limit()
-    _drop_units(vertices, key, pre_key)
-
-
-def _drop_units(vertices: VertexStore, key, pre_key: int) -> None:
-    if key != pre_key:
-        vertices.drop_field(key)
-
-
-def _crossing_pairs(
-    tiles: TileStore, table: torch.Tensor, tol: torch.Tensor, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tile, unit) pairs whose zero line strictly separates two corners of the tile."""
-    families, units = [], []
-    for rows in torch.arange(tiles.n, device=table.device).split(chunk):
-        verts = tiles.verts[rows]
-        # padding repeats the first corner so it cannot change a tile's min or max
-        filled = torch.where(verts >= 0, verts, verts[:, :1])
-        values = table[filled]  # [t, K, units]
-        hit = (values.amax(dim=1) > tol) & (values.amin(dim=1) < -tol)
-        tile, unit = torch.nonzero(hit, as_tuple=True)
-        families.append(rows[tile])
-        units.append(unit)
-    return torch.cat(families), torch.cat(units)
 
 
 class GrowingIndex:
@@ -266,29 +1016,6 @@ class GrowingIndex:
         self.n = end
 
 
-def _cut_windows(
-    tiles: TileStore,
-    vertices: VertexStore,
-    pl: ArgmaxKind,
-    pre_key: int,
-    label: int,
-    limit: Callable[[], None],
-) -> None:
-    pre = vertices.field(pre_key)
-    # which entries of the pre-activation each window compares (-inf: padding, which never wins)
-    positions = torch.arange(pre[0].numel(), device=pre.device, dtype=pre.dtype).reshape(1, *pre.shape[1:])
-    taps = pl.candidates(positions)[0]
-    for window in taps:
-        real = window[torch.isfinite(window)].long()
-
-        def scores(real=real) -> torch.Tensor:
-            values = vertices.field(pre_key)
-            return values.reshape(values.shape[0], -1)[:, real]
-
-        argmax_cells(tiles, vertices, scores, label)
-        limit()
-
-
 def argmax_cells(
     tiles: TileStore,
     vertices: VertexStore,
@@ -297,14 +1024,15 @@ def argmax_cells(
 ) -> None:
     """Split tiles into the cells where each of k affine scores is the largest.
 
-    A tile on which one score is a (weak) maximum at every corner is left whole: the set where a
-    score wins is convex. Otherwise each candidate's cell is the tile clipped by its k-1 half-planes
-    `z_i >= z_j`; empty cells are dropped. `label` is the edge label of the new edges (or a function
-    of the pair (i, j) that gives it).
+    Used for the decision boundary, where k is the number of classes. A tile on which one score is
+    a (weak) maximum at every corner is left whole: the set where a score wins is convex. Otherwise
+    each candidate's cell is the tile clipped by its k-1 half-planes `z_i >= z_j`; empty cells are
+    dropped. `label` is the edge label of the new edges (or a function of the pair (i, j) that gives
+    it).
     """
     z = scores()
     # max-pool padding candidates are -inf everywhere: they never win, and their differences are nan
-    real = torch.isfinite(z[0])
+    real = torch.isfinite(z[0]) if z.shape[0] else torch.ones(z.shape[1], dtype=torch.bool)
     if not real.all():
         chosen = torch.nonzero(real).flatten()
         return argmax_cells(tiles, vertices, lambda: scores()[:, chosen], label)
@@ -319,9 +1047,9 @@ def argmax_cells(
         return
     width = int(tiles.count[rows].max())
     base_verts, base_labels = tiles.verts[rows][:, :width], tiles.labels[rows][:, :width]
-    cells_verts, cells_labels = [], []
+    cells = []
     for i in range(z.shape[1]):
-        cell_verts, cell_labels = base_verts, base_labels
+        cell_verts, cell_labels, parents = base_verts, base_labels, rows
         for j in range(z.shape[1]):
             if j == i or cell_verts.shape[0] == 0:
                 continue
@@ -336,12 +1064,11 @@ def argmax_cells(
             # where z_i and z_j agree on the whole tile, arg-max takes the first: i keeps it when i < j
             tied = (signs == 0).all(dim=1) & (i < j)
             alive = ((signs > 0).any(dim=1) | tied) & ((cell_verts >= 0).sum(dim=1) >= 3)
-            cell_verts, cell_labels = cell_verts[alive], cell_labels[alive]
-        cells_verts.append(cell_verts)
-        cells_labels.append(cell_labels)
+            cell_verts, cell_labels, parents = cell_verts[alive], cell_labels[alive], parents[alive]
+        cells.append((cell_verts, cell_labels, parents))
+    for cell_verts, cell_labels, parents in cells:
+        if cell_verts.shape[0]:
+            tiles.append(cell_verts, cell_labels, parents)
     keep = torch.ones(tiles.n, dtype=torch.bool, device=rows.device)
     keep[rows] = False
     tiles.keep(torch.nonzero(keep).flatten())
-    for cell_verts, cell_labels in zip(cells_verts, cells_labels):
-        if cell_verts.shape[0]:
-            tiles.append(cell_verts, cell_labels)

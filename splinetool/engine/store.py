@@ -80,11 +80,35 @@ class VertexStore:
         self.n = end
         return ids
 
+    def combine(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Append points sum_j weights[:, j] * vertex ids[:, j] (affine weights, summing to one).
+
+        Every field is affine on a tile, so a point inside a tile takes its values from three of
+        the tile's corners.
+        """
+        m = ids.shape[0]
+        new = torch.arange(self.n, self.n + m, device=ids.device)
+        end = self.n + m
+        self._check_budget(end)
+        for key, values in [("coords", self._coords), *self._fields.items()]:
+            values = grow(values, end)
+            w = weights.to(values.dtype).reshape(m, ids.shape[1], *[1] * (values.dim() - 1))
+            values[self.n : end] = (values[ids] * w).sum(dim=1)
+            if key == "coords":
+                self._coords = values
+            else:
+                self._fields[key] = values
+        self.n = end
+        return new
+
+    def row_bytes(self) -> int:
+        tensors = [self._coords, *self._fields.values()]
+        return sum(t[0].numel() * t.element_size() for t in tensors if t.shape[0])
+
     def _check_budget(self, rows: int) -> None:
         if self.budget is None or rows <= self._coords.shape[0]:
             return
-        tensors = [self._coords, *self._fields.values()]
-        row_bytes = sum(t[0].numel() * t.element_size() for t in tensors)
+        row_bytes = self.row_bytes()
         # growing doubles the tables and copies them once
         needed = 3 * max(rows, 2 * self._coords.shape[0]) * row_bytes
         if needed > self.budget:
@@ -100,11 +124,20 @@ def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 
 
 class TileStore:
-    def __init__(self, verts: torch.Tensor, labels: torch.Tensor):
+    """Convex tiles as padded rows of vertex ids, with a label per edge and a per-tile payload.
+
+    The payload (e.g. the bit-packed activation codes of the nodes already passed) is inherited by
+    every piece a tile is cut into.
+    """
+
+    def __init__(self, verts: torch.Tensor, labels: torch.Tensor, payload: torch.Tensor | None = None):
         self.n = verts.shape[0]
         self._verts = verts
         self._labels = labels
         self._count = (verts >= 0).sum(dim=1)
+        if payload is None:
+            payload = torch.zeros((self.n, 0), dtype=torch.uint8, device=verts.device)
+        self._payload = payload
 
     @property
     def verts(self) -> torch.Tensor:
@@ -117,6 +150,13 @@ class TileStore:
     @property
     def count(self) -> torch.Tensor:
         return self._count[: self.n]
+
+    @property
+    def payload(self) -> torch.Tensor:
+        return self._payload[: self.n]
+
+    def extend_payload(self, columns: torch.Tensor) -> None:
+        self._payload = torch.cat([self.payload, columns], dim=1)
 
     def _widen(self, width: int) -> None:
         if width > self._verts.shape[1]:
@@ -132,20 +172,29 @@ class TileStore:
         self._labels[rows, :width] = labels
         self._count[rows] = (verts >= 0).sum(dim=1)
 
-    def append(self, verts: torch.Tensor, labels: torch.Tensor) -> None:
+    def append(self, verts: torch.Tensor, labels: torch.Tensor, parents: torch.Tensor) -> None:
+        """Add tiles; `parents` are the rows whose payload each new tile inherits."""
         self._widen(verts.shape[1])
         end = self.n + verts.shape[0]
+        payload = self.payload[parents]
         self._verts = grow(self._verts, end, -1)
         self._labels = grow(self._labels, end, -1)
         self._count = grow(self._count, end)
+        self._payload = grow(self._payload, end)
         width = verts.shape[1]
         self._verts[self.n : end] = -1
         self._verts[self.n : end, :width] = verts
         self._labels[self.n : end, :width] = labels
         self._count[self.n : end] = (verts >= 0).sum(dim=1)
+        self._payload[self.n : end] = payload
         self.n = end
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Keep only these rows (in this order)."""
-        self._verts, self._labels, self._count = self.verts[rows], self.labels[rows], self.count[rows]
+        """Keep only these rows (in this order), trimmed to the widest of them."""
+        width = max(1, int(self.count[rows].max())) if rows.numel() else 1
+        self._verts, self._labels = self.verts[rows, :width], self.labels[rows, :width]
+        self._count, self._payload = self.count[rows], self.payload[rows]
         self.n = rows.shape[0]
+
+    def bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self._verts, self._labels, self._payload))

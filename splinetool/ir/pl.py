@@ -14,6 +14,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+# relative to a unit's largest magnitude: some 10^5 roundings in float64, some 10^2 in float32
+RELATIVE_TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def zero_tolerance(scale: torch.Tensor) -> torch.Tensor:
+    """Values within this of zero count as zero (scale: the function's largest magnitude)."""
+    return RELATIVE_TOL.get(scale.dtype, 1e-10) * scale
+
 
 @dataclass(frozen=True)
 class SignKind:
@@ -33,7 +41,12 @@ class SignKind:
         return torch.stack([flat - t for t in self.thresholds], dim=-1).reshape(flat.shape[0], -1)
 
     def code_bits(self, pre: torch.Tensor) -> torch.Tensor:
-        return self.boundaries(pre) > 0
+        """1 where a unit is above its threshold by more than the zero tolerance of its largest
+        magnitude over the batch; a value within the tolerance (exact cancellation) reads as 0."""
+        values = self.boundaries(pre)
+        if values.shape[0] == 0:
+            return values > 0
+        return values > zero_tolerance(values.abs().amax(dim=0))
 
     def bits_per_neuron(self) -> int:
         return len(self.thresholds)
@@ -86,7 +99,13 @@ class ArgmaxKind:
         return max(0, math.ceil(math.log2(self.window)))
 
     def code_bits(self, pre: torch.Tensor) -> torch.Tensor:
-        winner = self.candidates(pre).argmax(dim=-1)
+        """The first candidate within the zero tolerance of the window's maximum (the tolerance of
+        the window's largest magnitude over the batch), so exact ties always pick the first."""
+        candidates = self.candidates(pre)
+        finite = torch.where(torch.isfinite(candidates), candidates.abs(), 0.0)
+        scale = finite.amax(dim=(0, 2), keepdim=True) if candidates.shape[0] else finite[:1]
+        best = candidates.amax(dim=-1, keepdim=True)
+        winner = (candidates >= best - zero_tolerance(scale)).int().argmax(dim=-1)
         shifts = torch.arange(self.bits_per_neuron(), device=pre.device)
         bits = (winner[..., None] >> shifts) & 1
         return bits.bool().reshape(pre.shape[0], bits.shape[1] * bits.shape[2])

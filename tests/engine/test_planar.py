@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from splinetool.analyses.plane import box, polygon_areas
-from splinetool.engine.planar import TooManyRegions, count_tiles, partition
+from splinetool.analyses.plane import anchor_plane, box, polygon_areas
+from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
 from splinetool.ir import lower
-from tests.zoo import first_layer_net, tangent_lines, tent_network
+from tests.zoo import build, first_layer_net, tangent_lines, tent_network
 
 F64 = torch.float64
 
@@ -153,3 +153,72 @@ def test_max_pool_candidates_that_tie_everywhere_keep_their_cells():
     assert torch.isclose(areas.sum(), torch.tensor(16.0, dtype=F64))
     grid = torch.cartesian_prod(*[torch.linspace(-1.99, 1.99, 101, dtype=F64)] * 2)
     assert len(torch.unique(net.codes(grid), dim=0)) == 3
+
+
+# -- groups, shared vertices ------------------------------------------------------------------------------
+
+
+def zoo_plane(name: str):
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=F64)
+    anchors = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    return net, anchor_plane(anchors)
+
+
+def edge_uses(verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each undirected tile edge once, with how many tiles use it."""
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    position = torch.arange(verts.shape[1]).expand_as(verts)
+    following = verts.gather(1, (position + 1) % count)
+    valid = verts >= 0
+    a, b = verts[valid], following[valid]
+    edges = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], dim=1)
+    return torch.unique(edges, dim=0, return_counts=True)
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp", "clamps"])
+def test_tiles_share_their_vertices(name):
+    # a proper subdivision: no two vertices at one point, every inner edge used by exactly two tiles
+    net, plane = zoo_plane(name)
+    part = partition(net, plane.origin, plane.directions, plane.domain)
+    used = torch.unique(part.verts[part.verts >= 0])
+    points = part.coords[used]
+    extent = float(points.abs().max())
+    gaps = torch.cdist(points, points) + torch.eye(len(points), dtype=F64) * extent
+    assert float(gaps.min()) > 1e-9 * extent
+    edges, uses = edge_uses(part.verts)
+    assert int(uses.max()) == 2
+    # edges used once lie on the square domain's boundary
+    ends = part.coords[edges[uses == 1]]
+    half = float(plane.domain.abs().max())
+    on_side = ((ends.abs() - half).abs() < 1e-9 * half).all(dim=1).any(dim=1)
+    assert bool(on_side.all())
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
+def test_groups_under_a_small_budget_give_the_same_tiles(name):
+    # each group finishes the nodes alone with its own vertices: the tiles and codes must not change
+    net, plane = zoo_plane(name)
+    whole = partition(net, plane.origin, plane.directions, plane.domain)
+    sweep = Sweep(net, plane.origin, plane.directions, plane.domain, budget=1 << 16)
+    groups = list(sweep)
+    assert len(groups) > 3
+    assert sweep.tiles_per_node == whole.tiles_per_node
+    codes = torch.cat([g.codes for g in groups])
+    assert sorted(map(bytes, codes.numpy())) == sorted(map(bytes, whole.codes.numpy()))
+    area = sum(float(polygon_areas(g.coords[g.verts.clamp(min=0)], g.count).sum()) for g in groups)
+    assert abs(area - plane.area) < 1e-9 * plane.area
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet"])
+def test_codes_from_the_engine_equal_the_network_codes_inside_each_tile(name):
+    net, plane = zoo_plane(name)
+    part = partition(net, plane.origin, plane.directions, plane.domain)
+    valid = (part.verts >= 0).to(F64)
+    corners = part.coords[part.verts.clamp(min=0)]
+    weights = (
+        torch.rand(part.verts.shape, generator=torch.Generator().manual_seed(0), dtype=F64) + 0.1
+    ) * valid
+    inside = (corners * weights[..., None]).sum(dim=1) / weights.sum(dim=1, keepdim=True)
+    x = plane.to_input(inside)
+    assert torch.equal(net.codes(x), part.codes)
