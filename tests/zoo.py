@@ -251,3 +251,81 @@ def two_segments(slope: float = 3.0) -> nn.Sequential:
         layers[2].weight.copy_(torch.tensor([[slope, -1.0], [1.0, 0.0]]))
         layers[2].bias.zero_()
     return layers
+
+
+def slice_grid(n: int, outputs: int = 2, jacobian: bool = True, seed: int = 0):
+    """A SliceResult over [0, n]^2 with random per-tile numbers, for codec tests: each grid cell with
+    i + j even is one square tile, the others are cut along their diagonal into two triangles."""
+    from splinetool.analyses.slice import SliceResult
+
+    rng = np.random.default_rng(seed)
+    polygons = []
+    for i in range(n):
+        for j in range(n):
+            ll, lr, ur, ul = [i, j], [i + 1, j], [i + 1, j + 1], [i, j + 1]
+            polygons += [[ll, lr, ur, ul]] if (i + j) % 2 == 0 else [[ll, lr, ur], [ll, ur, ul]]
+    counts = np.array([len(p) for p in polygons])
+    regions, vertices = len(polygons), int(counts.sum())
+    return SliceResult(
+        vertices=np.concatenate(polygons).astype(np.float64),
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        codes=rng.integers(0, 256, (regions, 3), dtype=np.uint8),
+        affine_A=rng.normal(size=(regions, outputs, 2)),
+        affine_c=rng.normal(size=(regions, outputs)),
+        jacobian_norm=rng.uniform(0, 3, regions) if jacobian else None,
+        edge_node=rng.integers(-1, 2, vertices, dtype=np.int32),
+        boundary=rng.uniform(0, n, (3 * n, 2, 2)),
+        origin=rng.normal(size=5),
+        directions=rng.normal(size=(2, 5)),
+        domain=np.array([[0, 0], [n, 0], [n, n], [0, n]], dtype=np.float64),
+        node_names=["fc1.relu", "fc2.relu"],
+        node_kinds=["relu", "leaky_relu"],
+        node_code_bits=[12, 9],
+        norm="2",
+        anchors=np.array([[0.5, 0.5], [n - 0.5, 0.5], [0.5, n - 0.5]]),
+        tiles_per_node=[n, regions],
+        seconds=3.5,
+        verify={"points": 4 * regions, "tiles_checked": regions, "tiles_mismatched": 0, "passed": True},
+    )
+
+
+def slice_parts(result, cuts):
+    """`result` cut into consecutive groups of tiles at the tile indices `cuts` (local offsets each),
+    the boundary segments shared out the same way."""
+    import dataclasses
+
+    edges = [0, *cuts, result.regions]
+    segments = np.linspace(0, len(result.boundary), len(edges)).astype(int)
+    parts = []
+    for k, (start, stop) in enumerate(zip(edges[:-1], edges[1:])):
+        first, last = result.offsets[start], result.offsets[stop]
+        rows = slice(start, stop)
+        parts.append(
+            dataclasses.replace(
+                result,
+                vertices=result.vertices[first:last],
+                offsets=result.offsets[start : stop + 1] - first,
+                codes=result.codes[rows],
+                affine_A=result.affine_A[rows],
+                affine_c=result.affine_c[rows],
+                jacobian_norm=None if result.jacobian_norm is None else result.jacobian_norm[rows],
+                edge_node=result.edge_node[first:last],
+                boundary=result.boundary[segments[k] : segments[k + 1]],
+            )
+        )
+    return parts
+
+
+def joined_slices(parts):
+    """The inverse of slice_parts: one SliceResult of every part's tiles, in order."""
+    import dataclasses
+
+    counts = np.concatenate([np.diff(p.offsets) for p in parts])
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(parts[0].offsets.dtype)
+
+    def joined(name):
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else np.concatenate(values)
+
+    names = ["vertices", "codes", "affine_A", "affine_c", "jacobian_norm", "edge_node", "boundary"]
+    return dataclasses.replace(parts[0], offsets=offsets, **{name: joined(name) for name in names})

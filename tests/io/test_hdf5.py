@@ -5,8 +5,9 @@ import pytest
 
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import Provenance, read, read_provenance, write
+from splinetool.io import Provenance, iter_slice, read, read_provenance, slice_info, stream, write
 from splinetool.io import hdf5 as hdf5_module
+from tests.zoo import joined_slices, slice_grid, slice_parts
 
 
 def two_triangles(**overrides) -> SliceResult:
@@ -67,7 +68,13 @@ def test_round_trip_gives_the_same_result(tmp_path):
 def test_round_trip_without_optional_fields_and_with_large_arrays(tmp_path):
     path = tmp_path / "run.h5"
     many = np.random.default_rng(0).normal(size=(10_000, 2))
-    result = two_triangles(anchors=None, verify=None, vertices=many, edge_node=np.zeros(10_000, np.int32))
+    result = two_triangles(
+        anchors=None,
+        verify=None,
+        vertices=many,
+        offsets=np.array([0, 3, 10_000]),
+        edge_node=np.zeros(10_000, np.int32),
+    )
     write(path, {"slice": result}, PROVENANCE)
     assert_same(result, read(path)["slice"])
 
@@ -140,3 +147,129 @@ def test_unknown_encoding_is_a_usage_error(tmp_path):
         f.create_group("mystery").attrs["encoding-type"] = "someone.else"
     with pytest.raises(UsageError, match=r"run.h5.*someone.else|someone.else.*run.h5"):
         read(path)
+
+
+def streamed(path, parts, whole, **options) -> None:
+    with stream(path, PROVENANCE, **options) as appender:
+        for part in parts:
+            appender.append(part)
+        appender.finish(whole)
+
+
+def test_a_streamed_file_reads_back_as_the_written_whole(tmp_path):
+    whole = slice_grid(7)
+    streamed(tmp_path / "streamed.h5", slice_parts(whole, [3, 30, 31]), whole)
+    write(tmp_path / "written.h5", {"slice": whole}, PROVENANCE)
+    back = read(tmp_path / "streamed.h5")
+    assert list(back) == ["slice"]
+    assert_same(whole, back["slice"])
+    assert_same(read(tmp_path / "written.h5")["slice"], back["slice"])
+    streamed_attrs, written_attrs = (
+        read_provenance(tmp_path / "streamed.h5"),
+        read_provenance(tmp_path / "written.h5"),
+    )
+    assert streamed_attrs.keys() == written_attrs.keys()
+    assert {k: v for k, v in streamed_attrs.items() if k != "created_utc"} == {
+        k: v for k, v in written_attrs.items() if k != "created_utc"
+    }
+    assert streamed_attrs["argv"] == PROVENANCE.argv and streamed_attrs["seed"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.h5", "written.h5"]
+
+
+def test_stream_takes_a_group_name_and_root_attributes(tmp_path):
+    import h5py
+
+    whole = slice_grid(2, jacobian=False)
+    streamed(tmp_path / "run.h5", [whole], whole, name="plane", attrs={"note": "x"})
+    with h5py.File(tmp_path / "run.h5") as f:
+        assert list(f) == ["plane"]
+        assert f.attrs["note"] == "x"
+        assert f["plane"].attrs["encoding-type"] == "splinetool.slice"
+        assert f["plane"].attrs["encoding-version"] == "0.1.0"
+    assert read(tmp_path / "run.h5")["plane"].jacobian_norm is None
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize("existing", [None, b"previous"])
+def test_an_interrupted_stream_leaves_nothing_and_keeps_the_previous_file(tmp_path, error, existing):
+    path = tmp_path / "run.h5"
+    if existing is not None:
+        path.write_bytes(existing)
+    whole = slice_grid(4)
+    with pytest.raises(error), stream(path, PROVENANCE) as appender:
+        appender.append(slice_parts(whole, [5])[0])
+        assert len(list(tmp_path.iterdir())) == (2 if existing else 1)  # the temporary file
+        raise error("stopped")
+    assert list(tmp_path.iterdir()) == ([path] if existing else [])
+    if existing is not None:
+        assert path.read_bytes() == existing
+
+
+def test_a_stream_left_unfinished_writes_nothing(tmp_path):
+    whole = slice_grid(2)
+    with pytest.raises(RuntimeError, match="finish"), stream(tmp_path / "run.h5", PROVENANCE) as appender:
+        appender.append(whole)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_slices_stream(tmp_path):
+    from splinetool.analyses.slice import SliceList
+
+    with (
+        pytest.raises(TypeError, match="SliceList"),
+        stream(tmp_path / "run.h5", PROVENANCE, result_type=SliceList),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("jacobian", [True, False])
+def test_paged_reading_gives_the_whole_back(tmp_path, jacobian):
+    path = tmp_path / "run.h5"
+    whole = slice_grid(8, jacobian=jacobian)
+    streamed(path, slice_parts(whole, [60]), whole)
+    info = slice_info(path)
+    assert (info.regions, info.vertices, info.boundary_segments) == (96, 4 * 32 + 6 * 32, 24)
+    assert info.jacobian_norm is jacobian
+    assert info.tile_bytes > 3 + 2 * 2 * 8 + 2 * 8  # codes, affine_A and affine_c at least
+    parts = list(iter_slice(path, tiles=25))
+    assert [p.regions for p in parts] == [25, 25, 25, 21]
+    assert [len(p.boundary) for p in parts] == [6, 6, 6, 6]
+    for part in parts:
+        assert part.offsets[0] == 0 and part.offsets[-1] == len(part.vertices) == len(part.edge_node)
+        assert (part.jacobian_norm is None) is not jacobian
+    assert_same(whole, joined_slices(parts))
+    (one,) = iter_slice(path, tiles=1000)
+    assert_same(whole, one)
+
+
+def test_paged_reading_of_one_plane_of_a_list(tmp_path):
+    from splinetool.analyses.slice import SliceList
+
+    path = tmp_path / "run.h5"
+    planes = [slice_grid(3, seed=0), slice_grid(5, seed=1)]
+    write(path, {"slice": SliceList(planes)}, PROVENANCE)
+    assert slice_info(path, "slice/0001").regions == planes[1].regions == 37
+    assert_same(planes[1], joined_slices(list(iter_slice(path, "slice/0001", tiles=10))))
+
+
+def test_paged_reading_of_an_empty_slice(tmp_path):
+    path = tmp_path / "run.h5"
+    streamed(path, [], slice_grid(2))
+    (part,) = iter_slice(path)
+    assert part.regions == 0 and part.vertices.shape == (0, 2) and len(part.boundary) == 0
+
+
+def test_paged_reading_refuses_what_is_not_a_slice(tmp_path):
+    from tests.zoo import bn_density_result
+
+    path = tmp_path / "run.h5"
+    write(path, {"bn": bn_density_result()}, PROVENANCE)
+    with pytest.raises(UsageError, match="no group 'slice'"):
+        slice_info(path)
+    with pytest.raises(UsageError, match="bn_density"):
+        iter_slice(path, "bn")
+    with pytest.raises(UsageError, match="at least 1"):
+        iter_slice(path, tiles=0)
+    with pytest.raises(UsageError, match="no such file"):
+        iter_slice(tmp_path / "missing.h5")

@@ -1,10 +1,14 @@
 import numpy as np
 import pytest
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+from matplotlib.path import Path
 
-from splinetool.analyses.slice import SliceResult
+from splinetool.analyses.slice import SliceList, SliceResult
 from splinetool.errors import UsageError
-from splinetool.render import COLOURINGS, draw_slice, save_figure
+from splinetool.io import Provenance, write
+from splinetool.render import COLOURINGS, draw_slice, draw_slice_file, save_figure
+from splinetool.render import slice as render_slice
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,3 +126,180 @@ def test_edges_are_thinned_then_dropped_for_many_tiles(n, note):
 
 def test_small_slices_have_no_note():
     assert len(draw_slice(grid(3)).axes[0].texts) == 0
+
+
+def test_jacobian_colouring_needs_the_norms():
+    result = grid(4)
+    result.jacobian_norm = None
+    with pytest.raises(UsageError, match="Jacobian norm: it was not computed"):
+        draw_slice(result)
+    for color in ("region", "layer", "class"):
+        assert len(tiles_of(draw_slice(result, color=color)).get_paths()) == 16
+
+
+@pytest.fixture
+def lump(monkeypatch):
+    """lump(True): draw the tiles of slices over 5,000 tiles as compound paths of at most 1,500
+    tiles; lump(False): every tile its own polygon."""
+    monkeypatch.setattr(render_slice, "POLYGONS_PER_PATH", 1_500)
+
+    def switch(on: bool) -> None:
+        monkeypatch.setattr(render_slice, "LUMP_ABOVE", 5_000 if on else 10**9)
+
+    switch(True)
+    return switch
+
+
+def lumped_tiles(fig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grid index, RGBA) of every polygon in the compound paths drawn for the tiles of grid(n)."""
+    (collection,) = [c for c in fig.axes[0].collections if type(c) is PathCollection and c.get_zorder() == 1]
+    assert collection.get_rasterized()
+    index, colours = [], []
+    for path, colour in zip(collection.get_paths(), collection.get_facecolor(), strict=True):
+        starts = np.flatnonzero(path.codes == Path.MOVETO)
+        assert len(starts) <= 1_500
+        assert (np.flatnonzero(path.codes == Path.CLOSEPOLY) == starts + 4).all()  # four corners, closed
+        np.testing.assert_array_equal(path.vertices[starts + 4], path.vertices[starts])
+        np.testing.assert_array_equal(
+            path.vertices[starts + 2] - path.vertices[starts], np.ones((len(starts), 2))
+        )
+        corner = path.vertices[starts].astype(int)  # the lower-left corner (i, j) of tile i * n + j
+        index.append(corner[:, 0] * n + corner[:, 1])
+        colours.append(np.tile(colour, (len(starts), 1)))
+    return np.concatenate(index), np.concatenate(colours)
+
+
+@pytest.mark.parametrize("color", ["jacobian", "region", "class"])
+def test_many_tiles_are_drawn_as_compound_paths_of_the_same_colours(lump, color):
+    n = 100
+    result = grid(n)
+    lump(False)
+    expected = tiles_of(draw_slice(result, color=color)).get_facecolor()
+    lump(True)
+    fig = draw_slice(result, color=color)
+    assert not [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    index, colours = lumped_tiles(fig, n)
+    assert sorted(index) == list(range(n * n))
+    np.testing.assert_allclose(colours[np.argsort(index)], expected)
+    assert any("10,000 tiles" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_many_tiles_coloured_by_layer_draw_every_edge_in_its_node_colour(lump):
+    n = 100
+    fig = draw_slice(grid(n), color="layer")
+    edges = [c for c in fig.axes[0].collections if type(c) is PathCollection and c.get_zorder() == 2]
+    (collection,) = edges
+    assert collection.get_rasterized()
+    colours = render_slice._node_colours(2)
+    horizontal = vertical = 0
+    for path, colour in zip(collection.get_paths(), collection.get_edgecolor(), strict=True):
+        segments = path.vertices.reshape(-1, 2, 2)
+        assert (path.codes[0::2] == Path.MOVETO).all() and (path.codes[1::2] == Path.LINETO).all()
+        # grid(n) labels its horizontal edges with node 0 (fc1.relu), its vertical ones with node 1
+        if np.allclose(colour[:3], colours[0]):
+            assert (segments[:, 0, 1] == segments[:, 1, 1]).all()
+            horizontal += len(segments)
+        else:
+            np.testing.assert_allclose(colour[:3], colours[1])
+            assert (segments[:, 0, 0] == segments[:, 1, 0]).all()
+            vertical += len(segments)
+    assert horizontal == vertical == 2 * n * n  # every tile's four edges, each tile drawing its own
+    assert "edges drawn very thin" not in " ".join(t.get_text() for t in fig.axes[0].texts)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["fc1.relu", "fc2.relu", "domain edge"]
+
+
+def pixels(fig) -> np.ndarray:
+    FigureCanvasAgg(fig).draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def test_many_tiles_cover_the_picture_in_proportion_to_their_area(lump, monkeypatch):
+    monkeypatch.setattr(render_slice, "NO_EDGES_ABOVE", 5_000)  # the polygons drawn without edges too
+    n = 100
+    result = grid(n, outputs=1)
+    result.affine_A[:] = 0
+    column = np.arange(n * n) // n  # tile i * n + j lies over [i, i + 1] x [j, j + 1]
+    result.affine_c[:, 0] = np.where(column < 30, 1.0, -1.0)  # class 1 on x < 30, class 0 beyond
+    result.boundary = np.zeros((0, 2, 2))
+    result.anchors = None
+    shares = []
+    for on in (False, True):
+        lump(on)
+        fig = draw_slice(result, color="class")
+        fig.axes[0].get_legend().remove()
+        for text in list(fig.axes[0].texts):
+            text.remove()
+        image = pixels(fig).reshape(-1, 3)
+        palette = np.round(255 * (0.55 * np.array(render_slice.colormaps["tab10"].colors) + 0.45))
+        ones = (np.abs(image - palette[1]).max(axis=1) <= 1).sum()
+        zeros = (np.abs(image - palette[0]).max(axis=1) <= 1).sum()
+        box = fig.axes[0].bbox
+        assert ones + zeros > 0.97 * box.width * box.height  # the tiles fill the axes
+        shares.append(ones / (ones + zeros))
+    assert shares[1] == pytest.approx(0.3, abs=0.01)
+    assert shares[1] == pytest.approx(shares[0], abs=0.005)
+
+
+def test_many_tiles_keep_the_svg_small_and_the_boundary_a_vector(lump, tmp_path):
+    n = 100
+    fig = draw_slice(grid(n), data=np.array([[10.0, 20.0]]))
+    save_figure(fig, tmp_path / "slice.svg")
+    save_figure(fig, tmp_path / "slice.png")
+    svg = (tmp_path / "slice.svg").read_bytes()
+    assert svg.count(b"<image") == 2  # the tiles and the colour bar
+    assert b"stroke: #ff0000" in svg  # the decision boundary
+    assert len(svg) < 300_000
+    lump(False)
+    save_figure(draw_slice(grid(n), data=np.array([[10.0, 20.0]])), tmp_path / "polygons.svg")
+    assert (tmp_path / "polygons.svg").stat().st_size > 5 * len(svg)
+    assert (tmp_path / "slice.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_tiles_beyond_the_edge_limit_are_rasterised_in_vector_output(monkeypatch):
+    monkeypatch.setattr(render_slice, "NO_EDGES_ABOVE", 1_000)
+    fig = draw_slice(grid(40), color="layer")
+    assert tiles_of(fig).get_rasterized()
+    (edges,) = [c for c in fig.axes[0].collections if c.get_zorder() == 2]
+    assert edges.get_rasterized() and len(edges.get_segments()) == 4 * 40 * 40
+    assert not tiles_of(draw_slice(grid(30))).get_rasterized()
+
+
+PROVENANCE = Provenance("slice", ["slice"], "ab" * 32, "cpu", 0)
+
+
+@pytest.mark.parametrize("color", COLOURINGS)
+def test_a_file_is_drawn_a_part_at_a_time_as_its_result_is(tmp_path, monkeypatch, lump, color):
+    n = 100
+    result = grid(n)
+    write(tmp_path / "run.h5", {"slice": result}, PROVENANCE)
+    monkeypatch.setattr(render_slice, "READ_BYTES", 200_000)  # parts of about 1,200 tiles
+    reads = []
+    original = render_slice._gather
+    monkeypatch.setattr(
+        render_slice, "_gather", lambda part, c: reads.append(part.regions) or original(part, c)
+    )
+    fig = draw_slice_file(tmp_path / "run.h5", color=color, data=np.array([[1.0, 2.0]]), title="file")
+    assert len(reads) >= 8 and sum(reads) == n * n
+    np.testing.assert_array_equal(
+        pixels(fig), pixels(draw_slice(result, color=color, data=np.array([[1.0, 2.0]]), title="file"))
+    )
+
+
+def test_a_small_plane_of_a_list_is_drawn_from_its_file(tmp_path):
+    planes = [grid(2), grid(5)]
+    write(tmp_path / "run.h5", {"slice": SliceList(planes)}, PROVENANCE)
+    fig = draw_slice_file(tmp_path / "run.h5", "slice/0001", color="region")
+    np.testing.assert_array_equal(
+        tiles_of(fig).get_facecolor(), tiles_of(draw_slice(planes[1], color="region")).get_facecolor()
+    )
+    assert fig.axes[0].get_xlim() == (0.0, 5.0)
+
+
+def test_a_file_without_jacobian_norms_cannot_be_coloured_by_them(tmp_path):
+    result = grid(3)
+    result.jacobian_norm = None
+    write(tmp_path / "run.h5", {"slice": result}, PROVENANCE)
+    with pytest.raises(UsageError, match="not computed"):
+        draw_slice_file(tmp_path / "run.h5")
+    assert len(tiles_of(draw_slice_file(tmp_path / "run.h5", color="class")).get_paths()) == 9
