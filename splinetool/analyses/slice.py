@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from splinetool.analyses.plane import Plane
-from splinetool.engine.planar import Progress, argmax_cells, partition, plane_inputs
+from splinetool.engine.planar import Partition, Progress, Sweep, argmax_cells, plane_inputs
 from splinetool.engine.store import TileStore, VertexStore
 from splinetool.ir import PLNet
 
@@ -24,7 +25,7 @@ class SliceResult:
     codes: np.ndarray  # [R, bytes] bit-packed activation codes
     affine_A: np.ndarray  # [R, outputs, 2]: output = A t + c on the tile, t in plane coordinates
     affine_c: np.ndarray  # [R, outputs]
-    jacobian_norm: np.ndarray  # [R] norm of the full input-space Jacobian on the tile
+    jacobian_norm: np.ndarray | None  # [R] norm of the full input-space Jacobian on the tile (if asked for)
     edge_node: np.ndarray  # [V] PL node index that drew the edge leaving each vertex (-1: domain edge)
     boundary: np.ndarray  # [S, 2, 2] decision-boundary segments in plane coordinates
     origin: np.ndarray  # [D]
@@ -38,10 +39,12 @@ class SliceResult:
     tiles_per_node: list[int] = field(default_factory=list)
     seconds: float = 0.0
     verify: dict | None = None
+    peak_memory_bytes: int = 0
+    streamed: SliceTotals | None = None  # set when the tiles went to a file instead of these arrays
 
     @property
     def regions(self) -> int:
-        return len(self.offsets) - 1
+        return self.streamed.regions if self.streamed is not None else len(self.offsets) - 1
 
     @property
     def areas(self) -> np.ndarray:
@@ -80,18 +83,41 @@ class SliceResult:
         found[point_idx[::-1]] = tile_idx[::-1]  # a point on a shared edge takes the first tile
         return found
 
+    def totals(self) -> SliceTotals:
+        if self.streamed is not None:
+            return self.streamed
+        return SliceTotals(self.regions, float(self.areas.sum()), len(self.boundary), self.boundary_length)
+
     def summary(self) -> dict:
-        areas = self.areas
+        totals = self.totals()
         return {
-            "regions": self.regions,
+            "regions": totals.regions,
             "domain_area": self.domain_area,
-            "covered_area": float(areas.sum()),
-            "boundary_segments": int(len(self.boundary)),
-            "boundary_length": self.boundary_length,
+            "covered_area": totals.covered_area,
+            "boundary_segments": totals.boundary_segments,
+            "boundary_length": totals.boundary_length,
             "tiles_per_node": dict(zip(self.node_names, self.tiles_per_node)),
             "seconds": self.seconds,
+            "tiles_per_second": totals.regions / self.seconds if self.seconds > 0 else 0.0,
+            "peak_memory_bytes": self.peak_memory_bytes,
             **({"verify": self.verify} if self.verify is not None else {}),
         }
+
+
+@dataclass
+class SliceTotals:
+    """What the summary needs of a slice, added up group by group."""
+
+    regions: int = 0
+    covered_area: float = 0.0
+    boundary_segments: int = 0
+    boundary_length: float = 0.0
+
+    def add(self, part: SliceResult) -> None:
+        self.regions += part.regions
+        self.covered_area += float(part.areas.sum())
+        self.boundary_segments += len(part.boundary)
+        self.boundary_length += part.boundary_length
 
 
 @dataclass
@@ -117,42 +143,60 @@ def run(
     norm: str = "2",
     verify_samples: int = 0,
     seed: int = 0,
-    chunk_size: int = 4096,
+    jacobian_norm: bool = False,
+    sink: Callable[[SliceResult], None] | None = None,
+    budget: int | None = None,
     progress: Progress | None = None,
 ) -> SliceResult:
+    """The tiles of `plane`, found in groups that each go through the whole network alone.
+
+    Each finished group becomes a SliceResult part. Without `sink` the parts are joined into the
+    result; with it every part is handed to `sink` as soon as it is done (e.g. appended to a file)
+    and the result carries only what describes the slice as a whole, with `streamed` totals.
+    `jacobian_norm`: also compute the norm of each tile's full input-space Jacobian (one batched
+    product per output), which the engine does not need.
+    """
     start = time.perf_counter()
     origin = plane.origin.to(net.device, net.dtype)
     directions = plane.directions.to(net.device, net.dtype)
-    part = partition(net, origin, directions, plane.domain, max_regions, progress)
-    count = part.count
-    corners = part.coords[part.verts.clamp(min=0)]
-    centroids = (corners * (part.verts >= 0)[..., None]).sum(dim=1) / count[:, None]
-    codes, jac_a, jac_c, jac_norm = [], [], [], []
-    for chunk in centroids.split(chunk_size):
-        x = plane_inputs(net, origin, directions, chunk)
-        codes.append(net.codes(x))
-        full, _ = net.affine_maps(x, chunk_size=chunk_size)
-        with torch.no_grad():
-            plane_a = full @ directions.T
-            jac_a.append(plane_a)
-            jac_c.append(net(x).reshape(len(chunk), -1) - torch.einsum("boi,bi->bo", plane_a, chunk))
-            jac_norm.append(torch.linalg.matrix_norm(full, ord=NORMS[norm]))
-    boundary = decision_boundary(part)
-    verify = (
-        _verify(net, origin, directions, part, torch.cat(codes), verify_samples, seed)
-        if verify_samples
-        else None
+    sweep = Sweep(
+        net, origin, directions, plane.domain, budget=budget, max_regions=max_regions, progress=progress
     )
-    flat_verts, offsets = _ragged(part.verts, count)
+    generator = torch.Generator().manual_seed(seed)
+    totals, kept, loose_edges, checked = SliceTotals(), [], [], {"points": 0, "tiles_mismatched": 0}
+    for group in sweep:
+        part, loose = _part(net, origin, directions, group, norm if jacobian_norm else None)
+        loose_edges.append(loose)
+        if verify_samples:
+            _verify(net, origin, directions, group, verify_samples, generator, checked)
+        totals.add(part)
+        if sink is not None:
+            sink(part)
+        else:
+            kept.append(part)
+    across = _boundary_across_groups(loose_edges)
+    if len(across):
+        extra = _empty_part(net, across, jacobian_norm)
+        totals.add(extra)
+        (sink if sink is not None else kept.append)(extra)
+    verify = None
+    if verify_samples:
+        verify = {
+            "points": checked["points"],
+            "tiles_checked": totals.regions,
+            "tiles_mismatched": checked["tiles_mismatched"],
+            "passed": checked["tiles_mismatched"] == 0,
+        }
+    whole = _join(kept) if sink is None else _empty_part(net, np.zeros((0, 2, 2)), jacobian_norm)
     return SliceResult(
-        vertices=part.coords[flat_verts].cpu().numpy(),
-        offsets=offsets,
-        codes=torch.cat(codes).cpu().numpy(),
-        affine_A=torch.cat(jac_a).detach().cpu().numpy(),
-        affine_c=torch.cat(jac_c).detach().cpu().numpy(),
-        jacobian_norm=torch.cat(jac_norm).detach().cpu().numpy(),
-        edge_node=part.labels[part.verts >= 0].cpu().numpy().astype(np.int32),
-        boundary=boundary,
+        vertices=whole.vertices,
+        offsets=whole.offsets,
+        codes=whole.codes,
+        affine_A=whole.affine_A,
+        affine_c=whole.affine_c,
+        jacobian_norm=whole.jacobian_norm,
+        edge_node=whole.edge_node,
+        boundary=whole.boundary,
         origin=plane.origin.cpu().numpy(),
         directions=plane.directions.cpu().numpy(),
         domain=plane.domain.cpu().numpy(),
@@ -161,9 +205,108 @@ def run(
         node_code_bits=[n.code_bits for n in net.pl_nodes],
         norm=norm,
         anchors=None if plane.anchors is None else plane.anchors.cpu().numpy(),
-        tiles_per_node=part.tiles_per_node,
+        tiles_per_node=sweep.tiles_per_node,
         seconds=time.perf_counter() - start,
         verify=verify,
+        peak_memory_bytes=peak_memory(net.device),
+        streamed=totals if sink is not None else None,
+    )
+
+
+def peak_memory(device: torch.device) -> int:
+    """Peak bytes so far: the device's allocator on CUDA, the process's resident set on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _part(net, origin, directions, group: Partition, norm: str | None):
+    """One finished group as a SliceResult holding its tiles, and its loose tile-edge segments."""
+    count = group.count
+    valid = group.verts >= 0
+    corners = group.coords[group.verts.clamp(min=0)]
+    outputs = group.outputs[group.verts.clamp(min=0)]  # [T, K, O]
+    w = valid.to(corners.dtype)[..., None]
+    centre = (corners * w).sum(dim=1) / count[:, None]
+    mean_out = (outputs * w).sum(dim=1) / count[:, None]
+    # each output is affine on the tile: least squares through its corners is exact
+    dt, do = (corners - centre[:, None]) * w, (outputs - mean_out[:, None]) * w
+    plane_a = torch.linalg.solve(dt.transpose(1, 2) @ dt, dt.transpose(1, 2) @ do).transpose(
+        1, 2
+    )  # [T, O, 2]
+    plane_c = mean_out - torch.einsum("toi,ti->to", plane_a, centre)
+    jac_norm = None
+    if norm is not None:
+        norms = []
+        for chunk in centre.split(4096):
+            full, _ = net.affine_maps(plane_inputs(net, origin, directions, chunk))
+            norms.append(torch.linalg.matrix_norm(full, ord=NORMS[norm]))
+        jac_norm = torch.cat(norms).cpu().numpy()
+    segments, loose = decision_boundary(group)
+    flat_verts, offsets = _ragged(group.verts, count)
+    part = SliceResult(
+        vertices=group.coords[flat_verts].cpu().numpy(),
+        offsets=offsets,
+        codes=group.codes.cpu().numpy(),
+        affine_A=plane_a.cpu().numpy(),
+        affine_c=plane_c.cpu().numpy(),
+        jacobian_norm=jac_norm,
+        edge_node=group.labels[valid].cpu().numpy().astype(np.int32),
+        boundary=segments,
+        origin=np.zeros(0),
+        directions=np.zeros((2, 0)),
+        domain=np.zeros((0, 2)),
+        node_names=[],
+        node_kinds=[],
+        node_code_bits=[],
+    )
+    return part, loose
+
+
+def _empty_part(net: PLNet, boundary: np.ndarray, jacobian_norm: bool) -> SliceResult:
+    """No tiles, only decision-boundary segments (and the shapes of the per-tile arrays)."""
+    outputs = net.output_dim
+    code_bytes = (sum(n.code_bits for n in net.pl_nodes) + 7) // 8
+    return SliceResult(
+        vertices=np.zeros((0, 2)),
+        offsets=np.zeros(1, dtype=np.int64),
+        codes=np.zeros((0, code_bytes), dtype=np.uint8),
+        affine_A=np.zeros((0, outputs, 2)),
+        affine_c=np.zeros((0, outputs)),
+        jacobian_norm=np.zeros(0) if jacobian_norm else None,
+        edge_node=np.zeros(0, dtype=np.int32),
+        boundary=boundary,
+        origin=np.zeros(0),
+        directions=np.zeros((2, 0)),
+        domain=np.zeros((0, 2)),
+        node_names=[],
+        node_kinds=[],
+        node_code_bits=[],
+    )
+
+
+def _join(parts: list[SliceResult]) -> SliceResult:
+    """The parts' tiles as one set of arrays (offsets shifted)."""
+    if len(parts) == 1:
+        return parts[0]
+    shifts = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
+    offsets = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
+    norms = [p.jacobian_norm for p in parts]
+    return SliceResult(
+        vertices=np.concatenate([p.vertices for p in parts]),
+        offsets=offsets,
+        codes=np.concatenate([p.codes for p in parts]),
+        affine_A=np.concatenate([p.affine_A for p in parts]),
+        affine_c=np.concatenate([p.affine_c for p in parts]),
+        jacobian_norm=None if norms[0] is None else np.concatenate(norms),
+        edge_node=np.concatenate([p.edge_node for p in parts]),
+        boundary=np.concatenate([p.boundary for p in parts]),
+        origin=np.zeros(0),
+        directions=np.zeros((2, 0)),
+        domain=np.zeros((0, 2)),
+        node_names=[],
+        node_kinds=[],
+        node_code_bits=[],
     )
 
 
@@ -173,13 +316,15 @@ def _ragged(verts: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, np.
     return verts[verts >= 0], offsets
 
 
-def decision_boundary(part) -> np.ndarray:
+def decision_boundary(part: Partition) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Segments where the predicted class changes (one output: its zero level set).
 
     Each tile's affine outputs are split into the cells where each class wins; an edge between the
     cells of classes i < j is kept once, from class i's side. Where the boundary runs exactly along
     a tile edge (the logits tie along a kink), the two cells that share that edge have different
-    classes: those edges are found by matching their end points across tiles.
+    classes: those edges are found by matching their end points across tiles. Tile edges seen from
+    one side only (on the border of the group) come back loose, as ([E, 2, 2] ends, [E] class), to
+    be matched against the other groups.
     """
     outputs = part.outputs
     scores = torch.cat([torch.zeros_like(outputs), outputs], dim=1) if outputs.shape[1] == 1 else outputs
@@ -190,41 +335,67 @@ def decision_boundary(part) -> np.ndarray:
     argmax_cells(tiles, vertices, lambda: vertices.field("scores"), lambda i, j: i * k + j)
     verts, labels = tiles.verts, tiles.labels
     if verts.shape[0] == 0:
-        return np.zeros((0, 2, 2))
+        return np.zeros((0, 2, 2)), (np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64))
     count = (verts >= 0).sum(dim=1, keepdim=True)
     position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
     following = verts.gather(1, (position + 1) % count.clamp(min=1))
     coords = vertices.coords
     inside = (labels >= 0) & (labels // k < labels % k) & (verts >= 0)
     segments = [torch.stack([coords[verts[inside]], coords[following[inside]]], dim=1)]
-    along = _boundary_along_tile_edges(verts, labels, following, coords, vertices.field("scores"))
+    along, loose = _boundary_along_tile_edges(verts, labels, following, coords, vertices.field("scores"))
     segments.append(along)
-    return torch.cat(segments).cpu().numpy()
+    return torch.cat(segments).cpu().numpy(), loose
 
 
-def _boundary_along_tile_edges(verts, labels, following, coords, scores) -> torch.Tensor:
+def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     valid = verts >= 0
     count = valid.sum(dim=1)
     cell_scores = (scores[verts.clamp(min=0)] * valid[..., None]).sum(dim=1) / count[:, None]
     cell_class = cell_scores.argmax(dim=1)  # at the cell's vertex mean, strictly inside it
     on_tile_edge = valid & (labels < 0)
     rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)[on_tile_edge]
-    p, q = coords[verts[on_tile_edge]], coords[following[on_tile_edge]]
-    # the same edge seen from both sides has bit-identical end points: order them to match
-    swap = (p[:, 0] > q[:, 0]) | ((p[:, 0] == q[:, 0]) & (p[:, 1] > q[:, 1]))
-    lo, hi = torch.where(swap[:, None], q, p), torch.where(swap[:, None], p, q)
-    _, group, sizes = torch.unique(torch.cat([lo, hi], dim=1), dim=0, return_inverse=True, return_counts=True)
+    a, b = verts[on_tile_edge], following[on_tile_edge]
+    lo, hi = _ordered_ends(coords[a], coords[b])
+    # tiles of a group share their vertices: an edge seen from both sides has the same two ids
+    span = int(verts.max()) + 1
+    key = torch.minimum(a, b) * span + torch.maximum(a, b)
+    _, group, sizes = torch.unique(key, return_inverse=True, return_counts=True)
     shared = sizes[group] == 2
     order = torch.argsort(group[shared], stable=True)
     first, second = rows[shared][order][0::2], rows[shared][order][1::2]
     differ = cell_class[first] != cell_class[second]
     ends = torch.stack([lo[shared][order][0::2], hi[shared][order][0::2]], dim=1)
-    return ends[differ]
+    single = sizes[group] == 1
+    loose = torch.stack([lo[single], hi[single]], dim=1).cpu().numpy(), cell_class[rows[single]].cpu().numpy()
+    return ends[differ], loose
 
 
-def _verify(net, origin, directions, part, codes, samples: int, seed: int) -> dict:
+def _ordered_ends(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # the same edge seen from both sides has bit-identical end points: order them to match
+    swap = (p[:, 0] > q[:, 0]) | ((p[:, 0] == q[:, 0]) & (p[:, 1] > q[:, 1]))
+    return torch.where(swap[:, None], q, p), torch.where(swap[:, None], p, q)
+
+
+def _boundary_across_groups(loose: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Decision boundary along tile edges that two groups share (each group saw one side)."""
+    ends = np.concatenate([e for e, _ in loose]) if loose else np.zeros((0, 2, 2))
+    classes = np.concatenate([c for _, c in loose]) if loose else np.zeros(0, dtype=np.int64)
+    if len(ends) < 2:
+        return np.zeros((0, 2, 2))
+    # groups push their vertices through the network in batches of their own size, so the same
+    # point may differ in its last bits between two groups: match ends to 2^-32 of the extent
+    scale = max(float(np.abs(ends).max()), 1e-300)
+    keys = np.round(ends.reshape(len(ends), 4) * (2.0**32 / scale))
+    _, group, sizes = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    group = group.reshape(-1)
+    shared = sizes[group] == 2
+    order = np.argsort(group[shared], kind="stable")
+    first, second = np.flatnonzero(shared)[order][0::2], np.flatnonzero(shared)[order][1::2]
+    return ends[first][classes[first] != classes[second]]
+
+
+def _verify(net, origin, directions, part: Partition, samples: int, generator, checked: dict) -> None:
     """Sample interior points of every tile and check that their activation code is the tile's."""
-    generator = torch.Generator().manual_seed(seed)
     verts = part.verts
     valid = (verts >= 0).to(part.coords.dtype)
     corners = part.coords[verts.clamp(min=0)]
@@ -237,10 +408,6 @@ def _verify(net, origin, directions, part, codes, samples: int, seed: int) -> di
         points = (corners * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True)
         for rows in torch.arange(len(points), device=verts.device).split(4096):
             got = net.codes(plane_inputs(net, origin, directions, points[rows]))
-            mismatched[rows] |= (got != codes[rows]).any(dim=1)
-    return {
-        "points": int(samples * verts.shape[0]),
-        "tiles_checked": int(verts.shape[0]),
-        "tiles_mismatched": int(mismatched.sum()),
-        "passed": bool(not mismatched.any()),
-    }
+            mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
+    checked["points"] += int(samples * verts.shape[0])
+    checked["tiles_mismatched"] += int(mismatched.sum())

@@ -77,6 +77,14 @@ def command(
     norm: Annotated[str, typer.Option(help="Norm of the input-space Jacobian per tile: 2 or fro.")] = "2",
     verify: Annotated[bool, typer.Option(help="Check every tile's code at random interior points.")] = False,
     color: Annotated[str, typer.Option(help="Tile colours: jacobian, region, layer or class.")] = "jacobian",
+    jacobian_norm: Annotated[
+        bool,
+        typer.Option(
+            "--jacobian-norm",
+            help="Also compute each tile's input-space Jacobian norm (for -o; pictures coloured by "
+            "jacobian compute it anyway).",
+        ),
+    ] = False,
     arch: ArchOption = None,
     input_shape: InputShapeOption = None,
     trust_checkpoint: TrustOption = False,
@@ -128,32 +136,34 @@ def command(
             here.update(loaded=loaded, dataset=dataset, planes=planes, rows=rows)
 
             def compute(items: range, report) -> analysis.SliceList:
-                # one plane: the bar follows its PL nodes; a list: the bar counts planes
-                by_node = (
+                # one plane: the bar follows the share of its area finished; a list: planes
+                by_area = (
                     None
                     if report is None or many
-                    else lambda done, total, tiles: report(done, total, f"({tiles:,} tiles)")
+                    else lambda done, total, tiles: report(done, total, f"({tiles:,} tiles in the group)")
                 )
+                options = dict(
+                    max_regions=max_regions,
+                    norm=norm,
+                    verify_samples=4 if verify else 0,
+                    seed=seed,
+                    jacobian_norm=jacobian_norm or (color == "jacobian" and (png or svg) is not None),
+                    progress=by_area,
+                )
+                if not many and output is not None:
+                    return analysis.SliceList(
+                        [_streamed(net, planes[0], options, output, loaded, where, seed)]
+                    )
                 slices = []
                 for i in items:
-                    slices.append(
-                        analysis.run(
-                            net,
-                            planes[i],
-                            max_regions=max_regions,
-                            norm=norm,
-                            verify_samples=4 if verify else 0,
-                            seed=seed,
-                            progress=by_node,
-                        )
-                    )
+                    slices.append(analysis.run(net, planes[i], **options))
                     if many and report is not None:
                         report(len(slices), len(items))
                 return analysis.SliceList(slices)
 
             return Work(len(planes), compute)
 
-        outcome = run_work(prepare, share, where, quiet, "slicing", "planes" if many else "PL nodes")
+        outcome = run_work(prepare, share, where, quiet, "slicing", "planes" if many else "‰ of the area")
         if outcome is None:
             return  # a rank other than 0: rank 0 reports
         loaded = here["loaded"]
@@ -175,6 +185,16 @@ def command(
         raise typer.Exit(1)
 
 
+def _streamed(net, plane: Plane, options: dict, output: Path, loaded, device, seed) -> analysis.SliceResult:
+    """Slice one plane with each finished group of tiles appended to `output` as it comes."""
+    from splinetool.io import Provenance, stream
+
+    with stream(output, Provenance("slice", sys.argv, loaded.sha256, str(device), seed)) as appender:
+        result = analysis.run(net, plane, sink=appender.append, **options)
+        appender.finish(result)
+    return result
+
+
 def _points_in_plane(plane: Plane, dataset: Dataset | None, project: bool):
     if dataset is None:
         return None, None
@@ -192,15 +212,15 @@ def _points_in_plane(plane: Plane, dataset: Dataset | None, project: bool):
 
 
 def _write(result, loaded, output, png, svg, color, points, labels, device, seed) -> None:
-    if output is not None:
-        from splinetool.io import Provenance, write
-
-        provenance = Provenance("slice", sys.argv, loaded.sha256, str(device), seed)
-        write(output, {"slice": result}, provenance)
+    """Pictures of one plane; its tiles are already in `output` when it was given."""
     if png is not None or svg is not None:
-        from splinetool.render.slice import draw_slice, save_figure
+        from splinetool.render.slice import draw_slice, draw_slice_file, save_figure
 
-        figure = draw_slice(result, color=color, data=points, labels=labels, title=str(loaded.path.name))
+        title = str(loaded.path.name)
+        if result.streamed is not None:
+            figure = draw_slice_file(output, color=color, data=points, labels=labels, title=title)
+        else:
+            figure = draw_slice(result, color=color, data=points, labels=labels, title=title)
         for path in (png, svg):
             if path is not None:
                 save_figure(figure, path)
@@ -265,7 +285,9 @@ def _print(result: analysis.SliceResult, summary: dict) -> None:
     stdout.print(
         f"{summary['regions']:,} regions covering {summary['covered_area']:.6g} of the domain's "
         f"{summary['domain_area']:.6g}; decision boundary: {summary['boundary_segments']:,} segments, "
-        f"length {summary['boundary_length']:.4g}; {summary['seconds']:.2f} s",
+        f"length {summary['boundary_length']:.4g}; {summary['seconds']:.2f} s "
+        f"({summary['tiles_per_second']:,.0f} tiles/s, peak memory "
+        f"{summary['peak_memory_bytes'] / 2**20:,.0f} MiB)",
         soft_wrap=True,
     )
     if result.verify is not None:

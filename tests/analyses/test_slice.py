@@ -8,7 +8,9 @@ import torch.nn as nn
 
 from splinetool.analyses import slice as analysis
 from splinetool.analyses.plane import anchor_plane, given_plane, input_plane
+from splinetool.engine.planar import count_tiles
 from splinetool.errors import UsageError
+from splinetool.io import Provenance, read, stream
 from splinetool.ir import lower
 from tests.zoo import ZOO, build, mlp
 
@@ -44,7 +46,7 @@ def moons_like():
     model = mlp((2, 12, 12, 10, 3))
     net = lower(model, (2,)).to(dtype=F64)
     plane = input_plane(2, (-4, 4, -4, 4))
-    return net, plane, analysis.run(net, plane, verify_samples=3)
+    return net, plane, analysis.run(net, plane, verify_samples=3, jacobian_norm=True)
 
 
 def test_tiles_cover_the_domain_and_match_grid_codes(moons_like):
@@ -181,3 +183,30 @@ def test_float32_geometry_agrees_with_float64_on_a_generic_network():
     single = analysis.run(lower(model, (2,)).to(dtype=torch.float32), plane)
     assert single.regions == exact.regions
     assert abs(single.areas.sum() - 16.0) < 1e-4
+
+
+def test_streamed_groups_read_back_equal_to_the_slice_in_memory(tmp_path):
+    # a budget of 64 KiB forces many groups; streamed or joined in memory, the arrays are the same
+    model, shape = build("resnet")
+    net = lower(model, shape).to(dtype=F64)
+    plane = anchor_plane(torch.randn(3, *shape, generator=torch.Generator().manual_seed(2), dtype=F64))
+    in_memory = analysis.run(net, plane, budget=1 << 16, jacobian_norm=True)
+    path = tmp_path / "slice.h5"
+    with stream(path, Provenance("slice", [], "0" * 64, "cpu", 0)) as appender:
+        streamed = analysis.run(net, plane, budget=1 << 16, jacobian_norm=True, sink=appender.append)
+        appender.finish(streamed)
+    back = read(path)["slice"]
+    for name in ("vertices", "offsets", "codes", "affine_A", "affine_c", "jacobian_norm", "edge_node"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(in_memory, name))
+    assert len(back.boundary) == len(in_memory.boundary)
+    assert streamed.summary()["regions"] == in_memory.regions == back.regions
+    assert streamed.summary()["covered_area"] == pytest.approx(in_memory.domain_area, rel=1e-9)
+    assert in_memory.tiles_per_node == count_tiles(net, plane.origin, plane.directions, plane.domain)
+
+
+def test_affine_maps_on_the_plane_give_the_network_output(moons_like):
+    net, plane, result = moons_like
+    centres = np.array([result.polygon(r).mean(axis=0) for r in range(result.regions)])
+    predicted = np.einsum("roi,ri->ro", result.affine_A, centres) + result.affine_c
+    actual = net(plane.to_input(torch.as_tensor(centres))).numpy()
+    assert np.abs(predicted - actual).max() < 1e-9 * max(1.0, np.abs(actual).max())
