@@ -5,21 +5,22 @@ current tile, so the node's pre-activations are known exactly at the tile vertic
 edges. Vertices carry only the network values that later steps still need; after a node they are
 pushed through the affine steps up to the next node.
 
-How a node is cut, and why (measured on the sample ConvNet, whose first node alone draws 1,024
-lines and 199,458 tiles, and on the 64 -> 200x4 digits MLP):
+How a node is cut, and why (the sample ConvNet's first node alone draws 1,024 lines and 199,458
+tiles on the plane through three digits; figures in bench/README.md):
 
 - Work follows the (tile, unit) pairs that really cut. A node starts from the pairs whose zero set
   strictly separates two corners of a tile. Each such tile is a "family": in round r every piece of
   a family is cut by the family's r-th unit, all families at once. When a stage has doubled the
   tiles, the remaining units of each family are re-tested against each piece, and every piece
   becomes a family of its own. Without re-testing, one family holding the whole domain inserts its
-  lines one at a time over ever more pieces, quadratic in the tiles (24 s for that first node);
-  with it the node takes about a second.
-- Tiles share vertices. At the start of every stage, every crossing of a candidate with an existing
-  edge is inserted on that edge once, for both tiles that hold it; the cuts then pass through these
-  vertices (their value is zero within the tolerance) and new vertices appear only inside the
-  family, where one call creates each of them once. So no two vertices of a group sit at the same
-  point and the tiles form a proper planar subdivision.
+  lines one at a time over ever more pieces, quadratic in the tiles.
+- Tiles share vertices. During a stage, edge labels also name the edge (as it was when the stage
+  began) that each side lies on, and every vertex created on such an edge records (edge, what
+  crossed it). Two families that each cut a common edge by the same unit create the same point: at
+  the end of the stage such vertices become one, and every point created on a starting edge is
+  inserted into each tile whose side runs over it. So no two vertices of a group sit at one point
+  and the tiles form a proper planar subdivision. (Splitting every edge up front instead gave the
+  domain tile of that first node 1,614 corners, and every piece a row that wide.)
 - Arg-max nodes (max-pool) are cut window by window in the same rounds. A window's cells on a tile
   are the convex hulls of the tile's corners where a candidate wins (the envelope's breakpoints on
   the tile's edges are inserted first, shared like above) and of the interior points where three

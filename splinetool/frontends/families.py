@@ -243,6 +243,7 @@ class ResNet(nn.Module):
         stages: Sequence[int],
         stem_channels: int | None = None,
         blocks_per_stage: int = 1,
+        stem: str = "cifar",
     ):
         super().__init__()
         c, _, _ = _counts("input_shape", input_shape, length=3)
@@ -253,9 +254,14 @@ class ResNet(nn.Module):
         stem_channels = stages[0] if stem_channels is None else _count("stem_channels", stem_channels)
         blocks_per_stage = _count("blocks_per_stage", blocks_per_stage)
 
+        stem = _choice("stem", stem, STEMS)
         self.input_shape = tuple(input_shape)
-        self.stem = _conv_bn(c, stem_channels, 3, 1)
+        # "cifar": a 3x3 convolution at full resolution; "imagenet": ResNet-18's own 7x7 stride-2
+        # convolution and 3x3 stride-2 max-pool, a quarter of the resolution in each direction
+        self.stem = _conv_bn(c, stem_channels, 3, 1) if stem == "cifar" else _conv_bn(c, stem_channels, 7, 2)
         self.stem.add_module("act", nn.ReLU())
+        if stem == "imagenet":
+            self.stem.add_module("pool", nn.MaxPool2d(3, stride=2, padding=1))
         self.blocks = nn.ModuleList()
         c = stem_channels
         for i, c_out in enumerate(stages):
@@ -272,6 +278,8 @@ class ResNet(nn.Module):
             x = block(x)
         return self.output(self.flatten(self.pool(x)))
 
+
+STEMS = ("cifar", "imagenet")
 
 FAMILIES: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "convnet": ConvNet, "resnet": ResNet}
 

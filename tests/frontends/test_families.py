@@ -52,6 +52,7 @@ CASES = [
             "blocks_per_stage": 2,
         },
     ),
+    ("resnet", {"input_shape": [3, 16, 16], "outputs": 4, "stages": [4, 8], "stem": "imagenet"}),
 ]
 IDS = [f"{family}-{i}" for i, (family, _) in enumerate(CASES)]
 
@@ -104,6 +105,13 @@ def test_submodule_names_are_readable():
     assert {"stem.conv", "blocks.1.conv1", "blocks.1.bn2", "blocks.1.shortcut.conv", "pool", "output"} <= set(
         resnet
     )
+
+
+def test_imagenet_stem_is_a_strided_7x7_convolution_and_a_max_pool():
+    model = build("resnet", {"input_shape": [3, 32, 32], "outputs": 2, "stages": [8], "stem": "imagenet"})
+    assert model.stem.conv.kernel_size == (7, 7) and model.stem.conv.stride == (2, 2)
+    assert isinstance(model.stem.pool, torch.nn.MaxPool2d)
+    assert model.stem(torch.zeros(1, 3, 32, 32)).shape == (1, 8, 8, 8)
 
 
 def test_resnet_projects_the_shortcut_only_where_the_shape_changes():
