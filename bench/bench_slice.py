@@ -13,8 +13,9 @@ Cases (`--cases`, comma-separated, or `all`; default random-mlp,digits-mlp):
   digits-mlp      sample model (64 -> 200x4 -> 10), plane through train digits 0, 1, 2 (margin 1.25)
   digits-convnet  sample model, planes through train digits 0, 1, 2 and 3, 4, 5 (splinetool only)
   digits-resnet   sample model, same planes (splinetool only)
-  resnet18-cifar  family `resnet` at ResNet-18 widths on 3x32x32 inputs, random weights (seed 0),
-                  plane through three random N(0, 1) inputs (seed 0), margin 1.01 (splinetool only)
+  resnet18-cifar  family `resnet` at ResNet-18 widths with ResNet-18's stem (7x7 stride-2 conv,
+                  3x3 stride-2 max-pool) on 3x32x32 inputs, random weights (seed 0), plane through
+                  three random N(0, 1) inputs (seed 0), margin 1.01 (splinetool only)
 
 Regioncam receives the network on plane coordinates: the plane's map t -> origin + t @ directions is
 folded into the first linear layer (in float64, then rounded to float32), and its square is the
@@ -105,6 +106,7 @@ def prepare(case: str, folder: Path) -> list[dict]:
             "stem_channels": 64,
             "stages": [64, 128, 256, 512],
             "blocks_per_stage": 2,
+            "stem": "imagenet",
         }
         torch.manual_seed(0)
         model = save(build("resnet", options), options, "resnet")

@@ -170,6 +170,9 @@ def run_shared(work: Callable[[Share], Any], share: Share | None, device: torch.
         torch.distributed.gather_object(part, parts, dst=0)
         return parts
     finally:
+        # leave together: a rank that tears gloo down while its peer is still inside the last
+        # collective can abort the peer's process (SIGABRT) instead of letting it exit with its code
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

@@ -57,6 +57,9 @@ DOMAIN_EDGE = -1
 STAGE_MIN_GROWTH = 256  # a stage ends once it has added this many tiles and doubled them
 PAIR_CHUNK_BYTES = 1 << 26  # temporaries of the (tile, unit) crossing tests
 DEFAULT_BUDGET = 1 << 30  # bytes a group may use, vertex values and the room for growth included
+# a max-pool cell thinner than this share of its tile is a tie within the tolerance along a line, not
+# a region: dropping it loses that much area at most (and no code: the cell's neighbours hold it)
+SLIVER = 1e-9
 SAME_POINT = 1e-12  # crossings closer than this along an edge (relative to its length) are one vertex
 
 Progress = Callable[[int, int, int], None]  # (done, total, tiles so far); done / total: share of the area
@@ -592,11 +595,10 @@ def _window_values(scores: torch.Tensor, taps: torch.Tensor, ids: torch.Tensor, 
 
 
 def _window_scale(scores: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    magnitude = (
-        scores.abs().amax(dim=0) if scores.shape[0] else torch.zeros(scores.shape[1], dtype=scores.dtype)
-    )
-    per_tap = torch.where(taps >= 0, magnitude[taps.clamp(min=0)], 0.0)
-    return per_tap.amax(dim=1)
+    """Per window, the node's largest magnitude: candidates fed by ReLUs that are off hold exact
+    zeros at some vertices and rounding noise at others, which a window's own scale would split."""
+    magnitude = scores.abs().amax() if scores.numel() else torch.zeros((), dtype=scores.dtype)
+    return magnitude.expand(taps.shape[0]).clone()
 
 
 def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tensor]:
@@ -739,7 +741,7 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     member = member.gather(2, order)
     cell_area = _areas(vertices.coords[ids.clamp(min=0)].reshape(R * k, width, 2), n_member.reshape(-1))
     tile_area = _areas(coords, count)
-    alive = (n_member >= 3) & (cell_area.reshape(R, k) > 1e-12 * tile_area[:, None].abs())
+    alive = (n_member >= 3) & (cell_area.reshape(R, k) > SLIVER * tile_area[:, None].abs())
     # edge labels: an edge between consecutive corners of the tile keeps the tile's label
     position = torch.arange(width, device=device).expand(R, k, width)
     following = (position + 1) % n_member.clamp(min=1)[..., None]

@@ -41,12 +41,12 @@ class SignKind:
         return torch.stack([flat - t for t in self.thresholds], dim=-1).reshape(flat.shape[0], -1)
 
     def code_bits(self, pre: torch.Tensor) -> torch.Tensor:
-        """1 where a unit is above its threshold by more than the zero tolerance of its largest
-        magnitude over the batch; a value within the tolerance (exact cancellation) reads as 0."""
+        """1 where a unit is above its threshold by more than the zero tolerance of the node's largest
+        magnitude over the batch; a value within it (exact cancellation, rounding) reads as 0."""
         values = self.boundaries(pre)
-        if values.shape[0] == 0:
+        if values.numel() == 0:
             return values > 0
-        return values > zero_tolerance(values.abs().amax(dim=0))
+        return values > zero_tolerance(values.abs().amax())
 
     def bits_per_neuron(self) -> int:
         return len(self.thresholds)
@@ -100,10 +100,11 @@ class ArgmaxKind:
 
     def code_bits(self, pre: torch.Tensor) -> torch.Tensor:
         """The first candidate within the zero tolerance of the window's maximum (the tolerance of
-        the window's largest magnitude over the batch), so exact ties always pick the first."""
+        the node's largest magnitude over the batch), so ties, exact or up to rounding, pick the
+        first: after a ReLU, candidates that are off read 0 in one place and 1e-17 in another."""
         candidates = self.candidates(pre)
         finite = torch.where(torch.isfinite(candidates), candidates.abs(), 0.0)
-        scale = finite.amax(dim=(0, 2), keepdim=True) if candidates.shape[0] else finite[:1]
+        scale = finite.amax() if candidates.numel() else torch.zeros((), dtype=candidates.dtype)
         best = candidates.amax(dim=-1, keepdim=True)
         winner = (candidates >= best - zero_tolerance(scale)).int().argmax(dim=-1)
         shifts = torch.arange(self.bits_per_neuron(), device=pre.device)

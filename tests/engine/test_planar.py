@@ -195,12 +195,12 @@ def test_tiles_share_their_vertices(name):
     assert bool(on_side.all())
 
 
-@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
+@pytest.mark.parametrize("name", ["convnet", "resnet"])
 def test_groups_under_a_small_budget_give_the_same_tiles(name):
     # each group finishes the nodes alone with its own vertices: the tiles and codes must not change
     net, plane = zoo_plane(name)
     whole = partition(net, plane.origin, plane.directions, plane.domain)
-    sweep = Sweep(net, plane.origin, plane.directions, plane.domain, budget=1 << 16)
+    sweep = Sweep(net, plane.origin, plane.directions, plane.domain, budget=1 << 16, max_resident=64)
     groups = list(sweep)
     assert len(groups) > 3
     assert sweep.tiles_per_node == whole.tiles_per_node
