@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from splinetool.engine.planar import polygon_areas
 from splinetool.errors import UsageError
+
+__all__ = ["Plane", "anchor_plane", "box", "given_plane", "input_plane", "polygon_areas"]
 
 
 @dataclass
@@ -80,13 +83,3 @@ def given_plane(
     if torch.linalg.matrix_rank(directions) < 2:
         raise UsageError("--directions: the two directions are parallel (or zero): they do not span a plane")
     return Plane(origin, directions, box(*bounds))
-
-
-def polygon_areas(verts_xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """Signed (counter-clockwise positive) areas of padded polygons [T, K, 2] with `count` corners."""
-    k = torch.arange(verts_xy.shape[1], device=verts_xy.device)
-    valid = k[None, :] < count[:, None]
-    nxt = (k[None, :] + 1) % count[:, None].clamp(min=1)
-    following = verts_xy.gather(1, nxt[:, :, None].expand(-1, -1, 2))
-    cross = verts_xy[..., 0] * following[..., 1] - verts_xy[..., 1] * following[..., 0]
-    return (cross * valid).sum(dim=1) / 2

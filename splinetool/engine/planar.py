@@ -155,7 +155,7 @@ class Sweep:
         values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
         vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
         ids = torch.arange(domain.shape[0], device=device)[None, :]
-        area = float(_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
+        area = float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
         return _Group(TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices, area)
 
     def _limit(self, others: int) -> Callable[[TileStore], None]:
@@ -739,8 +739,10 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     order = torch.argsort(torch.where(member, angle, math.inf), dim=2)
     ids, corner_slot = ids.gather(2, order), corner_slot.gather(2, order)
     member = member.gather(2, order)
-    cell_area = _areas(vertices.coords[ids.clamp(min=0)].reshape(R * k, width, 2), n_member.reshape(-1))
-    tile_area = _areas(coords, count)
+    cell_area = polygon_areas(
+        vertices.coords[ids.clamp(min=0)].reshape(R * k, width, 2), n_member.reshape(-1)
+    )
+    tile_area = polygon_areas(coords, count)
     alive = (n_member >= 3) & (cell_area.reshape(R, k) > SLIVER * tile_area[:, None].abs())
     # edge labels: an edge between consecutive corners of the tile keeps the tile's label
     position = torch.arange(width, device=device).expand(R, k, width)
@@ -939,12 +941,13 @@ def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
     return list(torch.arange(n, device=device).split(size)) if n else []
 
 
-def _areas(xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    k = torch.arange(xy.shape[1], device=xy.device)
+def polygon_areas(verts_xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Signed (counter-clockwise positive) areas of padded polygons [T, K, 2] with `count` corners."""
+    k = torch.arange(verts_xy.shape[1], device=verts_xy.device)
     valid = k[None, :] < count[:, None]
     nxt = (k[None, :] + 1) % count[:, None].clamp(min=1)
-    following = xy.gather(1, nxt[:, :, None].expand(-1, -1, 2))
-    cross = xy[..., 0] * following[..., 1] - xy[..., 1] * following[..., 0]
+    following = verts_xy.gather(1, nxt[:, :, None].expand(-1, -1, 2))
+    cross = verts_xy[..., 0] * following[..., 1] - verts_xy[..., 1] * following[..., 0]
     return (cross * valid).sum(dim=1) / 2
 
 
@@ -960,7 +963,7 @@ def _split(group: _Group, budget: int, max_resident: int | None) -> list[_Group]
     valid = (verts >= 0).to(vertices.coords.dtype)
     centre = (vertices.coords[verts.clamp(min=0)] * valid[..., None]).sum(dim=1) / valid.sum(dim=1)[:, None]
     order = torch.argsort(_morton(centre))
-    areas = _areas(vertices.coords[verts.clamp(min=0)], tiles.count)
+    areas = polygon_areas(vertices.coords[verts.clamp(min=0)], tiles.count)
     out = []
     for rows in order.tensor_split(parts):
         rows = rows.sort().values
