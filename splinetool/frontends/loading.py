@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
+import io
 import json
 import logging
 import sys
 import tomllib
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from splinetool.frontends.families import build, load_arch_toml
 
 EXTRA_FILE = "splinetool.json"  # metadata stored inside TorchScript archives (input shape, family)
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+# torch.export archive layout: where compiled code lives, and constants stored as pickled objects
+AOTINDUCTOR_DIR = "data/aotinductor/"
+PICKLED_CONSTANT_PREFIXES = ("custom_obj_", "opaque_obj_")
 
 
 @dataclass
@@ -46,12 +51,18 @@ class LoadedModel:
         return sum(p.numel() for p in self.module.parameters())
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The original model's output on x, computed in x's dtype (for checking the lowering)."""
+        """The original model's output on x (for checking the lowering), computed in x's dtype, or
+        in the model's own where it holds tensors that .to() cannot convert (plain tensor attributes
+        of a scripted module): the result's dtype says which."""
         if self.format == "export":
             return self._exported_reference(x)
-        module = copy.deepcopy(self.module).to(dtype=x.dtype).eval()
         with torch.no_grad():
-            return module(x)
+            try:
+                return copy.deepcopy(self.module).to(dtype=x.dtype).eval()(x)
+            except RuntimeError:
+                module = copy.deepcopy(self.module).eval()
+                own = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+                return module(x.to(own))
 
     def _exported_reference(self, x: torch.Tensor) -> torch.Tensor:
         # an exported graph is specialised to the batch size it was exported with
@@ -80,9 +91,13 @@ def load_model(
     shape = tuple(int(s) for s in input_shape) if input_shape else None
     layout = _zip_names(path)
     if any("/code/__torch__" in n for n in layout):
+        if not trust:
+            _refuse_unsafe(path, _script_code_on_load(path), "TorchScript archive")
         module, stored_shape, recorded = _load_torchscript(path)
         return LoadedModel(module, shape or stored_shape, "torchscript", path, digest, recorded=recorded)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in layout):
+        if not trust:
+            _refuse_unsafe(path, _export_code_on_load(path), "torch.export archive")
         program = _load_export(path)
         recorded = _exported_shape(program)
         if shape is not None and recorded is not None and shape != recorded:
@@ -168,10 +183,93 @@ def _sha256(path: Path) -> str:
 
 
 def _zip_names(path: Path) -> list[str]:
+    """The members of a zip archive (every checkpoint format but the legacy pickle is one), after
+    checking every member's CRC: torch reads members without checking them, so a damaged archive would
+    otherwise load as a model with damaged weights."""
     if not zipfile.is_zipfile(path):
         return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                _read_checked(archive, member, path)
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"checkpoint {path}: a damaged zip archive ({err})") from None
+
+
+def _read_checked(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) -> None:
+    """Read a member to its end, which makes zipfile check its CRC."""
+    try:
+        with archive.open(member) as handle:
+            while handle.read(1 << 20):
+                pass
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise CheckpointError(
+            f"checkpoint {path}: archive member {member.filename} is damaged ({err}); "
+            "the file was corrupted after it was saved"
+        ) from None
+
+
+def _refuse_unsafe(path: Path, entries: list[str], kind: str) -> None:
+    if entries:
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} is a {kind} whose loading would run code from the file: "
+            f"{_first(entries)}. Pass --trust-checkpoint only if you trust where this file came from."
+        )
+
+
+def _script_code_on_load(path: Path) -> list[str]:
+    """TorchScript classes that define __setstate__, which torch.jit.load runs while unpickling."""
     with zipfile.ZipFile(path) as archive:
-        return archive.namelist()
+        return [
+            f"{name} (defines __setstate__)"
+            for name in archive.namelist()
+            if "/code/" in name and name.endswith(".py") and b"def __setstate__(" in archive.read(name)
+        ]
+
+
+def _export_code_on_load(path: Path) -> list[str]:
+    """The members of a .pt2 archive that torch.export.load would unpickle or load as compiled code.
+
+    torch.export.load unpickles payloads its configs mark `use_pickle`, custom and opaque objects
+    among the constants, and any .pt member (sample inputs, legacy weights) that its safe loader
+    refuses; it loads AOTInductor members as shared libraries. Everything else is JSON or raw bytes.
+    """
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            inner = name.partition("/")[2] if "/" in name else name
+            if inner.startswith(AOTINDUCTOR_DIR):
+                found.append(f"{name} (compiled code)")
+            elif inner.endswith(("_weights_config.json", "_constants_config.json")):
+                found += [f"{entry} in {name}" for entry in _pickled_payloads(archive.read(name))]
+            elif name.endswith(".pt") and not _loads_weights_only(archive.read(name)):
+                found.append(f"{name} (a pickle)")
+    return found
+
+
+def _pickled_payloads(config: bytes) -> list[str]:
+    try:
+        entries = json.loads(config).get("config", {})
+    except (ValueError, AttributeError):
+        return ["an unreadable payload config"]
+    if not isinstance(entries, dict):
+        return ["an unreadable payload config"]
+    return [
+        f"{fqn} (pickled)"
+        for fqn, meta in entries.items()
+        if not isinstance(meta, dict)
+        or meta.get("use_pickle")
+        or str(meta.get("path_name", "")).startswith(PICKLED_CONSTANT_PREFIXES)
+    ]
+
+
+def _loads_weights_only(payload: bytes) -> bool:
+    try:
+        torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - whatever the safe loader refuses counts as unsafe
+        return False
+    return True
 
 
 def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ...] | None, dict]:
@@ -201,11 +299,17 @@ def recorded_architecture(loaded: LoadedModel) -> tuple[str, dict] | None:
 
 def arch_family(spec: str) -> tuple[str, dict] | None:
     """(family, options) of an --arch TOML file or inline family; None for a package.module:factory."""
+    if imports_code(spec):
+        return None
     if spec.endswith(".toml") or Path(spec).is_file():
         return load_arch_toml(spec)
-    if ":" in spec and "{" not in spec:
-        return None
     return _parse_inline(spec)
+
+
+def imports_code(spec: str) -> bool:
+    """Whether an --arch names a package.module:factory, which is imported and called."""
+    is_file = spec.endswith(".toml") or Path(spec).is_file()
+    return not is_file and ":" in spec and "{" not in spec
 
 
 def _load_export(path: Path) -> torch.export.ExportedProgram:

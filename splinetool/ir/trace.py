@@ -8,6 +8,7 @@ they run on an example batch (make_fx sees every ATen call the TorchScript inter
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,79 @@ from splinetool.errors import UnsupportedModelError, UsageError
 from splinetool.ir.registry import supported_ops
 
 EXAMPLE_BATCH = 2
+
+# Ops that only compute on sizes, Python scalars or constant tensors (weight.t() and the like): the
+# lowering folds them, and none touches a file, the network's inputs or the outside world.
+PURE_HELPERS = frozenset(
+    {
+        "__getitem__",
+        "__is__",
+        "__isnot__",
+        "__not__",
+        "__and__",
+        "__or__",
+        "__contains__",
+        "eq",
+        "ne",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "len",
+        "size",
+        "sym_size",
+        "sym_numel",
+        "sym_stride",
+        "dim",
+        "numel",
+        "format",
+        "Int",
+        "Float",
+        "Bool",
+        "floordiv",
+        "remainder",
+        "floor",
+        "ceil",
+        "warn",
+        "list",
+        "append",
+        "ScalarImplicit",
+        "getitem",
+        "t",
+        "expand",
+        "_to_copy",
+        "to",
+        "type_as",
+    }
+)
+# TorchScript's own plumbing: constants, attribute reads, control flow and containers
+SCRIPT_PRIMS = frozenset(
+    {
+        "Constant",
+        "GetAttr",
+        "If",
+        "Loop",
+        "ListConstruct",
+        "ListUnpack",
+        "TupleConstruct",
+        "TupleUnpack",
+        "TupleIndex",
+        "DictConstruct",
+        "RaiseException",
+        "Uninitialized",
+        "unchecked_cast",
+        "NumToTensor",
+        "dtype",
+        "device",
+        "shape",
+        "layout",
+        "requires_grad",
+        "is_cuda",
+        "min",
+        "max",
+        "isinstance",
+    }
+)
 
 
 @dataclass
@@ -32,6 +106,9 @@ class TracedGraph:
 
 def trace(model: object, input_shape: tuple[int, ...] | None) -> TracedGraph:
     if isinstance(model, torch.export.ExportedProgram):
+        _refuse_unknown_ops(
+            (_fx_op(node.target), node.name) for node in model.graph.nodes if node.op == "call_function"
+        )
         return _from_exported(model)
     if isinstance(model, torch.jit.ScriptModule):
         return _from_script(model, _require_shape(input_shape))
@@ -123,6 +200,7 @@ def _is_leaf(module_type: object) -> bool:
 
 
 def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) -> TracedGraph:
+    _refuse_unknown_ops((node.kind(), _script_source(node)) for node in _script_nodes(model.inlined_graph))
     was_training = model.training
     model.eval()
     try:
@@ -131,6 +209,49 @@ def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) ->
         return _from_recorded(model, example)
     finally:
         model.train(was_training)
+
+
+def _refuse_unknown_ops(ops: Iterator[tuple[str, str]]) -> None:
+    """Refuse, before anything runs, a graph read from a file that calls an op the lowering does not know.
+
+    Recording a TorchScript module means running it, and the lowering folds ops on constants by
+    calling them; a graph can name any ATen op (from_file reads and writes files, for one). Checking
+    the (qualified op, where) pairs first means no such op ever runs.
+    """
+    supported = set(supported_ops())
+    refused: dict[str, str] = {}
+    for op, where in ops:
+        namespace, _, name = op.rpartition("::")
+        if namespace == "prim":
+            known = name in SCRIPT_PRIMS
+        else:
+            known = namespace in ("aten", "") and (
+                name in supported or name.removesuffix("_") in supported or name in PURE_HELPERS
+            )
+        if not known:
+            refused.setdefault(op, where)
+    if refused:
+        raise UnsupportedModelError(
+            [(where, op, "refused before running the model") for op, where in refused.items()], supported
+        )
+
+
+def _fx_op(target: object) -> str:
+    schema = getattr(target, "_schema", None)
+    return schema.name if schema is not None else getattr(target, "__name__", str(target))
+
+
+def _script_nodes(block) -> Iterator[torch._C.Node]:
+    for node in block.nodes():
+        yield node
+        for inner in node.blocks():
+            yield from _script_nodes(inner)
+
+
+def _script_source(node: torch._C.Node) -> str:
+    """Where in the scripted code a node comes from (first line of its source range), or "forward"."""
+    text = node.sourceRange().strip().splitlines()
+    return text[0].strip() if text else "forward"
 
 
 def _short_op_name(target: object) -> str:
