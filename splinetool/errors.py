@@ -25,6 +25,16 @@ class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that would run arbitrary code when unpickled."""
 
 
+class Stopped(BaseException):
+    """A SIGINT or SIGTERM turned into an exception, so that every `finally` (the removal of temporary
+    output files among them) runs before the process exits. A BaseException, like KeyboardInterrupt,
+    so that no `except Exception` mistakes it for a failure to report."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class UnsupportedModelError(SplinetoolError):
     """A model containing operations that are not piecewise-linear (or not supported yet)."""
 
@@ -40,3 +50,14 @@ class UnsupportedModelError(SplinetoolError):
             + "\nsupported operations: "
             + ", ".join(sorted(supported))
         )
+
+
+# what torch's allocators say when an allocation fails (CPU, CUDA)
+OUT_OF_MEMORY_MESSAGES = ("can't allocate memory", "out of memory")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether an exception is an allocation that failed: MemoryError, or torch's RuntimeError."""
+    if isinstance(err, MemoryError):
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err) for m in OUT_OF_MEMORY_MESSAGES)

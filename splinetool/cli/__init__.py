@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import typer
 
 from splinetool.cli import (
@@ -14,6 +17,8 @@ from splinetool.cli import (
     merge,
     slice,
 )
+from splinetool.errors import Stopped
+from splinetool.io.atomic import request_stop, stop_requested
 
 app = typer.Typer(
     name="splinetool",
@@ -49,5 +54,34 @@ def _root(
     """Measure the affine-spline geometry of saved PyTorch networks."""
 
 
+def _stop(signum: int, frame: object) -> None:
+    # a second signal must not cut the clean-up of the first short
+    for caught in STOP_SIGNALS:
+        signal.signal(caught, signal.SIG_IGN)
+    request_stop(signum)
+    raise Stopped(signum)
+
+
+# installed even where the shell started the process with SIGINT ignored (a background job): a
+# signal sent on purpose stops the run cleanly rather than being lost
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def main() -> None:
-    app()
+    for caught in STOP_SIGNALS:
+        signal.signal(caught, _stop)
+    try:
+        app()
+    except Stopped as stop:
+        _stopped(stop.signum)
+    except SystemExit:
+        if stop_requested() is None:
+            raise
+    if stop_requested() is not None:  # the handler's exception was swallowed: still stop
+        _stopped(stop_requested())
+
+
+def _stopped(signum: int) -> None:
+    name = signal.Signals(signum).name
+    sys.stderr.write(f"splinetool: stopped by {name}; unfinished output files were removed\n")
+    sys.exit(128 + signum)

@@ -41,6 +41,7 @@ from splinetool.errors import UsageError
 
 
 def command(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
@@ -152,7 +153,7 @@ def command(
             raise UsageError("give a checkpoint, or --arch with an architecture to initialise")
         if delta is not None and not delta > 0:
             raise UsageError(f"--delta {delta}: expected a positive distance")
-        check_outputs(output, png, svg, {"--tessellation": tessellation})
+        check_outputs(ctx, output, png, svg, {"--tessellation": tessellation})
         inits = _inits(init, checkpoint is not None)
         chosen = _layers(layers)
         dataset = load_data(data, split=split, seed=seed)

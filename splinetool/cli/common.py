@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import sys
 import tomllib
@@ -16,21 +17,28 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from splinetool.errors import SplinetoolError, UsageError
+from splinetool.errors import SplinetoolError, UsageError, is_out_of_memory
+from splinetool.io.atomic import check_target
 
 stdout = Console()
 stderr = Console(stderr=True)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# trust in a checkpoint comes from the command line or this variable, never from a --config file
+TRUST_ENVIRONMENT = "SPLINETOOL_TRUST_CHECKPOINT"
+# options a --config file may not set: they run code from a file, or name the files that would
+CODE_OPTIONS = {"trust_checkpoint", "checkpoint", "checkpoints"}
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """Make a TOML file's values the defaults of this command's options (the command line wins)."""
+    from splinetool.frontends.loading import imports_code
+
     if value is None:
         return value
     try:
-        table = tomllib.loads(value.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        table = tomllib.loads(value.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise typer.BadParameter(f"{value}: cannot read as TOML ({err})", ctx, param) from None
     known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
     defaults = {}
@@ -39,6 +47,14 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
         if name not in known:
             raise typer.BadParameter(
                 f"{value}: unknown key {key!r}; this command's options are {', '.join(sorted(known))}",
+                ctx,
+                param,
+            )
+        if name in CODE_OPTIONS or (name == "arch" and isinstance(item, str) and imports_code(item)):
+            raise typer.BadParameter(
+                f"{value}: {key} = {item!r} may not come from a config file: checkpoints, trust and "
+                f"architectures that import code are given on the command line (or {TRUST_ENVIRONMENT}=1 "
+                "for trust)",
                 ctx,
                 param,
             )
@@ -72,7 +88,10 @@ InputShapeOption = Annotated[
 TrustOption = Annotated[
     bool,
     typer.Option(
-        "--trust-checkpoint", help="Allow a pickled whole-module checkpoint (this runs code from the file)."
+        "--trust-checkpoint",
+        envvar=TRUST_ENVIRONMENT,
+        help="Allow checkpoints whose loading runs code from the file: a pickled whole module, a .pt2 "
+        "with pickled payloads, a TorchScript class with __setstate__. Never read from --config.",
     ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
@@ -98,14 +117,22 @@ ShardOption = Annotated[
 
 
 def check_outputs(
-    output: Path | None, png: Path | None, svg: Path | None, figures: dict[str, Path | None] | None = None
+    ctx: typer.Context,
+    output: Path | None,
+    png: Path | None,
+    svg: Path | None,
+    figures: dict[str, Path | None] | None = None,
 ) -> None:
-    """Refuse unwritable outputs before the work, so that no output is written if one of them fails.
+    """Refuse unwritable or unsafe outputs before the work, so that nothing is written if one fails.
 
-    `figures`: other picture options (name -> path) that take either a .png or an .svg file.
+    An output must be a new path or a regular file, and none of the command's input files: writing
+    replaces what is there, and replacing a device, a FIFO, the file a symbolic link stands for or the
+    checkpoint being measured is never what was meant. `figures`: other picture options
+    (name -> path) that take either a .png or an .svg file.
     """
     checks = [("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",))]
     checks += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
+    inputs = _input_files(ctx, {"--output", *(option for option, _, _ in checks)})
     for option, path, suffixes in checks:
         if path is None:
             continue
@@ -113,8 +140,31 @@ def check_outputs(
             raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
         if not path.parent.is_dir():
             raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
-        if path.is_dir():
-            raise UsageError(f"{option} {path}: that is a folder; expected a file name")
+        check_target(path, option)
+        for source, found in inputs:
+            if path.exists() and found.exists() and path.samefile(found):
+                raise UsageError(
+                    f"{option} {path} is also an input of this command ({source} {found}): writing it "
+                    "would replace that input; write to another file"
+                )
+
+
+def _input_files(ctx: typer.Context, outputs: set[str]) -> list[tuple[str, Path]]:
+    """(option, path) for every existing file the command's parameters but `outputs` name, globs
+    expanded."""
+    found = []
+    for param in ctx.command.params:
+        if outputs.intersection(param.opts):
+            continue
+        value = ctx.params.get(param.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        option = param.opts[0] if param.opts else param.name
+        for item in values:
+            if not isinstance(item, (str, Path)) or not str(item):
+                continue
+            names = glob.glob(str(item)) if glob.has_magic(str(item)) else [str(item)]
+            found += [(option, Path(name)) for name in names if Path(name).is_file()]
+    return found
 
 
 def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
@@ -224,6 +274,20 @@ def reported_errors() -> Iterator[None]:
         if is_leader():
             stderr.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
+    except (MemoryError, RuntimeError) as err:
+        # the engines size their work to the memory they may use; an allocation can still fail
+        # where that estimate is off (another process took the memory, a limit it cannot read)
+        if not is_out_of_memory(err):
+            raise
+        if is_leader():
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            stderr.print(
+                f"[bold red]error:[/] ran out of memory ({escape(first)}); make the work smaller (a smaller "
+                "plane or --max-regions, fewer points or a smaller --batch-size) or give the job more memory",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(2) from None
 
 
 def print_json(payload: Any) -> None:

@@ -37,6 +37,7 @@ from splinetool.errors import UsageError
 
 
 def command(
+    ctx: typer.Context,
     checkpoints: Annotated[
         list[Path],
         typer.Argument(help="One checkpoint, or several to compare side by side.", show_default=False),
@@ -105,7 +106,7 @@ def command(
     with reported_errors():
         if data is None:
             raise UsageError("--data is needed: a data file with x (and labels y, or give --targets)")
-        check_outputs(output, png, svg)
+        check_outputs(ctx, output, png, svg)
         points = load_data(data, split=split, seed=seed)
         x = points.x.reshape(len(points.x), -1)
         chosen = [n.strip() for n in layers.split(",") if n.strip()] if layers is not None else None

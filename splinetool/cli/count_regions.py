@@ -16,6 +16,7 @@ from rich.table import Table
 from splinetool import parallel
 from splinetool.analyses import count_regions as analysis
 from splinetool.analyses import count_regions_sweep as sweeps
+from splinetool.analyses.plane import check_reach
 from splinetool.cli.common import (
     ArchOption,
     ConfigOption,
@@ -154,7 +155,7 @@ def command(
     and seeds, on the same plane or segments, and plots count against depth and width.
     """
     with reported_errors():
-        check_outputs(output, png, svg)
+        check_outputs(ctx, output, png, svg)
         if sweep is not None:
             result, label = _sweep(checkpoint, sweep, locals(), device, dtype, quiet)
             sha = ""
@@ -178,10 +179,12 @@ def command(
                 if sample is not None:
                     _refuse(planes_given + _given(segment=segment, pairs=pairs), "--sample")
                     points, how = _samples(net.input_dim, sample, around, radius, bounds, dataset, seed)
+                    check_reach(points, _source(None, bounds, dataset))
                     return Work(1, lambda items, report: analysis.count_sampled(net, points, how, report))
                 if segment is not None or pairs is not None or (bounds is not None and net.input_dim == 1):
                     _refuse(planes_given, "segments")
                     starts, ends = _segments(net.input_dim, segment, pairs, bounds, dataset, seed)
+                    check_reach(torch.cat([starts, ends]), _source(segment, bounds, dataset))
                     return Work(
                         len(starts),
                         lambda items, report: analysis.count_segments(
@@ -282,6 +285,15 @@ def _segments(input_dim, segment, pairs, bounds, dataset: Dataset | None, seed: 
     if not lo < hi:
         raise UsageError(f"--bounds {bounds}: expected lo < hi")
     return torch.tensor([[lo]], dtype=torch.float64), torch.tensor([[hi]], dtype=torch.float64)
+
+
+def _source(segment, bounds, dataset: Dataset | None) -> str:
+    """The option or file the segments or samples were made from, for messages."""
+    if segment is not None:
+        return f"--segment {segment}"
+    if bounds is not None:
+        return f"--bounds {bounds}"
+    return f"--data {dataset.source}" if dataset is not None else "the sampled points"
 
 
 def _flat_data(dataset: Dataset, input_dim: int) -> np.ndarray:

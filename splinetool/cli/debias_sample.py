@@ -119,7 +119,7 @@ def command(
     """
     with reported_errors():
         share = check_shard(shard, output, {"--png": png, "--svg": svg})
-        check_outputs(output, png, svg)
+        check_outputs(ctx, output, png, svg)
         shape = parse_shape(output_shape, "--output-shape")
         where = parse_device(device)
         here: dict = {}

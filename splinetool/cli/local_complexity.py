@@ -156,7 +156,7 @@ def command(
             raise UsageError(f"--max-lc {max_lc}: expected a number >= 0")
         gates = {"--max-lc": max_lc, "--gate": gate, "--baseline": baseline, "--png": png, "--svg": svg}
         share = check_shard(shard, output, gates)
-        check_outputs(output, png, svg)
+        check_outputs(ctx, output, png, svg)
         paths, step_numbers = _trajectory(checkpoints, steps)
         the_gate = gating.load_gate(gate) if gate is not None else gating.Gate()
         base = gating.read_baseline(baseline) if baseline is not None else None

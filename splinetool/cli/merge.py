@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from splinetool.cli.common import JsonOption, QuietOption, print_json, reported_errors, stdout
+from splinetool.cli.common import JsonOption, QuietOption, check_outputs, print_json, reported_errors, stdout
 from splinetool.errors import UsageError
 
 
 def command(
+    ctx: typer.Context,
     shards: Annotated[
         list[Path],
         typer.Argument(
@@ -27,14 +28,16 @@ def command(
     """Check that shard files are the shares of one run and write them as one run file.
 
     The shards must come from the same command with the same parameters and checkpoint contents, and
-    every share 0..n-1 must be given exactly once; otherwise nothing is written and the message says
-    which share is missing, duplicated or which file differs in what.
+    every share 0..n-1 must be given exactly once, and each shard's results must hold exactly the
+    items its header declares; otherwise nothing is written and the message says which share is
+    missing, duplicated or which file differs in what.
     """
     from splinetool.io.shards import merge
 
     with reported_errors():
         if output.resolve() in {s.resolve() for s in shards}:
             raise UsageError(f"-o {output} is one of the shard files: write the merged file elsewhere")
+        check_outputs(ctx, output, None, None)
         info, results = merge(shards, output, sys.argv)
     summary = {
         "command": info.command,

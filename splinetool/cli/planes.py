@@ -52,14 +52,16 @@ def plane_from_options(
         points = load_data(str(anchors)).x
         if len(points) != 3:
             raise UsageError(f"--anchors {anchors}: expected exactly three inputs, found {len(points)}")
-        return anchor_plane(as_inputs(points, input_dim, f"--anchors {anchors}"), margin)
+        what = f"--anchors {anchors}"
+        return anchor_plane(as_inputs(points, input_dim, what), margin, what)
     if anchor_index is not None:
         if dataset is None:
             raise UsageError("--anchor-index needs --data")
         rows = parse_ints(anchor_index, 3, "--anchor-index")
         if any(not 0 <= r < len(dataset.x) for r in rows):
             raise UsageError(f"--anchor-index {anchor_index}: rows must lie in 0..{len(dataset.x) - 1}")
-        return anchor_plane(as_inputs(dataset.x[list(rows)], input_dim, f"--data {dataset.source}"), margin)
+        points = as_inputs(dataset.x[list(rows)], input_dim, f"--data {dataset.source}")
+        return anchor_plane(points, margin, f"--data {dataset.source} with --anchor-index {anchor_index}")
     if (origin is None) != (directions is None):
         raise UsageError("--origin and --directions go together")
     if origin is not None:
@@ -73,10 +75,16 @@ def plane_from_options(
             )
         o = as_inputs(o.reshape(1, -1), input_dim, f"--origin {origin}")
         d = as_inputs(d.reshape(2, -1), input_dim, f"--directions {directions}")
-        return given_plane(o[0], d, box)
-    if box is None:
-        box = data_box(dataset) if dataset is not None and input_dim == 2 else (-1.0, 1.0, -1.0, 1.0)
-    return input_plane(input_dim, box)
+        return given_plane(
+            o[0], d, box, f"--origin {origin}, --directions {directions} and --bounds {bounds}"
+        )
+    if box is not None:
+        return input_plane(input_dim, box, f"--bounds {bounds}")
+    if dataset is not None and input_dim == 2:
+        return input_plane(
+            input_dim, data_box(dataset), f"--data {dataset.source} (its box, the default --bounds)"
+        )
+    return input_plane(input_dim, (-1.0, 1.0, -1.0, 1.0))
 
 
 def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
@@ -89,8 +97,9 @@ def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
 def data_box(dataset: Dataset) -> tuple[float, float, float, float]:
     x = dataset.x.reshape(len(dataset.x), -1)
     lo, hi = x.min(axis=0), x.max(axis=0)
-    pad = 0.1 * np.maximum(hi - lo, 1e-9)
-    return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    with np.errstate(over="ignore"):  # data spanning float64's range: the plane refuses the inf box
+        pad = 0.1 * np.maximum(hi - lo, 1e-9)
+        return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
 
 
 def check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin) -> bool:
@@ -131,12 +140,7 @@ def plane_list(
         rows = index_rows(anchor_index_list, len(dataset.x))
         triples = [as_inputs(dataset.x[list(r)], input_dim, f"--data {dataset.source}") for r in rows]
         what = f"--anchor-index-list {anchor_index_list}"
-    planes = []
-    for i, triple in enumerate(triples):
-        try:
-            planes.append(anchor_plane(triple, margin))
-        except UsageError as error:
-            raise UsageError(f"{what}, plane {i}: {error}") from None
+    planes = [anchor_plane(triple, margin, f"{what}, plane {i}") for i, triple in enumerate(triples)]
     return planes, rows
 
 

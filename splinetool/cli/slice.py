@@ -26,6 +26,7 @@ from splinetool.cli.common import (
     ShardOption,
     SvgOption,
     TrustOption,
+    check_outputs,
     load_net,
     parse_device,
     print_json,
@@ -112,6 +113,7 @@ def command(
             raise UsageError(f"--norm {norm!r}: expected 2 or fro")
         if color not in COLORS:
             raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
+        check_outputs(ctx, output, png, svg)
         many = check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin)
         share = check_shard(shard, output, {"--png": png, "--svg": svg})
         if share is not None and not many:

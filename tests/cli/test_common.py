@@ -1,0 +1,252 @@
+"""What every command shares: config files never grant trust, outputs never replace what they should
+not, and a signal stops a run cleanly. Each test checks the exit code, the message, and that nothing
+outside the intended output changed."""
+
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from splinetool.cli import app
+from tests.conftest import ROOT, SAMPLES
+
+runner = CliRunner()
+MOONS = SAMPLES / "moons-mlp.ts.pt"
+MOONS_DATA = SAMPLES / "data" / "moons.npz"
+SLICE = ["slice", MOONS, "--data", MOONS_DATA, "--anchor-index", "0,1,2"]
+
+
+def run(*args, env=None):
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class TouchesMarker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# --- a config file sets options, never trust, code or checkpoints ---
+
+
+def test_config_cannot_switch_on_trust_but_the_environment_can(tmp_path):
+    checkpoint, marker, config = tmp_path / "m.pt", tmp_path / "marker", tmp_path / "c.toml"
+    torch.save(TouchesMarker(str(marker)), checkpoint)
+    config.write_text("trust_checkpoint = true\n")
+    result = run("info", checkpoint, "--config", config)
+    assert result.exit_code == 2
+    assert "trust_checkpoint" in result.output and "SPLINETOOL_TRUST_CHECKPOINT" in result.output
+    assert not marker.exists()
+    assert run("info", checkpoint).exit_code == 2 and not marker.exists()
+    run("info", checkpoint, env={"SPLINETOOL_TRUST_CHECKPOINT": "1"})
+    assert marker.exists()  # trust from the environment unpickles (the file is a real attack)
+
+
+def test_config_cannot_name_a_factory_to_import(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "hostile_factory.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nimport torch\ndef build():\n    return torch.nn.Linear(2, 1)\n"
+    )
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "w.pt")
+    (tmp_path / "c.toml").write_text('arch = "hostile_factory:build"\n')
+    monkeypatch.chdir(tmp_path)
+    result = run("info", "w.pt", "--config", "c.toml")
+    assert result.exit_code == 2 and "hostile_factory:build" in result.output
+    assert not marker.exists()
+    # a TOML architecture or an inline family stays allowed
+    (tmp_path / "c.toml").write_text('arch = "mlp{widths=[3], outputs=1, input_shape=[2]}"\n')
+    assert "may not come from a config file" not in run("info", "w.pt", "--config", "c.toml").output
+
+
+def test_config_cannot_name_checkpoints(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f"checkpoints = [{str(MOONS)!r}]\n")
+    result = run("local-complexity", MOONS, "--data", MOONS_DATA, "--config", config)
+    assert result.exit_code == 2 and "checkpoints" in result.output
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00binary", b"dtype = 'float32'\n\x80\n"])
+def test_binary_config_is_refused(tmp_path, content):
+    config = tmp_path / "c.toml"
+    config.write_bytes(content)
+    result = run("info", MOONS, "--config", config)
+    assert result.exit_code == 2 and "c.toml" in result.output
+
+
+# --- -o and the pictures replace only regular files that are not inputs ---
+
+
+def test_output_onto_a_fifo_is_refused(tmp_path):
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    result = run(*SLICE, "-o", fifo)
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_output_onto_a_device_is_refused(tmp_path):
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    result = run(
+        "count-regions",
+        MOONS,
+        "--bounds=-1,1,-1,1",
+        "--origin",
+        _origin(tmp_path),
+        "--directions",
+        _directions(tmp_path),
+        "-o",
+        device,
+    )
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+def test_output_through_a_symbolic_link_is_refused(tmp_path):
+    target, link = tmp_path / "kept.h5", tmp_path / "link.h5"
+    target.write_bytes(b"precious")
+    link.symlink_to(target)
+    for option in ("-o", "--png"):
+        path = link if option == "-o" else tmp_path / "link.png"
+        if option == "--png":
+            path.symlink_to(target)
+        result = run(*SLICE, option, path)
+        assert result.exit_code == 2 and "symbolic link" in result.output
+        assert path.is_symlink() and target.read_bytes() == b"precious"
+
+
+def test_output_onto_a_folder_is_refused(tmp_path):
+    result = run(*SLICE, "-o", tmp_path)
+    assert result.exit_code == 2 and "folder" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "data", "config"])
+def test_output_onto_an_input_is_refused(tmp_path, which):
+    checkpoint, data, config = tmp_path / "m.ts.pt", tmp_path / "moons.npz", tmp_path / "c.toml"
+    checkpoint.write_bytes(MOONS.read_bytes())
+    data.write_bytes(MOONS_DATA.read_bytes())
+    config.write_text("seed = 1\n")
+    inputs = {"checkpoint": checkpoint, "data": data, "config": config}
+    before = {name: digest(path) for name, path in inputs.items()}
+    args = [checkpoint, "--data", data, "--config", config]
+    for command in (
+        ["slice", *args, "--anchor-index", "0,1,2"],
+        ["local-complexity", *args],
+    ):
+        result = run(*command, "-o", inputs[which])
+        assert result.exit_code == 2, result.output
+        assert "is also an input" in " ".join(result.output.split())
+        assert {name: digest(path) for name, path in inputs.items()} == before
+
+
+def test_output_onto_a_hard_link_of_the_checkpoint_is_refused(tmp_path):
+    checkpoint, alias = tmp_path / "m.ts.pt", tmp_path / "alias.h5"
+    checkpoint.write_bytes(MOONS.read_bytes())
+    os.link(checkpoint, alias)
+    result = run("slice", checkpoint, "--data", MOONS_DATA, "--anchor-index", "0,1,2", "-o", alias)
+    assert result.exit_code == 2 and "is also an input" in " ".join(result.output.split())
+    assert checkpoint.read_bytes() == MOONS.read_bytes()
+
+
+@pytest.mark.parametrize("picture", [["--png", "picture.txt"], ["--svg", "missing/picture.svg"]])
+def test_a_bad_picture_path_is_refused_before_the_output_is_replaced(tmp_path, picture):
+    output = tmp_path / "old.h5"
+    output.write_bytes(b"the previous run")
+    option, name = picture
+    result = run(*SLICE, "-o", output, option, tmp_path / name)
+    assert result.exit_code == 2 and option in result.output
+    assert output.read_bytes() == b"the previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+
+
+def _origin(folder):
+    import numpy as np
+
+    np.save(folder / "origin.npy", np.zeros(2))
+    return folder / "origin.npy"
+
+
+def _directions(folder):
+    import numpy as np
+
+    np.save(folder / "directions.npy", np.eye(2))
+    return folder / "directions.npy"
+
+
+# --- a signal stops the run: exit 128 + signal, one line, no file left ---
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_write_removes_the_output_and_exits_128_plus_its_number(tmp_path, signum):
+    output = tmp_path / "slice.h5"
+    command = [
+        sys.executable,
+        "-m",
+        "splinetool",
+        "slice",
+        str(SAMPLES / "digits-mlp.ts.pt"),
+        "--data",
+        str(SAMPLES / "data" / "digits.npz"),
+        "--anchor-index",
+        "0,1,2",
+        "--margin",
+        "6",
+        "-o",
+        str(output),
+        "-q",
+    ]
+    # started with SIGINT ignored, as a shell starts a background job: a signal sent on purpose still stops it
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        assert process.poll() is None, "the run ended before it started writing"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum
+    assert err.strip().count("\n") == 0 and signal.Signals(signum).name in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- an allocation that fails despite the engines' budgets: exit 2, one message ---
+
+
+def test_an_allocation_failure_exits_2_with_one_message(capsys):
+    import typer
+
+    from splinetool.cli.common import reported_errors
+
+    with pytest.raises(typer.Exit) as stopped, reported_errors():
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 912 bytes.")
+    assert stopped.value.exit_code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: ran out of memory") and "--max-regions" in err
+    with pytest.raises(RuntimeError, match="shape"), reported_errors():
+        raise RuntimeError("shape mismatch")  # not an allocation: a bug, left to surface
