@@ -4,7 +4,9 @@ A shard file is an ordinary run file whose results cover one share of the items,
 attribute `shard` (JSON) recording what the merged result depends on: the command, its parameters
 (normalised option values, without output paths or --shard), the checkpoints' sha256, and the share
 (index, count, its item range start:stop, and the total item count). `merge` accepts a set of shards
-only when all of that agrees and every share 0..count-1 is present exactly once.
+only when all of that agrees, every share 0..count-1 is present exactly once, and each shard's
+results hold exactly the items its header declares (a file edited or cut short by hand, or written by
+something else, is refused before anything is written).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from splinetool.analyses import count_regions, debias_sample, local_complexity, slice
 from splinetool.errors import UsageError
@@ -28,6 +32,53 @@ COMBINERS: dict[type, Callable[[Sequence], object]] = {
     debias_sample.PoolShare: debias_sample.combine,
     local_complexity.LCResult: local_complexity.combine,
     slice.SliceList: slice.combine,
+}
+
+
+def _rows(array, axis: int = 0) -> int:
+    """Length of `array` along `axis` (0 where it has no such axis: it then holds no rows there)."""
+    return int(np.shape(array)[axis]) if np.ndim(array) > axis else 0
+
+
+def _span(offsets) -> int:
+    """Rows covered by an offsets array [k + 1] (rows offsets[0]:offsets[-1])."""
+    return int(offsets[-1] - offsets[0]) if _rows(offsets) else 0
+
+
+def _count_items(result: count_regions.CountResult) -> dict[str, int]:
+    # exact-1d shares out segments, exact-2d planes; breakpoints, outputs and piece codes are rows
+    # per breakpoint or piece, not per item. A sampled count is one estimate over all its points
+    # (count-regions refuses --shard with --sample): it holds no items, which merge refuses.
+    if result.method == "exact-1d":
+        held = {name: _rows(getattr(result, name)) for name in ("starts", "ends", "pieces_per_node")}
+        return held | {"offsets": _rows(result.offsets) - 1}  # one more offset than segments
+    if result.method == "exact-2d":
+        names = ("origins", "directions", "domains", "tiles_per_node")
+        return {name: _rows(getattr(result, name)) for name in names}
+    return {}
+
+
+# how many items (see parallel.Work) each per-item field of a partial result holds, per Result type:
+# merge checks every one against the item range the shard's header declares
+ITEMS: dict[type, Callable[[object], dict[str, int]]] = {
+    count_regions.CountResult: _count_items,
+    # pool rows (latents); candidates and outputs are only the rows a draw can pick
+    debias_sample.PoolShare: lambda share: {
+        "latents": _rows(share.latents),
+        **{name: _rows(value) for name, value in vars(share.measures).items()},
+    },
+    # points: per_point is [checkpoints, points, nodes], set_offsets splits the points into sets
+    local_complexity.LCResult: lambda lc: {
+        "per_point": _rows(lc.per_point, axis=1),
+        "set_offsets": _span(lc.set_offsets),
+    },
+    slice.SliceList: lambda planes: {"slices": len(planes.slices)},
+}
+
+# where a partial result itself records its place among the items (start, total), for the types that
+# do: a pool share knows its first row and the pool's size, which the header also declares
+PLACES: dict[type, Callable[[object], tuple[int, int]]] = {
+    debias_sample.PoolShare: lambda share: (share.start, share.plan.pool),
 }
 
 
@@ -81,6 +132,7 @@ def merge(paths: Sequence[Path], output: Path, argv: list[str]) -> tuple[ShardIn
     for i, part in zip(order, parts):
         if list(part) != names:
             raise UsageError(f"{paths[i]} holds results {list(part)}, {paths[order[0]]} holds {names}")
+    _check_contents([paths[i] for i in order], [infos[i] for i in order], parts)
     results = {name: combine([part[name] for part in parts]) for name in names}
     first = read_provenance(paths[order[0]])
     devices = sorted({str(read_provenance(p).get("device")) for p in paths})
@@ -131,3 +183,47 @@ def _check_together(paths: Sequence[Path], infos: Sequence[ShardInfo]) -> None:
         raise UsageError(
             f"missing share(s) {', '.join(missing)} of {head.count} (written by --shard i/{head.count})"
         )
+
+
+def _check_contents(paths: Sequence[Path], infos: Sequence[ShardInfo], parts: Sequence[dict]) -> None:
+    """Every result of every shard (in share order) holds the items its header declares, and combines.
+
+    The headers agree by now; this catches a shard whose data do not match its header, before
+    combining turns it into a plausible but wrong merged file (or fails half-way with a traceback).
+    """
+    for name, first in parts[0].items():
+        kind = type(first)
+        if kind not in ITEMS:
+            raise UsageError(
+                f"{paths[0]}: its '{name}' result is a {kind.__name__}, which is not split into items "
+                f"(shards hold {', '.join(sorted(k.__name__ for k in ITEMS))})"
+            )
+        fields = sorted(ITEMS[kind](first))
+        for path, info, part in zip(paths, infos, parts):
+            result = part[name]
+            held = ITEMS[kind](result) if type(result) is kind else {}
+            if not held and type(result) is kind:
+                raise UsageError(
+                    f"{path}: its '{name}' result holds nothing per item (such as a sampled count, "
+                    "which is one estimate over all its points): it is not a share of a run"
+                )
+            # the same type with the same per-item fields (e.g. one count-regions method) combines
+            if sorted(held) != fields:
+                raise UsageError(
+                    f"{path}: its '{name}' result is a {type(result).__name__} with "
+                    f"{', '.join(sorted(held)) or 'other fields'}, which does not combine with "
+                    f"{paths[0]}'s {kind.__name__} with {', '.join(fields)}"
+                )
+            declared = info.stop - info.start
+            for field, count in held.items():
+                if count != declared:
+                    raise UsageError(
+                        f"{path}: declares items {info.start}:{info.stop} ({declared} items) but its "
+                        f"'{name}' result holds {count} ({field})"
+                    )
+            if kind in PLACES and PLACES[kind](result) != (info.start, info.total):
+                start, total = PLACES[kind](result)
+                raise UsageError(
+                    f"{path}: declares items {info.start}:{info.stop} of {info.total} but its '{name}' "
+                    f"result holds items from {start} of {total}"
+                )
