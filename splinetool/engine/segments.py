@@ -287,7 +287,7 @@ def _check_budget(batch: _Batch, points: int, budget: int) -> None:
         raise OutOfMemory(
             f"the segments need about {needed / 2**30:.1f} GiB for {points:,} breakpoints in one batch "
             f"({_row_bytes(batch):,} bytes each), more than the {budget / 2**30:.1f} GiB allowed "
-            "(half the free memory); use shorter segments or a device with more memory"
+            "(half the memory this process may still use); use shorter segments or a device with more memory"
         )
 
 

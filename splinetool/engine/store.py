@@ -7,10 +7,9 @@ with what drew it. Both grow by doubling so that adding rows one cut at a time s
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from splinetool.engine.memory import memory_left
 from splinetool.errors import UsageError
 
 
@@ -28,14 +27,17 @@ class OutOfMemory(UsageError):
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes the engine may use on the device: half of what is free now."""
+    """Bytes the engine may use on the device: half of what it may still allocate now.
+
+    On the CPU that is the least of the host's available memory, the job's memory cgroup and the
+    process's address-space limit (see engine/memory.py), not the host's free pages alone: under a
+    batch job's limit those overstate the room, and tensors sized by them die in the allocator.
+    """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError):
-        return 8 << 30
+    left = memory_left()
+    return (left if left is not None else 16 << 30) // 2
 
 
 class VertexStore:
@@ -115,7 +117,8 @@ class VertexStore:
             raise OutOfMemory(
                 f"the slice needs about {needed / 2**30:.1f} GiB for {rows:,} vertices "
                 f"({row_bytes:,} bytes each), more than the {self.budget / 2**30:.1f} GiB allowed "
-                "(half the free memory); shrink the domain (--margin, --bounds) or use a GPU with more memory"
+                "(half of what this process may still allocate); shrink the domain (--margin, --bounds) "
+                "or use a GPU with more memory"
             )
 
 
