@@ -154,6 +154,13 @@ def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointS
         raise UsageError(f"--random {count}: expected a positive number of points")
     x = np.concatenate([s.x for s in sets])
     lo, hi = x.min(axis=0), x.max(axis=0)
+    with np.errstate(over="ignore"):
+        wide = not np.isfinite(hi - lo).all()
+    if wide:  # numpy cannot draw from a range wider than float64 holds
+        raise UsageError(
+            f"--random {count}: the box of --data {_sources(sets)} is wider than float64 can hold; "
+            "expected points within ±1e150"
+        )
     rng = np.random.default_rng([_seed(seed), _RANDOM_POINTS])
     return PointSet(
         "random", rng.uniform(lo, hi, size=(count, x.shape[1])), None, "uniform in the data's box"
@@ -178,10 +185,37 @@ def choose_radius(
     scale = data_scale(sets)
     if scale == 0:
         raise UsageError("the data points are all the same, so they give no scale: set --radius")
-    return (
-        relative_radius * scale,
-        f"{relative_radius:g} × {scale:.6g}, the RMS distance of the data points to their mean",
-    )
+    if not math.isfinite(scale):  # squared distances overflow once the points spread past ~1e154
+        raise UsageError(
+            f"--data {_sources(sets)}: the RMS distance of the points to their mean, which scales "
+            "--relative-radius, overflows float64; expected points within ±1e150, or set --radius"
+        )
+    radius = relative_radius * scale
+    if not math.isfinite(radius):
+        raise UsageError(
+            f"--relative-radius {relative_radius:g}: times the data's scale {scale:.3g} it overflows "
+            "float64; expected a radius (--relative-radius × scale, or --radius) below 1e308"
+        )
+    return radius, f"{relative_radius:g} × {scale:.6g}, the RMS distance of the data points to their mean"
+
+
+def _sources(sets: Sequence[PointSet]) -> str:
+    return ", ".join(dict.fromkeys(s.source or s.name for s in sets))
+
+
+def _check_reach(sets: Sequence[PointSet], radius: float, given: bool, dtype: torch.dtype) -> None:
+    """Refuse points whose vertices x ± r·u (|u_i| <= 1) overflow the network's dtype."""
+    top = torch.finfo(dtype).max
+    for s in sets:
+        far = float(np.abs(s.x).max())
+        if not far + radius <= top:
+            option = f"--radius {radius:g}" if given else f"the radius {radius:.3g}"
+            raise UsageError(
+                f"--data {s.source or s.name}: its points (up to {far:.3g}) with {option} reach past "
+                f"{str(dtype).removeprefix('torch.')}'s largest number {top:.3g}, so the neighbourhoods' "
+                "vertices overflow; expected smaller points or radius"
+                + (" (or --dtype float64)" if dtype != torch.float64 else "")
+            )
 
 
 def shared_frame(dim: int, count: int, seed: int = 0) -> np.ndarray:
@@ -245,12 +279,24 @@ def count_crossings(
     b = x.shape[0]
     offsets = radius * frame
     vertices = x[:, None, :] + torch.cat([offsets, -offsets], dim=-2)  # [b, 2P, D]
+    dtype = str(net.dtype).removeprefix("torch.")
+    hint = " (or --dtype float64)" if net.dtype != torch.float64 else ""
+    # a radius below the points' float resolution rounds a vertex back onto its point: no neighbourhood
+    if bool((vertices == x[:, None, :]).all(dim=2).any()):
+        raise UsageError(
+            f"around some points (up to {float(x.abs().max()):.3g}) the radius {radius:.3g} is below "
+            f"{dtype}'s resolution, so neighbourhood vertices round back onto their point; expected a "
+            f"larger --radius or --relative-radius, or points nearer the origin{hint}"
+        )
     per_point = vertices.shape[1]
     values = net.input_values(vertices.reshape(b * per_point, -1))
     counts, start = [], 0
+    # NaN and inf have no sign to change: gathered on the device, looked at once per call
+    finite = torch.ones((), dtype=torch.bool, device=x.device)
     for node in net.pl_nodes:
         values = net.run_steps(values, start, node.step)
         pre = values[net.steps[node.step].inputs[0]]
+        finite &= torch.isfinite(pre).all()
         if isinstance(node.pl, ArgmaxKind):
             winner = node.pl.candidates(pre).argmax(dim=-1).reshape(b, per_point, -1)
             counts.append((winner != winner[:, :1]).any(dim=1).sum(dim=1))
@@ -259,7 +305,14 @@ def count_crossings(
         start = node.step
     if include_output:
         values = net.run_steps(values, start, len(net.steps))
+        finite &= torch.isfinite(values[net.output_index]).all()
         counts.append(_sign_changes(values[net.output_index].reshape(b, per_point, -1)))
+    if not bool(finite):
+        raise UsageError(
+            f"the network's values overflow {dtype} (NaN or inf) around some points, so their crossings "
+            "cannot be counted; expected points, and a --radius (or --relative-radius × the data's scale), "
+            f"of a size the network can take{hint}"
+        )
     if not counts:
         return torch.zeros((b, 0), dtype=torch.int64, device=x.device)
     return torch.stack(counts, dim=1)
@@ -337,6 +390,7 @@ def run(
     if chunk_size is not None and chunk_size < 1:
         raise UsageError(f"--batch-size {chunk_size}: expected a positive number of points")
     measured = [s for s in sets if s.name != "random"] or list(sets)
+    given_radius = radius is not None
     radius, rule = choose_radius(measured, radius, relative_radius)
     x_all = np.concatenate([s.x.reshape(len(s.x), -1) for s in sets])
     offsets = np.cumsum([0] + [len(s.x) for s in sets])
@@ -351,6 +405,7 @@ def run(
             dtype = net.dtype
             p = _directions(net.input_dim, directions)
             _check_sets(sets, net.input_dim)
+            _check_reach(sets, radius, given_radius, net.dtype)
             shared = shared_frame(net.input_dim, p, seed) if frame == "shared" else None
             nodes = _nodes(net, include_output)
         elif _nodes(net, include_output) != nodes:
@@ -369,7 +424,9 @@ def run(
             if progress is not None:
                 progress(c * len(rows) + done, (count or c + 1) * len(rows))
 
-        per_point.append(_measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report))
+        per_point.append(
+            _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report, _sources(sets))
+        )
         accuracy.append(
             [
                 _accuracy(net, s, _within(rows, offsets[i], offsets[i + 1]), chunk * 2 * p)
@@ -404,7 +461,7 @@ def run(
     )
 
 
-def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report) -> np.ndarray:
+def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report, sources) -> np.ndarray:
     frame = None if shared is None else torch.as_tensor(shared, dtype=net.dtype, device=net.device)
     parts = [torch.zeros((0, len(_nodes(net, include_output))), dtype=torch.int64)]
     # chunks start on multiples of the chunk size, as in a run over every point, so a share's
@@ -419,7 +476,10 @@ def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, r
             here = torch.as_tensor(frames, dtype=net.dtype, device=net.device)
         else:
             here = frame
-        parts.append(count_crossings(net, x, here, radius, include_output).cpu())
+        try:
+            parts.append(count_crossings(net, x, here, radius, include_output).cpu())
+        except UsageError as error:
+            raise UsageError(f"--data {sources}: {error}") from None
         report(stop - rows.start)
     return torch.cat(parts).numpy()
 

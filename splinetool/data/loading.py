@@ -180,4 +180,6 @@ def _generated(name: str, count: str, split: str | None, n: int | None, seed: in
 def spread(x: np.ndarray) -> float:
     """Root-mean-square distance of the rows of `x` to their mean: the data's scale."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    # points spread past ~1e154 overflow the squares: the caller is told by an inf, not a warning
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))

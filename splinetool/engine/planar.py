@@ -89,6 +89,19 @@ def plane_inputs(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, t: 
     return x.reshape(t.shape[0], *net.input_shape)
 
 
+def _check_reach(domain: torch.Tensor, corners: torch.Tensor) -> None:
+    """Refuse a plane too large for its dtype: areas and intersections multiply two coordinates, so
+    coordinates must stay well inside the square root of the dtype's largest number (1e150 in
+    float64, 1e15 in float32). The map to input space is affine, so its corners bound every point."""
+    limit = torch.finfo(domain.dtype).max ** 0.5 * 1e-4
+    reach = max(float(domain.abs().max()), float(corners.abs().max()))
+    if not reach <= limit:
+        raise UsageError(
+            f"the plane reaches {reach:.3g}, too far for {str(domain.dtype).removeprefix('torch.')} "
+            f"geometry (coordinates must stay within ±{limit:.1e}): compute in float64 or shrink the plane"
+        )
+
+
 @dataclass
 class _Group:
     tiles: TileStore
@@ -105,7 +118,7 @@ class Sweep:
 
     Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
     exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
-    may hold (default: a quarter of the free memory), `max_resident` its tiles.
+    may hold (default: a sixth of `available_memory`, at most DEFAULT_BUDGET), `max_resident` its tiles.
     """
 
     net: PLNet
@@ -124,7 +137,10 @@ class Sweep:
         nodes = len(net.pl_nodes)
         self.tiles_per_node = [0] * nodes
         first = self._first_group()
-        budget = self.budget if self.budget is not None else min(available_memory(net.device), DEFAULT_BUDGET)
+        # a group is split once it holds a quarter of `budget` (`_too_big`), but within one stage its
+        # vertices may still grow 4x, their tables' capacity runs up to 2x the rows, and the vertex
+        # store refuses to grow past 3x that capacity: a sixth of its limit keeps its check from firing
+        budget = self.budget if self.budget is not None else min(first.vertices.budget // 6, DEFAULT_BUDGET)
         total_area = first.area
         finished_area, handed_out = 0.0, 0
         stack = [first]
@@ -152,7 +168,9 @@ class Sweep:
         origin = self.origin.to(device=device, dtype=dtype)
         directions = self.directions.to(device=device, dtype=dtype)
         first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
-        values = net.run_steps(net.input_values(plane_inputs(net, origin, directions, domain)), 0, first)
+        corners = plane_inputs(net, origin, directions, domain)
+        _check_reach(domain, corners)
+        values = net.run_steps(net.input_values(corners), 0, first)
         vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
         ids = torch.arange(domain.shape[0], device=device)[None, :]
         area = float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from splinetool.errors import UnsupportedModelError
+from splinetool.errors import UnsupportedModelError, UsageError, is_out_of_memory
 from splinetool.ir.context import Dyn, LoweringContext, NotLowerable, is_dyn
 from splinetool.ir.plnet import PLNet
 from splinetool.ir.registry import HANDLERS, supported_ops
@@ -23,10 +23,14 @@ class _Blocked:
 def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
     """Lower an nn.Module, TorchScript module or ExportedProgram to a PLNet.
 
-    Raises UnsupportedModelError listing every operation that is not piecewise-linear.
+    Raises UnsupportedModelError listing every operation that is not piecewise-linear, and UsageError
+    for weights holding NaN or inf.
     """
+    source = "the model"
     if hasattr(model, "module") and hasattr(model, "input_shape"):  # a frontends.LoadedModel
+        source = f"checkpoint {model.path}"
         model, input_shape = model.module, input_shape or model.input_shape
+    _refuse_non_finite(model, source)
     traced = model if isinstance(model, TracedGraph) else trace(model, input_shape)
     supported = supported_ops()
     ctx = LoweringContext(traced.example)
@@ -85,6 +89,34 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
     return net
 
 
+def _refuse_non_finite(model: Any, source: str) -> None:
+    """Refuse NaN or inf weights first: a network computing NaN has no tiles to measure, and the checks
+    after lowering would otherwise blame something else (the batch size, the reference output)."""
+    for kind, name, tensor in _named_tensors(model):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UsageError(
+                f"{source}: {kind} {name!r} holds NaN or inf values; the geometry of such a network is "
+                "undefined"
+            )
+
+
+def _named_tensors(model: Any) -> list[tuple[str, str, torch.Tensor]]:
+    """(kind, qualified name, tensor) for the parameters, buffers and constants of any model object."""
+    if isinstance(model, torch.export.ExportedProgram):
+        signature = model.graph_signature
+        kinds = {name: "parameter" for name in signature.parameters}
+        kinds |= {name: "buffer" for name in signature.buffers}
+        state = {**model.state_dict, **model.constants}  # constants may hold script objects too
+        return [(kinds.get(n, "constant"), n, t) for n, t in state.items() if isinstance(t, torch.Tensor)]
+    if isinstance(model, TracedGraph):
+        return [("constant", n, t) for n, t in model.constants.items() if isinstance(t, torch.Tensor)]
+    if isinstance(model, torch.nn.Module):  # ScriptModules too
+        return [("parameter", n, t) for n, t in model.named_parameters()] + [
+            ("buffer", n, t) for n, t in model.named_buffers()
+        ]
+    return []
+
+
 def _check_batch_independent(net: PLNet, example: torch.Tensor) -> None:
     """Tensors built from the batch size (expand(x.size(0), ...)) were frozen at the example's size."""
     x = torch.cat([example, example[:1]])  # a batch size the graph was not recorded with
@@ -92,7 +124,9 @@ def _check_batch_independent(net: PLNet, example: torch.Tensor) -> None:
         together = net.to(dtype=torch.float64)(x.double())
         alone = net.to(dtype=torch.float64)(x[:1].double())
         ok = together.shape[0] == x.shape[0] and torch.allclose(together[:1], alone, rtol=1e-9, atol=1e-9)
-    except RuntimeError:
+    except RuntimeError as err:
+        if is_out_of_memory(err):
+            raise
         ok = False
     if not ok:
         raise UnsupportedModelError(

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from splinetool.errors import UnsupportedModelError
+from splinetool.errors import UnsupportedModelError, UsageError
 from splinetool.ir import lower
 from tests.zoo import ZOO, build
 
@@ -202,3 +202,27 @@ def test_scripted_whole_range_slices_are_identity():
     net = lower(torch.jit.script(model), (3,)).to(dtype=torch.float64)
     x = torch.randn(6, 3, dtype=torch.float64)
     torch.testing.assert_close(net(x), model.double()(x), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize(
+    "where,name", [("weight", "parameter '2.weight'"), ("running_var", "buffer '1.running_var'")]
+)
+def test_non_finite_parameters_and_buffers_are_refused_by_name(frontend, where, name, tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
+    model.eval()
+    with torch.no_grad():
+        if where == "weight":
+            model[2].weight[1, 2] = float("nan")
+        else:
+            model[1].running_var[0] = float("inf")
+    source = as_frontend(model, (3,), frontend, tmp_path)
+    with pytest.raises(UsageError, match=f"the model: {name} holds NaN or inf values"):
+        lower(source, (3,))
+
+
+def test_finite_extreme_weights_still_lower():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        model[0].weight.mul_(1e100)
+    assert len(lower(model, (2,)).pl_nodes) == 1
