@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 import typer
 
@@ -68,6 +69,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main() -> None:
+    # torch.export's own deprecation notice (torch 2.13), printed for every model it traces: noise
+    # about torch's internals that a user can do nothing about
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
     for caught in STOP_SIGNALS:
         signal.signal(caught, _stop)
     try:
