@@ -190,6 +190,23 @@ def first_layer_net(weights, biases, outputs: int = 1) -> nn.Module:
     return model
 
 
+def concurrent_lines_net() -> nn.Sequential:
+    """Three lines through one point (6 tiles on [-1, 1]^2), then relu(z0) + relu(z1) - relu(z2) with
+    z2 = z0 + z1: exactly 0 wherever z0, z1 > 0, but ±1e-16 in floating point (z2 rounds differently),
+    and a one-unit node, so nothing else at the point says how large "zero" is."""
+    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1), nn.ReLU(), nn.Linear(1, 1))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[0.8125, 0.0], [0.0, 0.6875], [0.8125, 0.6875]]))
+        m[0].bias.copy_(torch.tensor([0.5, 0.5, 1.0]))
+        m[2].weight.copy_(torch.tensor([[1.0, 1.0, -1.0]]))
+        m[2].bias.zero_()
+    return m
+
+
+# inside it z0, z1 > 0: the cancelling unit is 0 in exact arithmetic (z0 = 0 at x = -0.615, z1 at y = -0.727)
+CANCELLING_BOX = (-0.3, 0.7, -0.2, 0.9)
+
+
 def tangent_lines(n: int, spread: float = 0.9):
     """n lines tangent to the unit circle: no two parallel, no three through one point."""
     angles = torch.linspace(0, spread * math.pi, n, dtype=torch.float64)

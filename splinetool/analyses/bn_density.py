@@ -6,8 +6,9 @@ the batch to the unit's boundary w·z = μ, so batch-norm (with zero shift β) m
 the data. This analysis makes that visible as numbers, for chosen PL nodes ("layers") of a network:
 
 - density: on a G×G grid over a rectangle of the plane, the number of the node's units whose
-  pre-activation does not keep one sign (arg-max, for max-pool windows) over the cell's four corners;
-  with `exact`, the length of the node's boundary inside each cell, from the planar engine's tiles.
+  pre-activation is positive at one of the cell's four corners and negative at another (for max-pool
+  windows: no candidate on top at all four), zero read by the rule of splinetool/ir/pl.py; with
+  `exact`, the length of the node's boundary inside each cell, from the planar engine's tiles.
 - distance_to_data: per data point (projected onto the plane), the distance in the plane to the node's
   nearest boundary. Grid mode: the distance to the nearest cell the node's boundary crosses (0 inside
   such a cell), so the true distance lies within one cell diagonal above it (first-layer boundaries are
@@ -46,10 +47,11 @@ from torch import nn
 
 from splinetool.analyses.plane import Plane
 from splinetool.engine.planar import partition
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.frontends.families import FAMILIES, build
 from splinetool.ir import PLNet, lower
-from splinetool.ir.pl import ArgmaxKind
+from splinetool.ir.pl import ArgmaxKind, NodeScales
 
 INITS = ("as-is", "zero-bias", "random-bias", "batchnorm")
 REINITS = INITS[1:]
@@ -156,7 +158,8 @@ def _number(value) -> float | None:
 
 
 def _seed(seed: int, purpose: int) -> int:
-    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0])
+    # numpy seed sequences take non-negative entropy: a negative seed maps to its 64-bit pattern
+    return int(np.random.SeedSequence([seed % 2**64, purpose]).generate_state(1)[0])
 
 
 def _is_affine(module: nn.Module) -> bool:
@@ -234,14 +237,6 @@ def fit_batch_norm(module: nn.Module, data: torch.Tensor) -> None:
 # -- the grid pass ----------------------------------------------------------------------------------------
 
 
-def unit_codes(net: PLNet, node_index: int, pre: torch.Tensor) -> torch.Tensor:
-    """[B, units]: the side of every boundary unit (sign nodes) or the winning candidate (max-pool)."""
-    pl = net.pl_nodes[node_index].pl
-    if isinstance(pl, ArgmaxKind):
-        return pl.candidates(pre).argmax(dim=-1)
-    return pl.boundaries(pre) > 0
-
-
 def node_units(net: PLNet, node_index: int) -> int:
     node = net.pl_nodes[node_index]
     if isinstance(node.pl, ArgmaxKind):
@@ -261,6 +256,24 @@ def node_values(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> list[torch
     return found
 
 
+def weak_sides(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> list[torch.Tensor]:
+    """Per chosen node, [B, units, sides] bool: the sides each point is on, zero counting as both (sign
+    units: at or above, at or below the breakpoint; max-pool windows: the candidates on top), by the
+    zero rule of splinetool/ir/pl.py. Every node up to the last chosen is run for its scale."""
+    values = net.input_values(x)
+    scales = NodeScales(values[0])
+    position, found = 0, {}
+    for index in range(max(nodes, default=-1) + 1):
+        step = net.pl_nodes[index].step
+        values = net.run_steps(values, position, step)
+        position = step
+        pre = values[net.steps[step].inputs[0]]
+        scale = scales(pre)
+        if index in nodes:
+            found[index] = net.pl_nodes[index].pl.weak_sides(pre, scale)
+    return [found[index] for index in nodes]
+
+
 def crossings(
     net: PLNet, plane: Plane, x_edges: torch.Tensor, y_edges: torch.Tensor, nodes: Sequence[int], report=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,15 +291,16 @@ def crossings(
         along_y, along_x = torch.meshgrid(band, xs, indexing="ij")
         t = torch.stack([along_x, along_y], dim=-1).reshape(-1, 2)
         x = (origin[None, :] + t @ directions).reshape(len(t), *net.input_shape)
-        for j, (index, pre) in enumerate(zip(nodes, node_values(net, x, nodes))):
-            codes = unit_codes(net, index, pre).reshape(len(band), g + 1, -1)
+        for j, sides in enumerate(weak_sides(net, x, nodes)):
+            sides = sides.reshape(len(band), g + 1, *sides.shape[1:])
             if previous[j] is not None:
-                codes = torch.cat([previous[j], codes])
-            previous[j] = codes[-1:]
-            if len(codes) < 2:
+                sides = torch.cat([previous[j], sides])
+            previous[j] = sides[-1:]
+            if len(sides) < 2:
                 continue
-            corner = codes[:-1, :-1]
-            crossed = (corner != codes[1:, :-1]) | (corner != codes[:-1, 1:]) | (corner != codes[1:, 1:])
+            # a unit crosses a cell when no side holds all four corners (as the engines cut a tile)
+            common = sides[:-1, :-1] & sides[1:, :-1] & sides[:-1, 1:] & sides[1:, 1:]
+            crossed = ~common.any(dim=-1)
             first_row = start - 1 if start else 0
             counts[j, first_row : first_row + len(crossed)] = crossed.sum(dim=-1, dtype=torch.int32)
             seen = crossed.flatten(0, 1).any(dim=0)
@@ -481,6 +495,20 @@ def grid_edges(plane: Plane, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+# bytes per grid cell and chosen node of each initialisation: the crossing counts (int32), the density
+# (float64) and its stacked copy; with `exact` the lengths' float64 scratch as well
+CELL_BYTES, EXACT_CELL_BYTES = 20, 36
+
+
+def _check_grid_memory(grid: int, inits: int, nodes: int, exact: bool) -> None:
+    per_cell = (EXACT_CELL_BYTES if exact else CELL_BYTES) * inits * nodes + 16  # + the near-data mask
+    check_memory(
+        grid * grid * per_cell,
+        f"--grid {grid}: a {grid:,} × {grid:,} grid for {nodes} layer(s) and {inits} initialisation(s)",
+        "use a smaller --grid (or fewer --layers or --init)",
+    )
+
+
 @dataclass
 class Network:
     init: str
@@ -523,6 +551,7 @@ def run(
     points = t.numpy()
     rows: dict[str, list] = {key: [] for key in ("density", "view", "plane", "linear", "share", "seg", "lay")}
     nets = networks() if callable(networks) else networks
+    _check_grid_memory(grid, len(nets), max(len(choose_nodes(n.net, layers)) for n in nets), exact)
     names = layers_of = units = None
     dtype = ""
     for n, network in enumerate(nets):
@@ -605,6 +634,8 @@ def networks(
     bias_std: float = DEFAULT_BIAS_STD,
 ) -> list[Network]:
     """Lower one network per initialisation: the loaded checkpoint for "as-is", else `arch` rebuilt."""
+    if not 0 <= bias_std < math.inf:  # checked even where no bias is drawn: a bad value is a mistake
+        raise UsageError(f"--bias-std {bias_std}: expected a finite number >= 0")
     found = []
     for init in inits:
         if init == "as-is":

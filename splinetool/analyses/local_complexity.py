@@ -3,13 +3,14 @@
 Local complexity (Humayun, Balestriero & Baraniuk, "Deep networks always grok and here is why", ICML
 2024). Around a point x take P orthonormal directions u_1..u_P and a radius r; the neighbourhood is the
 cross-polytope whose 2P vertices are x ± r·u_p (the centre is not a vertex). A neuron counts when its
-pre-activation does not keep one sign over the vertices, that is when the vertices do not all give it
-the same activation-code bit. LC(x) is the number of counted neurons over the chosen PL nodes.
+pre-activation is positive at one vertex and negative at another, zero read by the rule every sign
+decision uses (splinetool/ir/pl.py): a unit that is zero on the neighbourhood, or whose boundary only
+touches a vertex, does not count. LC(x) is the number of counted neurons over the chosen PL nodes.
 
 What one "neuron" is follows the node's breakpoints (`PLNode.pl`): a ReLU-like unit has one, so it is
 one neuron; hardtanh/ReLU6/clamp have two breakpoints per unit and each counts on its own (a unit whose
-both breakpoints cross the neighbourhood counts twice); a max-pool window counts when its arg-max is not
-the same at every vertex. Convolutional nodes count every (channel, position).
+both breakpoints cross the neighbourhood counts twice); a max-pool window counts when no candidate is
+on top (within the zero tolerance) at every vertex. Convolutional nodes count every (channel, position).
 
 For a first-layer neuron the pre-activation is affine, so its sign changes over the cross-polytope
 exactly when it changes over the vertices; deeper neurons are piecewise linear in x, and the vertex
@@ -29,7 +30,7 @@ import torch
 from splinetool.data.loading import spread
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
-from splinetool.ir.pl import ArgmaxKind
+from splinetool.ir.pl import ArgmaxKind, NodeScales, sign_of
 
 DEFAULT_DIRECTIONS = 25  # 2P = 50 vertices, as the published MLP experiments
 DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data points to their mean
@@ -293,20 +294,24 @@ def count_crossings(
     counts, start = [], 0
     # NaN and inf have no sign to change: gathered on the device, looked at once per call
     finite = torch.ones((), dtype=torch.bool, device=x.device)
+    scales = NodeScales(values[0])
     for node in net.pl_nodes:
         values = net.run_steps(values, start, node.step)
         pre = values[net.steps[node.step].inputs[0]]
         finite &= torch.isfinite(pre).all()
         if isinstance(node.pl, ArgmaxKind):
-            winner = node.pl.candidates(pre).argmax(dim=-1).reshape(b, per_point, -1)
-            counts.append((winner != winner[:, :1]).any(dim=1).sum(dim=1))
+            weak = node.pl.weak_sides(pre, scales(pre))
+            counts.append(_crossed(weak.reshape(b, per_point, *weak.shape[1:])))
         else:
-            counts.append(_sign_changes(node.pl.boundaries(pre).reshape(b, per_point, -1)))
+            counts.append(_sign_changes(node.pl.signs(pre, scales(pre)).reshape(b, per_point, -1)))
         start = node.step
     if include_output:
         values = net.run_steps(values, start, len(net.steps))
-        finite &= torch.isfinite(values[net.output_index]).all()
-        counts.append(_sign_changes(values[net.output_index].reshape(b, per_point, -1)))
+        out = values[net.output_index].reshape(b * per_point, -1)
+        finite &= torch.isfinite(out).all()
+        # the logits' signs by the same rule, the output taken as one more node
+        signs = sign_of(out, scales(out)[:, None])
+        counts.append(_sign_changes(signs.reshape(b, per_point, -1)))
     if not bool(finite):
         raise UsageError(
             f"the network's values overflow {dtype} (NaN or inf) around some points, so their crossings "
@@ -318,10 +323,15 @@ def count_crossings(
     return torch.stack(counts, dim=1)
 
 
-def _sign_changes(z: torch.Tensor) -> torch.Tensor:
-    # the code bit is z > 0, so a unit is crossed when some vertex has z > 0 and another z <= 0;
+def _sign_changes(signs: torch.Tensor) -> torch.Tensor:
+    """[b] units (of [b, vertices, units] signs) positive at one vertex and negative at another."""
     # amax and amin apart are several times faster than torch.aminmax over a middle dimension on CPU
-    return ((z.amax(dim=1) > 0) & (z.amin(dim=1) <= 0)).sum(dim=1)
+    return ((signs.amax(dim=1) > 0) & (signs.amin(dim=1) < 0)).sum(dim=1)
+
+
+def _crossed(weak: torch.Tensor) -> torch.Tensor:
+    """[b] windows (of [b, vertices, windows, k] candidates on top) that no candidate tops everywhere."""
+    return (~weak.all(dim=1).any(dim=-1)).sum(dim=1)
 
 
 def auto_chunk(net: PLNet, directions: int, budget: int = MEMORY_BUDGET) -> int:

@@ -14,6 +14,7 @@ from splinetool.analyses.plane import Plane
 from splinetool.engine.planar import Partition, Progress, Sweep, argmax_cells, plane_inputs
 from splinetool.engine.store import TileStore, VertexStore
 from splinetool.ir import PLNet
+from splinetool.ir.codes import unpack_bits
 
 NORMS = {"2": 2, "fro": "fro"}
 
@@ -231,9 +232,12 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
     mean_out = (outputs * w).sum(dim=1) / count[:, None]
     # each output is affine on the tile: least squares through its corners is exact
     dt, do = (corners - centre[:, None]) * w, (outputs - mean_out[:, None]) * w
-    plane_a = torch.linalg.solve(dt.transpose(1, 2) @ dt, dt.transpose(1, 2) @ do).transpose(
-        1, 2
-    )  # [T, O, 2]
+    gram, rhs = dt.transpose(1, 2) @ dt, dt.transpose(1, 2) @ do
+    solution, singular = torch.linalg.solve_ex(gram, rhs)
+    if bool(singular.any()):  # a sliver whose corners are collinear in this dtype: least norm instead
+        bad = singular != 0
+        solution[bad] = torch.linalg.pinv(gram[bad], hermitian=True) @ rhs[bad]
+    plane_a = solution.transpose(1, 2)  # [T, O, 2]
     plane_c = mean_out - torch.einsum("toi,ti->to", plane_a, centre)
     jac_norm = None
     if norm is not None:
@@ -395,11 +399,21 @@ def _boundary_across_groups(loose: list[tuple[np.ndarray, np.ndarray]]) -> np.nd
 
 
 def _verify(net, origin, directions, part: Partition, samples: int, generator, checked: dict) -> None:
-    """Sample interior points of every tile and check that their activation code is the tile's."""
+    """Check every tile's code against the network: at the mean of its corners, where the engine read
+    it, the network's code must be the tile's; at random interior points, every unit must be on the
+    tile's side of its breakpoint, zero counting as both sides. By the zero rule (splinetool/ir/pl.py)
+    a point whose value is within the tolerance lies on that boundary: in a tile thinner than a few
+    tolerances (5e-15 of a digits-resnet plane) such points are interior samples, and their code reads
+    the unit as zero while the tile, clear of zero at its mean, does not."""
     verts = part.verts
     valid = (verts >= 0).to(part.coords.dtype)
     corners = part.coords[verts.clamp(min=0)]
+    bits = unpack_bits(part.codes, sum(n.code_bits for n in net.pl_nodes))
     mismatched = torch.zeros(verts.shape[0], dtype=torch.bool, device=verts.device)
+    mean = (corners * valid[..., None]).sum(dim=1) / valid.sum(dim=1, keepdim=True)
+    for rows in torch.arange(len(mean), device=verts.device).split(4096):
+        got = net.codes(plane_inputs(net, origin, directions, mean[rows]))
+        mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
     for _ in range(samples):
         # positive weights on every corner give a point strictly inside a convex polygon
         w = (
@@ -407,7 +421,19 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
         ) * valid
         points = (corners * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True)
         for rows in torch.arange(len(points), device=verts.device).split(4096):
-            got = net.codes(plane_inputs(net, origin, directions, points[rows]))
-            mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
-    checked["points"] += int(samples * verts.shape[0])
+            x = plane_inputs(net, origin, directions, points[rows])
+            mismatched[rows] |= ~_on_the_tiles_sides(net, x, bits[rows])
+    checked["points"] += int((samples + 1) * verts.shape[0])
     checked["tiles_mismatched"] += int(mismatched.sum())
+
+
+def _on_the_tiles_sides(net: PLNet, x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """[B] whether each point is (weakly) on the side of every unit that its tile's code `bits` names."""
+    held = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    start = 0
+    for node, sides in zip(net.pl_nodes, net.weak_sides(x)):
+        if node.code_bits:  # max-pool windows of one candidate have no code
+            side = node.pl.sides(bits[:, start : start + node.code_bits])
+            held &= sides.gather(-1, side[..., None]).flatten(1).all(dim=1)
+        start += node.code_bits
+    return held

@@ -3,8 +3,8 @@
 Many tiles are cut at once, each by its own function, given by its values at the tile's corners.
 Crossing points on edges whose end values have strictly opposite signs become new vertices: one per
 (edge, function), so two tiles that share an edge share the new vertex. Each side keeps its corners
-in order. Values within a tolerance of zero count as zero, so a line through a vertex, along an edge
-or on the domain boundary never makes an empty or duplicate tile.
+in order. Values within a tolerance of zero count as zero (the zero rule of splinetool/ir/pl.py), so a
+line through a vertex, along an edge or on the domain boundary never makes an empty or duplicate tile.
 """
 
 from __future__ import annotations
@@ -12,15 +12,9 @@ from __future__ import annotations
 import torch
 
 from splinetool.engine.store import VertexStore
-from splinetool.ir.pl import RELATIVE_TOL, zero_tolerance
+from splinetool.ir.pl import RELATIVE_TOL, sign_of, zero_tolerance
 
-__all__ = ["RELATIVE_TOL", "corner_values", "crossed", "cut", "signs_of", "zero_tolerance"]
-
-
-def signs_of(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """-1, 0 or +1, zero within the tolerance of `scale` (broadcast against values)."""
-    tol = zero_tolerance(scale)
-    return torch.where(values > tol, 1, torch.where(values < -tol, -1, 0)).to(torch.int8)
+__all__ = ["RELATIVE_TOL", "corner_values", "crossed", "cut", "sign_of", "zero_tolerance"]
 
 
 def crossed(signs: torch.Tensor) -> torch.Tensor:

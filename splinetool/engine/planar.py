@@ -46,12 +46,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from splinetool.engine.cut import corner_values, crossed, cut, signs_of, zero_tolerance
+from splinetool.engine.cut import corner_values, crossed, cut, sign_of, zero_tolerance
 from splinetool.engine.store import TileStore, VertexStore, available_memory, grow
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import pack_bits
-from splinetool.ir.pl import ArgmaxKind, SignKind
+from splinetool.ir.pl import ArgmaxKind, SignKind, magnitude, node_scale
 
 DOMAIN_EDGE = -1
 STAGE_MIN_GROWTH = 256  # a stage ends once it has added this many tiles and doubled them
@@ -61,6 +61,9 @@ DEFAULT_BUDGET = 1 << 30  # bytes a group may use, vertex values and the room fo
 # a region: dropping it loses that much area at most (and no code: the cell's neighbours hold it)
 SLIVER = 1e-9
 SAME_POINT = 1e-12  # crossings closer than this along an edge (relative to its length) are one vertex
+# vertex fields for the zero rule (splinetool/ir/pl.py): the previous node's scale at each vertex, and
+# the node under way's; new vertices interpolate both, an upper bound of their own (a convex function)
+BELOW, SCALE = "below", "scale"
 
 Progress = Callable[[int, int, int], None]  # (done, total, tiles so far); done / total: share of the area
 
@@ -109,7 +112,6 @@ class _Group:
     area: float
     node: int = 0
     pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, items) of the node under way
-    scale: torch.Tensor | None = None  # per unit (or window) magnitude, for the zero tolerance
 
 
 @dataclass
@@ -170,7 +172,7 @@ class Sweep:
         first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
         corners = plane_inputs(net, origin, directions, domain)
         _check_reach(domain, corners)
-        values = net.run_steps(net.input_values(corners), 0, first)
+        values = net.run_steps(net.input_values(corners), 0, first) | {BELOW: magnitude(corners)}
         vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
         ids = torch.arange(domain.shape[0], device=device)[None, :]
         area = float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
@@ -249,8 +251,8 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
     tiles, vertices = group.tiles, group.vertices
     table = _units_table(net, group)
     if group.pending is None:
-        group.scale = table().abs().amax(dim=0)
-        group.pending = _sign_pairs(tiles, table(), group.scale)
+        _start_node(net, group)
+        group.pending = _sign_pairs(tiles, table(), vertices.field(SCALE))
     rows, units = group.pending
     if rows.numel() == 0:
         return _node_done(group)
@@ -269,7 +271,7 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
         unit = unit[picked]
         verts = tiles.verts[picked]
         values = torch.where(verts >= 0, table()[verts.clamp(min=0), unit[:, None]], 0.0)
-        signs = signs_of(values, group.scale[unit][:, None]) * (verts >= 0)
+        signs = sign_of(values, vertices.field(SCALE)[verts.clamp(min=0)]) * (verts >= 0)
         hit = crossed(signs)
         if hit.any():
             picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
@@ -292,7 +294,7 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
             later = rank_of_pair > r
             stage.close()
             pairs = _expand(family_of_row.values, families[later], units[later])
-            group.pending = _keep_crossing(tiles, table(), group.scale, *pairs)
+            group.pending = _keep_crossing(tiles, table(), vertices.field(SCALE), *pairs)
             return False
     stage.close()
     return _node_done(group)
@@ -309,9 +311,12 @@ def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], Non
         values = vertices.field(pre_key)
         return values.reshape(values.shape[0], -1)
 
+    def scale() -> torch.Tensor:
+        return vertices.field(SCALE)
+
     if group.pending is None:
-        group.scale = _window_scale(scores(), taps)
-        group.pending = _window_pairs(tiles, scores(), taps, group.scale)
+        _start_node(net, group)
+        group.pending = _window_pairs(tiles, scores(), taps, scale())
     rows, windows = group.pending
     if rows.numel() == 0:
         return _node_done(group)
@@ -327,21 +332,21 @@ def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], Non
         window_of_family[families[chosen]] = windows[chosen]
         window = window_of_family[family_of_row.values]
         picked = torch.nonzero(window >= 0).flatten()
-        picked, window = _keep_window_crossing(tiles, scores(), taps, group.scale, picked, window[picked])
+        picked, window = _keep_window_crossing(tiles, scores(), taps, scale(), picked, window[picked])
         if picked.numel() == 0:
             continue
         # the envelope's breakpoints on the tiles' edges first, so that neighbours share them
-        crossings = _window_edge_crossings(tiles, scores(), taps, group.scale, picked, window)
+        crossings = _window_edge_crossings(tiles, scores(), taps, scale(), picked, window)
         _split_edges(tiles, vertices, *crossings, picked, stage.created)
         new_edge = stage.new_edge(group.node)
-        parents = _argmax_cells(tiles, vertices, scores(), taps, group.scale, picked, window, new_edge)
+        parents = _argmax_cells(tiles, vertices, scores(), taps, scale(), picked, window, new_edge)
         family_of_row.append(family_of_row.values[parents])
         limit(tiles)
         if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
             later = rank_of_pair > r
             stage.close()
             pairs = _expand(family_of_row.values, families[later], windows[later])
-            group.pending = _keep_window_crossing(tiles, scores(), taps, group.scale, *pairs)
+            group.pending = _keep_window_crossing(tiles, scores(), taps, scale(), *pairs)
             return False
     stage.close()
     return _node_done(group)
@@ -448,6 +453,13 @@ class _Stage:
         _insert(tiles, rows, first, inserted, key_a <= key_b, points)
 
 
+def _start_node(net: PLNet, group: _Group) -> None:
+    """Each vertex's scale for the node about to be cut (the zero rule, splinetool/ir/pl.py)."""
+    vertices = group.vertices
+    pre = vertices.field(net.steps[net.pl_nodes[group.node].step].inputs[0])
+    vertices.add_field(SCALE, node_scale(pre, vertices.field(BELOW)))
+
+
 def _node_done(group: _Group) -> bool:
     group.pending = None
     return True
@@ -460,7 +472,9 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
     pre_key = net.steps[node.step].inputs[0]
     vertices.drop_field(("units", group.node))
     if codes:
-        tiles.extend_payload(_tile_codes(node, tiles, vertices.field(pre_key)))
+        tiles.extend_payload(_tile_codes(node, tiles, vertices.field(pre_key), vertices.field(SCALE)))
+    below = node_scale(vertices.field(pre_key), vertices.field(BELOW))
+    vertices.drop_field(SCALE)
     stop = net.pl_nodes[group.node + 1].step if group.node + 1 < len(net.pl_nodes) else len(net.steps)
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
@@ -470,17 +484,19 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
         for i in range(0, vertices.n, chunk)
     ]
     vertices.set_fields({key: torch.cat([p[key] for p in pushed]) for key in pushed[0]} if pushed else fields)
+    vertices.add_field(BELOW, below)
     group.node += 1
-    group.scale = None
 
 
-def _tile_codes(node, tiles: TileStore, pre: torch.Tensor) -> torch.Tensor:
-    """[T, bytes] the node's packed code on each tile, read at the mean of its corners."""
+def _tile_codes(node, tiles: TileStore, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """[T, bytes] the node's packed code on each tile, read at the mean of its corners (where the
+    pre-activation is the mean of theirs, and the scale, near enough, too)."""
     flat = pre.reshape(pre.shape[0], -1)
     parts = []
     for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
         mean = _corner_means(tiles.verts[rows], flat).reshape(rows.numel(), *pre.shape[1:])
-        parts.append(pack_bits(node.pl.code_bits(mean)))
+        mean_scale = _corner_means(tiles.verts[rows], scale[:, None])[:, 0]
+        parts.append(pack_bits(node.pl.code_bits(mean, mean_scale)))
     return torch.cat(parts)
 
 
@@ -551,8 +567,8 @@ def _units_table(net: PLNet, group: _Group) -> Callable[[], torch.Tensor]:
 def _sign_pairs(
     tiles: TileStore, table: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tile, unit) pairs whose zero line strictly separates two corners of the tile."""
-    tol = zero_tolerance(scale)
+    """(tile, unit) pairs whose zero line strictly separates two corners of the tile (`scale`: per vertex)."""
+    tol = zero_tolerance(scale)[:, None]
     # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
     above, below = pack_bits(table > tol), pack_bits(table < -tol)
     return _tile_bits(tiles, lambda ids: above[ids], lambda ids: below[ids], table.shape[1])
@@ -584,7 +600,7 @@ def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torc
     for part in _row_chunks(rows.numel(), tiles.verts.shape[1] * 16, rows.device):
         verts = tiles.verts[rows[part]]
         values = table[verts.clamp(min=0), units[part][:, None]]
-        signs = signs_of(values, scale[units[part]][:, None]) * (verts >= 0)
+        signs = sign_of(values, scale[verts.clamp(min=0)]) * (verts >= 0)
         keep.append(crossed(signs))
     keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
     return rows[keep], units[keep]
@@ -612,15 +628,9 @@ def _window_values(scores: torch.Tensor, taps: torch.Tensor, ids: torch.Tensor, 
     return torch.where(t >= 0, values, -math.inf)
 
 
-def _window_scale(scores: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Per window, the node's largest magnitude: candidates fed by ReLUs that are off hold exact
-    zeros at some vertices and rounding noise at others, which a window's own scale would split."""
-    magnitude = scores.abs().amax() if scores.numel() else torch.zeros((), dtype=scores.dtype)
-    return magnitude.expand(taps.shape[0]).clone()
-
-
 def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tile, window) pairs where no single candidate is a (weak) maximum at every corner."""
+    """(tile, window) pairs where no single candidate is a (weak) maximum at every corner (`scale`:
+    per vertex; the zero rule's tie)."""
     ids = torch.arange(scores.shape[0], device=scores.device)
     weak = []
     for rows in ids.split(max(1, PAIR_CHUNK_BYTES // (taps.numel() * scores.element_size() * 3))):
@@ -628,7 +638,7 @@ def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tenso
             scores, taps, rows[:, None].expand(-1, taps.shape[0]), _all_windows(taps, rows)
         )
         best = values.amax(dim=2, keepdim=True)
-        on_top = values >= best - zero_tolerance(scale)[None, :, None]
+        on_top = values >= best - zero_tolerance(scale[rows])[:, None, None]
         weights = 1 << torch.arange(taps.shape[1], device=scores.device)
         weak.append((on_top.long() * weights).sum(dim=2))  # [v, W] bit i: candidate i is on top
     weak = torch.cat(weak)
@@ -657,9 +667,8 @@ def _keep_window_crossing(tiles, scores, taps, scale, rows, windows):
         verts = tiles.verts[rows[part]]
         values = _window_values(scores, taps, verts, windows[part])  # [P, K, k]
         best = values.amax(dim=2, keepdim=True)
-        weak = (values >= best - zero_tolerance(scale[windows[part]])[:, None, None]) | (verts < 0)[
-            :, :, None
-        ]
+        tol = zero_tolerance(scale[verts.clamp(min=0)])[:, :, None]
+        weak = (values >= best - tol) | (verts < 0)[:, :, None]
         keep.append(~weak.all(dim=1).any(dim=1))
     keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
     return rows[keep], windows[keep]
@@ -674,7 +683,7 @@ def _window_edge_crossings(tiles, scores, taps, scale, rows, windows):
     k = taps.shape[1]
     i, j = torch.triu_indices(k, k, offset=1, device=taps.device)
     d_lo, d_hi = z_lo[:, i] - z_lo[:, j], z_hi[:, i] - z_hi[:, j]  # [E, pairs]
-    tol = zero_tolerance(scale[window])[:, None]
+    tol = zero_tolerance(torch.maximum(scale[lo], scale[hi]))[:, None]
     real = torch.isfinite(d_lo) & torch.isfinite(d_hi)
     strict = real & (((d_lo > tol) & (d_hi < -tol)) | ((d_lo < -tol) & (d_hi > tol)))
     lam = torch.where(strict, d_lo / torch.where(strict, d_lo - d_hi, 1.0), 0.0)
@@ -697,7 +706,8 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     coords = vertices.coords[verts.clamp(min=0)]
     z = _window_values(scores, taps, verts, windows)  # [R, K, k]
     real = taps[windows] >= 0  # [R, k]
-    tol = zero_tolerance(scale[windows])  # [R]
+    corner_scale = torch.where(valid, scale[verts.clamp(min=0)], 0)
+    tol = zero_tolerance(corner_scale.amax(dim=1))  # [R]: the largest of its corners' scales
     fz = torch.where(real[:, None, :] & valid[:, :, None], z, 0.0)
     w = valid.to(coords.dtype)
     centre = (coords * w[..., None]).sum(dim=1) / count[:, None]
@@ -1018,7 +1028,6 @@ def _subset(group: _Group, rows: torch.Tensor, area: float) -> _Group:
         area,
         group.node,
         pending,
-        group.scale,
     )
 
 
@@ -1080,7 +1089,7 @@ def argmax_cells(
             current = scores()
             diff = current[:, i] - current[:, j]
             values = corner_values(cell_verts, diff)
-            signs = signs_of(values, diff.abs().max()) * (cell_verts >= 0)
+            signs = sign_of(values, diff.abs().max()) * (cell_verts >= 0)
             edge_label = label(i, j) if callable(label) else label
             ((cell_verts, cell_labels),) = cut(
                 vertices, cell_verts, cell_labels, values, signs, edge_label, sides=(1,)

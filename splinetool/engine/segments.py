@@ -22,9 +22,10 @@ import torch
 from splinetool.engine.cut import RELATIVE_TOL, zero_tolerance
 from splinetool.engine.store import OutOfMemory, available_memory, lerp
 from splinetool.ir import PLNet
-from splinetool.ir.pl import ArgmaxKind, SignKind
+from splinetool.ir.pl import ArgmaxKind, SignKind, magnitude, node_scale
 
 SEGMENT_END = -1
+BELOW = "below"  # each point's previous node's scale, for the zero rule (splinetool/ir/pl.py)
 
 Progress = Callable[[int, int], None]  # (segments done, segments)
 
@@ -137,6 +138,7 @@ def _initial_batch(net: PLNet, starts: torch.Tensor, ends: torch.Tensor) -> tupl
     x = lerp(starts[segment], ends[segment], t)
     first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
     fields = net.run_steps(net.input_values(x.reshape(2 * n, *net.input_shape)), 0, first)
+    fields[BELOW] = magnitude(x)
     labels = torch.full((2 * n,), SEGMENT_END, dtype=torch.long, device=device)
     return _Batch(0, segment, t, labels, fields), 0
 
@@ -146,19 +148,23 @@ def _refine(net: PLNet, batch: _Batch, index: int, budget: int) -> _Batch:
     node = net.pl_nodes[index]
     step = net.steps[node.step]
     pre = batch.fields[step.inputs[0]]
+    scale = node_scale(pre, batch.fields[BELOW])
     if isinstance(node.pl, ArgmaxKind):
-        piece, lam = _window_crossings(batch, node.pl, pre)
+        piece, lam = _window_crossings(batch, node.pl, pre, scale)
     else:
-        piece, lam = _unit_crossings(batch, node.pl, pre)
+        piece, lam = _unit_crossings(batch, node.pl, pre, scale)
     batch = _insert(batch, piece, lam, index, budget)
     stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
     live = {key: batch.fields[key] for key in net.live_after(node.step)}
-    batch.fields = net.run_steps(live, node.step, stop)
+    below = node_scale(batch.fields[step.inputs[0]], batch.fields[BELOW])
+    batch.fields = net.run_steps(live, node.step, stop) | {BELOW: below}
     return batch
 
 
-def _unit_crossings(batch: _Batch, pl: SignKind, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(piece, position in the piece) of every strict sign change of a boundary unit."""
+def _unit_crossings(
+    batch: _Batch, pl: SignKind, pre: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(piece, position in the piece) of every strict sign change of a boundary unit (`scale`: per point)."""
     values = pl.boundaries(pre)
     units = values.shape[1]
     same = batch.segment[1:] == batch.segment[:-1]
@@ -174,17 +180,16 @@ def _unit_crossings(batch: _Batch, pl: SignKind, pre: torch.Tensor) -> tuple[tor
         positions.append(unit)
     piece, unit = torch.cat(pieces), torch.cat(positions)
     before, after = values[piece, unit], values[piece + 1, unit]
-    # each segment judges "zero" against its own largest value of the unit, whatever else is batched:
-    # a sign change with an end within that tolerance of zero is a boundary through an existing point
-    scale = torch.zeros((batch.segments, units), dtype=values.dtype, device=values.device)
-    scale.scatter_reduce_(0, batch.segment[:, None].expand(-1, units), values.abs(), "amax")
-    tol = zero_tolerance(scale[batch.segment[piece], unit])
-    clear = (before.abs() > tol) & (after.abs() > tol)
+    # a sign change with an end that reads zero is a boundary through an existing point
+    tol = zero_tolerance(scale)
+    clear = (before.abs() > tol[piece]) & (after.abs() > tol[piece + 1])
     before, after = before[clear], after[clear]
     return piece[clear], before / (before - after)
 
 
-def _window_crossings(batch: _Batch, pl: ArgmaxKind, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _window_crossings(
+    batch: _Batch, pl: ArgmaxKind, pre: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(piece, position) of every change of winner in a max-pool window along a piece.
 
     On a piece each candidate is affine in the position, so the winner follows the upper envelope of
@@ -192,13 +197,10 @@ def _window_crossings(batch: _Batch, pl: ArgmaxKind, pre: torch.Tensor) -> tuple
     """
     candidates = pl.candidates(pre)  # [P, windows, k]; -inf padding never wins
     real = torch.isfinite(candidates)
-    scale = torch.zeros(batch.segments, dtype=pre.dtype, device=pre.device)
-    peak = torch.where(real, candidates.abs(), 0).amax(dim=(1, 2))
-    scale.scatter_reduce_(0, batch.segment, peak, "amax")
-    tol = zero_tolerance(scale)[batch.segment[:-1]]  # per piece
+    weak = pl.weak_sides(pre, scale)  # candidates on top at each point, the codes' tie
+    weak_start, weak_end = weak[:-1], weak[1:]
     start, end = candidates[:-1], candidates[1:]
-    weak_start = start >= start.amax(dim=-1, keepdim=True) - tol[:, None, None]
-    weak_end = end >= end.amax(dim=-1, keepdim=True) - tol[:, None, None]
+    tol = zero_tolerance(torch.maximum(scale[:-1], scale[1:]))  # per piece: its ends' larger
     # a candidate that (weakly) wins at both ends wins all along: its winning set is an interval
     same = batch.segment[1:] == batch.segment[:-1]
     changes = ~(weak_start & weak_end).any(dim=-1) & same[:, None]

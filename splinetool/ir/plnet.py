@@ -9,7 +9,7 @@ import torch
 
 from splinetool.errors import UsageError
 from splinetool.ir.codes import pack_bits
-from splinetool.ir.pl import ArgmaxKind, PLKind
+from splinetool.ir.pl import ArgmaxKind, NodeScales, PLKind
 from splinetool.ir.step import Step, needed_steps
 
 
@@ -191,11 +191,21 @@ class PLNet:
         return self.run(x).preactivations
 
     def code_bits(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, total bits] activation code: which side of every breakpoint each neuron is on."""
+        """[B, total bits] activation code: which side of every breakpoint each neuron is on, zero
+        within the tolerance of each point's own node scale (the zero rule: splinetool/ir/pl.py)."""
+        x = self._prepare(x)
         pre = self.preactivations(x)
         if not pre:
             return torch.zeros((x.shape[0], 0), dtype=torch.bool, device=self.device)
-        return torch.cat([node.pl.code_bits(p) for node, p in zip(self.pl_nodes, pre)], dim=1)
+        scales = NodeScales(x)
+        return torch.cat([node.pl.code_bits(p, scales(p)) for node, p in zip(self.pl_nodes, pre)], dim=1)
+
+    def weak_sides(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per PL node, [B, units, sides] bool: the sides of its breakpoints (max-pool: the candidates
+        on top) each point is on, zero counting as every side it touches (splinetool/ir/pl.py)."""
+        x = self._prepare(x)
+        scales = NodeScales(x)
+        return [node.pl.weak_sides(p, scales(p)) for node, p in zip(self.pl_nodes, self.preactivations(x))]
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Bit-packed activation codes, [B, bytes] uint8; equal rows mean the same linear region."""

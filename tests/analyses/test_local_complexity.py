@@ -1,5 +1,7 @@
 """Local complexity against independent counts: hyperplanes from W and b, hand-written forward passes."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -27,9 +29,8 @@ def vertices(x: np.ndarray, frame: np.ndarray, radius: float) -> np.ndarray:
 
 
 def crossed(z: np.ndarray) -> np.ndarray:
-    """[N]: units of z [N, V, units] whose sign (z > 0) is not the same at every vertex."""
-    positive = z > 0
-    return (positive.any(axis=1) & ~positive.all(axis=1)).sum(axis=1)
+    """[N]: units of z [N, V, units] positive at one vertex and negative at another."""
+    return ((z > 0).any(axis=1) & (z < 0).any(axis=1)).sum(axis=1)
 
 
 def gaussian_points(n, d, seed=1):
@@ -127,9 +128,11 @@ def resnet_preactivations(m, v):
 def convnet_preactivations(m, v):
     a = m.bn1(m.conv1(v))
     c = m.conv2(F.leaky_relu(a, 0.1))
-    # a max-pool window is crossed when the position of its maximum changes
-    _, where = F.max_pool2d(F.relu(c), 2, stride=2, padding=1, ceil_mode=True, return_indices=True)
-    return [a, c, where.double()]
+    # the pool's 2x2 windows (stride 2, padding 1, ceil mode: 3x3 windows over the 4x4 map, padded
+    # with -inf on every side), one row of 4 candidates per window
+    padded = F.pad(F.relu(c), (1, 1, 1, 1), value=-math.inf)
+    windows = padded.unfold(2, 2, 2).unfold(3, 2, 2).reshape(len(v), -1, 4)
+    return [a, c, windows]
 
 
 def clamps_preactivations(m, v):
@@ -162,8 +165,11 @@ def test_conv_residual_and_two_breakpoint_nodes_match_a_brute_force_count(name, 
                 model, torch.as_tensor(vertices(x, result.frame_vectors, radius)).reshape(-1, *shape)
             )
         expected = [crossed(p.reshape(12, 10, -1).numpy()) for p in pres[:2]]
-        where = pres[2].reshape(12, 10, -1).numpy()
-        expected.append((where != where[:, :1]).any(axis=1).sum(axis=1))
+        # a window is crossed when no candidate is the maximum at every vertex (ReLUs that are off
+        # tie at exactly 0: ties are no change)
+        windows = pres[2].reshape(12, 10, -1, 4).numpy()
+        on_top = windows == windows.max(axis=-1, keepdims=True)
+        expected.append((~on_top.all(axis=1).any(axis=-1)).sum(axis=1))
         expected = np.stack(expected, axis=1)
     else:
         expected = brute_force(net, x, result.frame_vectors, radius, lambda v: forward(model, v))

@@ -9,7 +9,14 @@ import torch.nn as nn
 from splinetool.analyses.plane import anchor_plane, box, polygon_areas
 from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
 from splinetool.ir import lower
-from tests.zoo import build, first_layer_net, tangent_lines, tent_network
+from tests.zoo import (
+    CANCELLING_BOX,
+    build,
+    concurrent_lines_net,
+    first_layer_net,
+    tangent_lines,
+    tent_network,
+)
 
 F64 = torch.float64
 
@@ -55,6 +62,22 @@ def test_concurrent_lines_through_one_vertex_make_no_empty_tiles():
     )
     assert part.verts.shape[0] == 8
     assert (areas > 1e-6).all() and abs(float(areas.sum()) - 4) < 1e-12
+
+
+@pytest.mark.parametrize("budget,max_resident", [(None, None), (1, 1)])
+@pytest.mark.parametrize("bounds,tiles", [((-1, 1, -1, 1), 6), (CANCELLING_BOX, 1)])
+def test_a_unit_that_cancels_exactly_cuts_nothing_however_the_plane_is_grouped(
+    bounds, tiles, budget, max_resident
+):
+    # the second node is ±1e-16 where z0, z1 > 0, and 0 at the vertices where the three lines meet:
+    # judged against noise it cut there, the more so in groups lying inside that region
+    net = lower(concurrent_lines_net(), (2,)).to(dtype=F64)
+    domain = box(*bounds)
+    sweep = Sweep(net, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64), domain, budget, max_resident)
+    groups = list(sweep)
+    assert sweep.tiles_per_node == [tiles, tiles]
+    areas = torch.cat([polygon_areas(g.coords[g.verts.clamp(min=0)], g.count) for g in groups])
+    assert (areas > 1e-3).all()
 
 
 def test_coincident_and_scaled_copies_of_a_line_count_once():

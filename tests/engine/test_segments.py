@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from splinetool.engine.segments import SEGMENT_END, partition_segments
 from splinetool.ir import lower
-from tests.zoo import build, mlp, tent_network
+from tests.zoo import CANCELLING_BOX, build, concurrent_lines_net, mlp, tent_network
 
 F64 = torch.float64
 
@@ -36,6 +36,18 @@ def assert_exact(net, starts, ends, part, samples_per_piece=7):
     same_segment = segment[piece[1:]] == segment[piece[:-1]]
     changed = (codes[1:, 0] != codes[:-1, 0]).any(dim=1)
     assert changed[same_segment].all(), "a breakpoint where no code changes"
+
+
+def test_a_unit_that_cancels_exactly_breaks_no_segment():
+    # inside the box the second node is ±1e-16: every segment there is one piece, however batched
+    net = lowered(concurrent_lines_net(), (2,))
+    xmin, xmax, ymin, ymax = CANCELLING_BOX
+    g = torch.Generator().manual_seed(0)
+    scale, low = torch.tensor([xmax - xmin, ymax - ymin], dtype=F64), torch.tensor([xmin, ymin], dtype=F64)
+    starts, ends = (torch.rand(2, 200, 2, generator=g, dtype=F64) * scale + low).unbind()
+    part = partition_segments(net, starts, ends)
+    assert part.pieces.tolist() == [1] * 200
+    assert partition_segments(net, starts[:1], ends[:1]).pieces.tolist() == [1]
 
 
 @pytest.mark.parametrize("depth", [1, 2, 5, 10, 16])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from splinetool.ir import lower
 from splinetool.ir.codes import bit_range, pack_bits, region_ids, unpack_bits
 from splinetool.ir.pl import ArgmaxKind
-from tests.zoo import ZOO, build, mlp
+from tests.zoo import CANCELLING_BOX, ZOO, build, concurrent_lines_net, mlp
 
 
 def test_codes_are_the_signs_of_the_hidden_units():
@@ -25,6 +25,44 @@ def test_codes_are_the_signs_of_the_hidden_units():
     assert torch.equal(unpack_bits(net.codes(x), 12), expected)
     for got, want in zip(net.preactivations(x), [h1, h2]):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+
+
+def test_a_unit_that_cancels_exactly_reads_zero_at_every_point_whatever_its_batch():
+    net = lower(concurrent_lines_net(), (2,)).to(dtype=torch.float64)
+    xmin, xmax, ymin, ymax = CANCELLING_BOX
+    g = torch.Generator().manual_seed(0)
+    inside = torch.rand(500, 2, generator=g, dtype=torch.float64) * torch.tensor([xmax - xmin, ymax - ymin])
+    inside += torch.tensor([xmin, ymin])
+    pre = net.preactivations(inside)[1]
+    assert (pre != 0).any() and pre.abs().max() < 1e-14  # ±1e-16 where reals say 0
+    bits = net.code_bits(inside)
+    assert torch.equal(bits, torch.tensor([[True, True, True, False]]).expand(500, 4))
+    # a point's code is its own: alone, among these points or among points where the unit is large
+    elsewhere = torch.rand(500, 2, generator=g, dtype=torch.float64) * 2 - 1
+    assert torch.equal(net.code_bits(torch.cat([inside, elsewhere]))[:500], bits)
+    assert all(torch.equal(net.code_bits(inside[i : i + 1]), bits[i : i + 1]) for i in range(0, 500, 50))
+
+
+def test_max_pool_ties_within_the_tolerance_pick_the_first_candidate():
+    net = lower(nn.MaxPool1d(2), (1, 4)).to(dtype=torch.float64)
+    x = torch.tensor([[[1e-17, 0.0, 0.5, 1.0]], [[0.0, 1e-17, 1.0, 0.5]]], dtype=torch.float64)
+    # windows (1e-17, 0) and (0, 1e-17) tie at zero next to a 1: the first wins; (0.5, 1) does not tie
+    assert net.code_bits(x).tolist() == [[False, True], [False, False]]
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_code_names_a_side_each_point_is_on(name):
+    # the code's side of every unit (max-pool: its candidate) is among the point's weak sides
+    model, shape = build(name)
+    net = lower(model, shape).to(dtype=torch.float64)
+    x = torch.randn(20, *shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    bits, start = net.code_bits(x), 0
+    for node, sides in zip(net.pl_nodes, net.weak_sides(x)):
+        if node.code_bits:
+            side = node.pl.sides(bits[:, start : start + node.code_bits])
+            assert side.shape == sides.shape[:2]
+            assert sides.gather(-1, side[..., None]).all()
+        start += node.code_bits
 
 
 def test_hardtanh_code_has_one_bit_per_breakpoint():
