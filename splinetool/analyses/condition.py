@@ -199,16 +199,29 @@ def _finite(value: float) -> float | None:
 # -- targets -----------------------------------------------------------------------------------------
 
 
-def one_hot(labels: np.ndarray, outputs: int) -> np.ndarray:
-    """Class labels 0..outputs-1 as one-hot rows; a single-output (binary) model's targets are 0 or 1."""
-    labels = np.asarray(labels).reshape(-1)
-    as_int = labels.astype(np.int64)
+def one_hot(labels: np.ndarray, outputs: int, source: str = "the data") -> np.ndarray:
+    """Class labels 0..outputs-1 (one per point: [n] or [n, 1]) as one-hot rows; a single-output
+    (binary) model's targets are 0 or 1. `source` names where the labels came from, for messages."""
+    labels = np.asarray(labels)
     classes = max(outputs, 2)
-    if not np.array_equal(as_int, labels) or as_int.min(initial=0) < 0 or as_int.max(initial=0) >= classes:
-        raise UsageError(
-            f"the data's labels y must be class indices 0..{classes - 1} (the model has {outputs} outputs); "
-            "for regression give --targets"
-        )
+    expected = (
+        f"y in {source} must hold class indices 0..{classes - 1}, one per point (the model has {outputs} "
+        "outputs); for regression give --targets"
+    )
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if labels.ndim != 1:
+        raise UsageError(f"{expected}; found an array of shape {list(labels.shape)}")
+    # strings, objects and complex numbers are no class indices; neither are NaN or inf
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise UsageError(f"{expected}; found labels of type {labels.dtype}")
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(labels).all() and np.array_equal(np.round(labels), labels)
+    if not whole or labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
+        raise UsageError(expected)
+    as_int = labels.astype(np.int64)
     return as_int[:, None].astype(np.float64) if outputs == 1 else np.eye(outputs)[as_int]
 
 
@@ -330,7 +343,7 @@ def run(
     n = len(x)
     rows = np.arange(n)
     if block_points is not None and block_points < n:
-        rows = np.sort(np.random.default_rng(seed).choice(n, block_points, replace=False))
+        rows = np.sort(np.random.default_rng(seed % 2**64).choice(n, block_points, replace=False))
     plans = [_selected_layers(net, layers) for net in nets]
     total = sum(len(p) + 1 for p in plans)
     done = 0

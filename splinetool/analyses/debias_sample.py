@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from splinetool.engine.jacobian import auto_chunk, cheaper_mode, jacobians
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import region_ids
@@ -401,6 +402,7 @@ def plan(
     measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
     _check_top_k(top_k, measured_dim, d, proj_dim)
     _check_counts(n, pool, replace)
+    _check_memory(net, pool, n, len(rhos), measured_dim)
     return Plan(
         n=n,
         pool=pool,
@@ -529,6 +531,24 @@ def run(
     """Draw a pool of latents, measure each one's volume change, and resample it ∝ volume^ρ."""
     checked = plan(net, n, pool, rhos, prior, top_k, proj_dim, replace, seed, output_shape)
     return combine([measure_share(net, checked, range(pool), chunk_size, progress)])
+
+
+def _check_memory(net: PLNet, pool: int, n: int, rhos: int, singular_values: int) -> None:
+    """Refuse a pool or a draw whose arrays cannot be held, before drawing it.
+
+    Per pool latent, in float64: the latent (drawn whole by every share, then kept and joined), its
+    singular values, log-volume and Gumbel key, and its weight and key under each ρ; plus its code
+    bytes, kept and joined. Per draw: its index and G(z) under each ρ and the baseline.
+    """
+    code_bytes = math.ceil(sum(node.code_bits for node in net.pl_nodes) / 8)
+    per_latent = 8 * (3 * net.input_dim + singular_values + 4 + 3 * rhos) + 2 * code_bytes
+    per_draw = 8 * (rhos + 1) * (net.output_dim + 1)
+    check_memory(
+        pool * per_latent,
+        f"--pool {pool:,} latents of {net.input_dim} dimensions",
+        "draw a smaller --pool",
+    )
+    check_memory(n * per_draw, f"--n {n:,} draws of {net.output_dim} outputs", "draw a smaller --n")
 
 
 def _check_top_k(top_k: int | None, measured_dim: int, d: int, proj_dim: int | None) -> None:

@@ -106,6 +106,11 @@ def load_gate(path: str | Path) -> Gate:
         raise UsageError(
             f"--gate {path}: baseline.statistics must list some of {', '.join(COMPARABLE)}; got {compare!r}"
         )
+    if not limits and "baseline" not in table:
+        raise UsageError(
+            f"--gate {path}: sets no bound (mean, median, p95, per_node) and no [baseline]: it would check "
+            "nothing"
+        )
     return Gate(
         limits,
         points,
@@ -127,7 +132,40 @@ def read_baseline(path: str | Path) -> dict:
         or not ("sets" in payload or payload.get("checkpoints"))
     ):
         raise UsageError(f"--baseline {path}: expected the JSON of a previous local-complexity run (--json)")
+    _checked_sets(path, payload)
     return payload
+
+
+def _checked_sets(path: Path, payload: dict) -> None:
+    """Check the fields `baseline_limits` reads have the shapes a previous run's --json writes, so that
+    a hand-edited or foreign file is refused by name rather than failing inside the comparison."""
+    expected = "as a previous run's --json writes"
+    entry, where = payload, "sets"
+    if payload.get("checkpoints"):
+        trajectory = payload["checkpoints"]
+        if not isinstance(trajectory, list) or not all(isinstance(c, dict) for c in trajectory):
+            raise UsageError(
+                f"--baseline {path}: 'checkpoints' must be a list of per-checkpoint results {expected}; "
+                f"found {_kind(trajectory)}"
+            )
+        entry, where = trajectory[-1], "checkpoints[-1].sets"
+    sets = entry.get("sets")
+    if not isinstance(sets, dict) or not sets or not all(isinstance(v, dict) for v in sets.values()):
+        raise UsageError(
+            f"--baseline {path}: '{where}' must map each point set's name to its statistics (lc_mean, "
+            f"lc_median, lc_p95, per_node_mean) {expected}; found {_kind(sets)}"
+        )
+    for name, stats in sets.items():
+        if not isinstance(stats.get("per_node_mean", {}), dict):
+            raise UsageError(
+                f"--baseline {path}: '{where}.{name}.per_node_mean' must map node names to mean LC "
+                f"{expected}; found {_kind(stats['per_node_mean'])}"
+            )
+
+
+def _kind(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
 
 
 def baseline_limits(

@@ -93,6 +93,11 @@ def input_plane(dim: int, bounds: tuple[float, float, float, float], what: str |
     return Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), domain)
 
 
+def check_margin(margin: float) -> None:
+    if not 1 < margin < math.inf:  # also refuses NaN
+        raise UsageError(f"--margin {margin}: expected a number greater than 1 (anchors must lie inside)")
+
+
 def anchor_plane(anchors: torch.Tensor, margin: float = 1.25, what: str | None = None) -> Plane:
     """The plane through three inputs (Gram–Schmidt on the two edges, centroid as origin).
 
@@ -101,8 +106,7 @@ def anchor_plane(anchors: torch.Tensor, margin: float = 1.25, what: str | None =
     `what` names where the anchors came from, for messages.
     """
     a = anchors.to(torch.float64).reshape(3, -1)
-    if not 1 < margin < math.inf:  # also refuses NaN
-        raise UsageError(f"--margin {margin}: expected a number greater than 1 (anchors must lie inside)")
+    check_margin(margin)
     prefix = f"{what}: " if what else ""
     where = what or "the anchors"
     far = f"the anchors and the --margin {margin:g} square around them"

@@ -146,7 +146,7 @@ def command(
     or batch-norm whose statistics come from the --data batch only, frozen before the grid is evaluated
     (Balestriero & Baraniuk, "Batch normalization explained", 2022).
     """
-    with reported_errors():
+    with reported_errors(ctx):
         if data is None:
             raise UsageError("--data is needed: the data batch, a data file or a generator such as star:50")
         if checkpoint is None and arch is None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import SplinetoolError, UsageError, is_out_of_memory
 from splinetool.io.atomic import check_target
 
@@ -96,7 +97,8 @@ TrustOption = Annotated[
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 DtypeOption = Annotated[str, typer.Option(help="float64 (default, for exact geometry) or float32.")]
-SeedOption = Annotated[int, typer.Option(help="Seed for every random choice.", min=-(2**63), max=2**63 - 1)]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SeedOption = Annotated[int, typer.Option(help="Seed for every random choice.", min=INT64_MIN, max=INT64_MAX)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only the result as JSON on stdout.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
@@ -260,15 +262,18 @@ def progress_bar(quiet: bool, label: str, unit: str) -> Iterator[Callable[..., N
 
 
 @contextlib.contextmanager
-def reported_errors() -> Iterator[None]:
+def reported_errors(ctx: typer.Context | None = None) -> Iterator[None]:
     """Turn library errors into a one-paragraph message on stderr and the error's exit code.
 
-    Under torchrun every rank fails alike (bad options fail everywhere; a failed share fails every rank
-    through parallel.run_shared), and rank 0 alone says why.
+    With the command's context, integer options beyond 64 bits are refused first (see
+    `check_integers`). Under torchrun every rank fails alike (bad options fail everywhere; a failed
+    share fails every rank through parallel.run_shared), and rank 0 alone says why.
     """
     from splinetool.parallel import is_leader
 
     try:
+        if ctx is not None:
+            check_integers(ctx)
         yield
     except SplinetoolError as err:
         if is_leader():
@@ -288,6 +293,25 @@ def reported_errors() -> Iterator[None]:
                 soft_wrap=True,
             )
         raise typer.Exit(2) from None
+
+
+def check_integers(ctx: typer.Context) -> None:
+    """Refuse integer options outside int64: numpy and torch take counts and sizes as 64-bit integers
+    and fail with errors of their own (or an object array) on larger ones. Typer bounds none by default."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            option = param.opts[0] if param.opts else param.name
+            raise UsageError(f"{option} {value}: expected an integer between {INT64_MIN} and {INT64_MAX}")
+
+
+def load_dataset(data: str | None, split: str | None, seed: int) -> Dataset | None:
+    """The --data points, or None without --data (when a --split would have nothing to pick from)."""
+    if data is None:
+        if split is not None:
+            raise UsageError(f"--split {split!r} picks a part of a --data file: give --data too")
+        return None
+    return load_data(data, split=split, seed=seed)
 
 
 def print_json(payload: Any) -> None:

@@ -50,8 +50,9 @@ def command(
     targets: Annotated[
         Path | None,
         typer.Option(
-            help="Regression targets instead of one-hot labels: a .npy file of shape [points] or "
-            "[points, outputs], row i for data point i. They set the loss and its gradient only: the "
+            # \[ keeps rich from reading [points] as a style tag
+            help="Regression targets instead of one-hot labels: a .npy file of shape \\[points] or "
+            "\\[points, outputs], row i for data point i. They set the loss and its gradient only: the "
             "Hessian does not depend on them."
         ),
     ] = None,
@@ -103,7 +104,7 @@ def command(
     at each point and their ratio κ, summarised over the points (Riedi, Balestriero & Baraniuk,
     Constructive Approximation 2023).
     """
-    with reported_errors():
+    with reported_errors(ctx):
         if data is None:
             raise UsageError("--data is needed: a data file with x (and labels y, or give --targets)")
         check_outputs(ctx, output, png, svg)
@@ -155,7 +156,7 @@ def _targets(path: Path | None, points, n: int, outputs: int) -> tuple[np.ndarra
         return y.astype(np.float64), f"regression targets from {path}"
     if points.y is None:
         return None, "none (the data has no labels y): the loss and gradients are not reported"
-    return analysis.one_hot(points.y, outputs), "one-hot class labels y"
+    return analysis.one_hot(points.y, outputs, points.source), "one-hot class labels y"
 
 
 def _write(result: analysis.ConditionResult, output, png, svg, device, seed) -> None:

@@ -32,6 +32,7 @@ from splinetool.cli.common import (
     SvgOption,
     TrustOption,
     check_outputs,
+    load_dataset,
     load_net,
     parse_device,
     parse_dtype,
@@ -154,7 +155,7 @@ def command(
     --sweep FILE counts random-initialised networks of one family over depths at a fixed neuron budget
     and seeds, on the same plane or segments, and plots count against depth and width.
     """
-    with reported_errors():
+    with reported_errors(ctx):
         check_outputs(ctx, output, png, svg)
         if sweep is not None:
             result, label = _sweep(checkpoint, sweep, locals(), device, dtype, quiet)
@@ -171,7 +172,7 @@ def command(
 
             def prepare() -> Work:
                 loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
-                dataset = load_data(data, split=split, seed=seed) if data else None
+                dataset = load_dataset(data, split, seed)
                 here["loaded"] = loaded
                 single = {"--anchors": anchors, "--anchor-index": anchor_index, "--origin": origin}
                 planes_given = [name for name, value in single.items() if value is not None]

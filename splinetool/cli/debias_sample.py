@@ -117,7 +117,7 @@ def command(
     The pool splits into shares under torchrun and with --shard: each share measures its latents, and
     the draws are made once from the whole pool's measures (by rank 0, or by `splinetool merge`).
     """
-    with reported_errors():
+    with reported_errors(ctx):
         share = check_shard(shard, output, {"--png": png, "--svg": svg})
         check_outputs(ctx, output, png, svg)
         shape = parse_shape(output_shape, "--output-shape")

@@ -31,6 +31,7 @@ from splinetool.frontends.loading import load_model
 
 
 def command(
+    ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
     arch: ArchOption = None,
     input_shape: InputShapeOption = None,
@@ -44,7 +45,7 @@ def command(
     config: ConfigOption = None,
 ) -> None:
     """Load and lower a checkpoint; list its piecewise-linear nodes and check the lowering."""
-    with reported_errors():
+    with reported_errors(ctx):
         loaded = load_model(
             checkpoint, arch=arch, input_shape=parse_shape(input_shape), trust=trust_checkpoint
         )

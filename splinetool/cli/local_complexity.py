@@ -147,13 +147,13 @@ def command(
     trajectory). With --max-lc, --gate or --baseline, exit 1 when a check fails. The points split
     into shares under torchrun and with --shard (each share measured on every checkpoint).
     """
-    with reported_errors():
+    with reported_errors(ctx):
         if data is None:
             raise UsageError("--data is needed: a data file (x, optional y) or a generator such as moons:500")
         if max_increase is not None and baseline is None:
             raise UsageError("--max-increase bounds the increase over --baseline: give --baseline too")
-        if max_lc is not None and not max_lc >= 0:
-            raise UsageError(f"--max-lc {max_lc}: expected a number >= 0")
+        if max_lc is not None and not 0 <= max_lc < float("inf"):
+            raise UsageError(f"--max-lc {max_lc}: expected a finite number >= 0")
         gates = {"--max-lc": max_lc, "--gate": gate, "--baseline": baseline, "--png": png, "--svg": svg}
         share = check_shard(shard, output, gates)
         check_outputs(ctx, output, png, svg)
@@ -236,6 +236,8 @@ def _trajectory(checkpoints: list[Path], steps: str | None) -> tuple[list[Path],
             paths.append(path)
     if steps is not None:
         numbers = list(parse_ints(steps, len(paths), "--steps"))
+        if min(numbers) < 0:
+            raise UsageError(f"--steps {steps}: training steps count from 0")
     elif len(paths) > 1:
         numbers = [_step_from_name(p) for p in paths]
     else:
@@ -258,6 +260,8 @@ def _step_from_name(path: Path) -> int:
 
 def _point_sets(data: str, split: list[str] | None, random: int, seed: int) -> list[analysis.PointSet]:
     names = [s.strip() for item in split or [] for s in item.split(",") if s.strip()]
+    if split and not names:
+        raise UsageError(f"--split {split[0]!r}: expected split names such as train or test")
     if len(set(names)) != len(names):
         raise UsageError(f"--split {', '.join(names)}: a split is named twice")
     if random and "random" in names:

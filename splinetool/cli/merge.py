@@ -34,7 +34,7 @@ def command(
     """
     from splinetool.io.shards import merge
 
-    with reported_errors():
+    with reported_errors(ctx):
         if output.resolve() in {s.resolve() for s in shards}:
             raise UsageError(f"-o {output} is one of the shard files: write the merged file elsewhere")
         check_outputs(ctx, output, None, None)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import typer
 
-from splinetool.analyses.plane import Plane, anchor_plane, given_plane, input_plane
+from splinetool.analyses.plane import Plane, anchor_plane, check_margin, given_plane, input_plane
 from splinetool.cli.common import parse_floats, parse_ints
 from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import UsageError
@@ -47,6 +47,7 @@ def plane_from_options(
     input_dim: int, bounds, anchors, dataset: Dataset | None, anchor_index, margin, origin, directions
 ) -> Plane:
     """The plane the options describe; without any, the input space itself for 2-D models."""
+    check_margin(margin)  # even where other options place the plane: a bad value is a mistake
     box = parse_floats(bounds, 4, "--bounds")
     if anchors is not None:
         points = load_data(str(anchors)).x
@@ -126,6 +127,7 @@ def plane_list(
     input_dim, anchors_list, anchor_index_list, dataset, margin
 ) -> tuple[list[Plane], list | None]:
     """The planes of --anchors-list or --anchor-index-list, and the data rows of each (index list only)."""
+    check_margin(margin)
     if anchors_list is not None:
         what = f"--anchors-list {anchors_list}"
         x = load_data(str(anchors_list)).x

@@ -27,6 +27,7 @@ from splinetool.cli.common import (
     SvgOption,
     TrustOption,
     check_outputs,
+    load_dataset,
     load_net,
     parse_device,
     print_json,
@@ -48,7 +49,7 @@ from splinetool.cli.planes import (
     plane_list,
 )
 from splinetool.cli.sharing import check_shard, run_work, write_shard
-from splinetool.data.loading import Dataset, load_data
+from splinetool.data.loading import Dataset
 from splinetool.errors import UsageError
 from splinetool.parallel import Work
 
@@ -108,7 +109,7 @@ def command(
     through its three anchors (one result per plane); the planes split into shares under torchrun
     and with --shard.
     """
-    with reported_errors():
+    with reported_errors(ctx):
         if norm not in analysis.NORMS:
             raise UsageError(f"--norm {norm!r}: expected 2 or fro")
         if color not in COLORS:
@@ -125,7 +126,7 @@ def command(
 
         def prepare() -> Work:
             loaded, net = load_net(checkpoint, arch, input_shape, trust_checkpoint, device, dtype)
-            dataset = load_data(data, split=split, seed=seed) if data else None
+            dataset = load_dataset(data, split, seed)
             if many:
                 planes, rows = plane_list(net.input_dim, anchors_list, anchor_index_list, dataset, margin)
             else:

@@ -137,5 +137,6 @@ def generate(name: str, n: int, seed: int = 0, **options) -> tuple[np.ndarray, n
     if unknown:
         listing = ", ".join(f"{p.name}={p.default!r}" for p in valid)
         raise UsageError(f"generator '{name}' has no option(s) {', '.join(unknown)}; its options: {listing}")
-    x, y = GENERATORS[name](int(n), np.random.default_rng(seed), **options)
+    # numpy takes non-negative seeds: a negative seed maps to its 64-bit pattern
+    x, y = GENERATORS[name](int(n), np.random.default_rng(seed % 2**64), **options)
     return x.astype(np.float64), y.astype(np.int64)

@@ -19,9 +19,12 @@ import numpy as np
 import torch
 
 from splinetool.data.generators import GENERATORS, generate
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 
 DEFAULT_COUNT = 500
+# a generated point: x (2 float64), y (int64) and the generators' temporaries, about as many again twice
+GENERATED_POINT_BYTES = 96
 
 # What numpy, h5py and torch raise on a truncated, corrupt or mislabelled file.
 READ_ERRORS = (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile)
@@ -148,6 +151,8 @@ def load_data(spec: str, split: str | None = None, n: int | None = None, seed: i
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise UsageError(f"the number of points must be an integer >= 1, got {n!r}")
+    if not str(spec).strip():
+        raise UsageError("an empty data spec: expected a data file or a generator such as moons:500")
     name, _, count = str(spec).partition(":")
     if name in GENERATORS and not Path(spec).exists():
         return _generated(name, count, split, n, seed)
@@ -156,7 +161,7 @@ def load_data(spec: str, split: str | None = None, n: int | None = None, seed: i
     source = str(path) if split is None else f"{path} ({split} split)"
     x, y = _checked(*_read_file(path, split), source)
     if n is not None and n < len(x):
-        keep = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+        keep = np.sort(np.random.default_rng(seed % 2**64).choice(len(x), size=n, replace=False))
         x, y = x[keep], None if y is None else y[keep]
         source += f", {n} random rows (seed {seed})"
     return Dataset(x=x, y=y, source=source)
@@ -173,6 +178,7 @@ def _generated(name: str, count: str, split: str | None, n: int | None, seed: in
         if n is not None and n != int(count):
             raise UsageError(f"data spec '{name}:{count}' asks for {count} points but {n} were requested")
     total = int(count) if count else n if n is not None else DEFAULT_COUNT
+    check_memory(total * GENERATED_POINT_BYTES, f"data spec '{name}:{total}'", "draw fewer points")
     x, y = generate(name, total, seed)
     return Dataset(x=x, y=y, source=f"{name}:{total} (seed {seed})")
 

@@ -40,6 +40,19 @@ def available_memory(device: torch.device) -> int:
     return (left if left is not None else 16 << 30) // 2
 
 
+def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:
+    """Refuse work whose arrays alone would not fit, before allocating them: an allocator's failure
+    names neither the option nor the number that asked for too much (and under overcommit the process
+    is killed instead). `what` names the work ("--grid 100000: a 100,000 × 100,000 grid"), `advice`
+    the option to change."""
+    allowed = available_memory(device or torch.device("cpu"))
+    if needed > allowed:
+        raise OutOfMemory(
+            f"{what} needs about {needed / 2**30:,.1f} GiB, more than the {allowed / 2**30:,.1f} GiB this "
+            f"process may use (half of what it may still allocate); {advice}"
+        )
+
+
 class VertexStore:
     def __init__(self, coords: torch.Tensor, fields: dict[object, torch.Tensor], budget: int | None = None):
         self.n = coords.shape[0]

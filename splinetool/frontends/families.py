@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 
 
@@ -304,10 +305,68 @@ def build(family: str, options: dict) -> nn.Module:
         problems += [f"missing option(s) {', '.join(missing)}"] if missing else []
         valid = describe_options(family)
         raise UsageError(f"family '{family}': {'; '.join(problems)}. Valid options: {valid}")
+    parameters = estimated_parameters(family, options)
+    if parameters is not None:
+        check_memory(
+            parameters * BYTES_PER_PARAMETER,
+            f"family '{family}': its options make a network of about {parameters:,} parameters, which",
+            f"choose smaller {SIZE_OPTIONS[family]}",
+        )
     try:
         return FAMILIES[family](**options)
     except UsageError as e:
         raise UsageError(f"family '{family}': {e}") from None
+
+
+# a parameter is held as built (float32), as loaded from a state dict, and lowered in float64
+BYTES_PER_PARAMETER = 4 + 4 + 8
+SIZE_OPTIONS = {"mlp": "widths or input_shape", "convnet": "channels or hidden", "resnet": "stages"}
+
+
+def estimated_parameters(family: str, options: dict) -> int | None:
+    """About how many parameters `build` makes, from the options alone, so that a network too large to
+    hold is refused before it is allocated; None where an option is malformed (the family says how)."""
+    value = {**{k: p.default for k, p in inspect.signature(FAMILIES[family]).parameters.items()}, **options}
+    if any(v is inspect.Parameter.empty for v in value.values()):
+        return None
+    lists = [value[k] for k in ("input_shape", "widths", "channels", "hidden", "stages") if k in value]
+    if not all(isinstance(size, (list, tuple)) for size in lists):
+        return None
+    numbers = [value.get(k) for k in ("outputs", "kernel_size", "stem_channels", "blocks_per_stage")]
+    if not all(_positive(n) for n in [*numbers, *(n for size in lists for n in size)] if n is not None):
+        return None
+    outputs = value["outputs"]
+    if family == "mlp":
+        widths = list(value["widths"])
+        norms = 4 * sum(widths) if value["batch_norm"] is True else 0
+        return _dense([math.prod(value["input_shape"]), *widths, outputs]) + norms
+    if len(value["input_shape"]) != 3 or (family == "resnet" and not value["stages"]):
+        return None
+    c, h, w = value["input_shape"]
+    if family == "convnet":
+        k, total = value["kernel_size"], 0
+        for c_out in value["channels"]:
+            total += (c * k * k + 5) * c_out  # weights, bias, batch-norm
+            h, w = (size + 2 * (k // 2) - k + 1 for size in (h, w))
+            h, w = (h // 2, w // 2) if value["pool"] != "none" else (h, w)
+            c = c_out
+        return total + _dense([c * max(h, 1) * max(w, 1), *value["hidden"], outputs])
+    stem = value["stem_channels"] or value["stages"][0]
+    total = c * stem * (9 if value["stem"] == "cifar" else 49) + 4 * stem
+    c = stem
+    for c_out in value["stages"]:
+        for _ in range(value["blocks_per_stage"]):
+            total += 9 * c * c_out + 9 * c_out * c_out + c * c_out + 12 * c_out  # with the shortcut
+            c = c_out
+    return total + (c + 1) * outputs
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _dense(sizes: list[int]) -> int:
+    return sum((n_in + 1) * n_out for n_in, n_out in pairwise(sizes))
 
 
 def load_arch_toml(path: str | Path) -> tuple[str, dict]:

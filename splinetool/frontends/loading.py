@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import tomllib
+import traceback
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -130,7 +131,11 @@ def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
         return module, _declared_shape(module)
     family, options = found
     shape = options.get("input_shape")
-    return build(family, options), tuple(shape) if shape else None
+    try:
+        module = build(family, options)
+    except UsageError as err:
+        raise type(err)(f"--arch {spec}: {err}") from None
+    return module, tuple(shape) if shape else None
 
 
 def _parse_inline(spec: str) -> tuple[str, dict]:
@@ -155,18 +160,33 @@ def _call_factory(spec: str) -> torch.nn.Module:
         sys.path.insert(0, cwd)
     try:
         factory = getattr(importlib.import_module(module_name), attr)
+    except SyntaxError as err:  # IndentationError too: the file and line say where
+        raise UsageError(
+            f"--arch {spec}: {err.filename}, line {err.lineno}: {type(err).__name__}: {err.msg}"
+        ) from None
     except (ImportError, AttributeError) as err:
         raise UsageError(f"--arch {spec}: cannot import {attr} from {module_name} ({err})") from None
+    except (Exception, SystemExit) as err:  # user code run by the import: report it, do not crash
+        raise UsageError(f"--arch {spec}: importing {module_name} raised {_raised(err)}") from None
     finally:
         if added:
             sys.path.remove(cwd)
     try:
         model = factory()
-    except Exception as err:  # noqa: BLE001 - user code: report it, do not crash
-        raise UsageError(f"--arch {spec}: the factory raised {type(err).__name__}: {err}") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - user code: report it, do not crash
+        raise UsageError(f"--arch {spec}: the factory raised {_raised(err)}") from None
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"--arch {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _raised(err: BaseException) -> str:
+    """An exception from user code in one line: its type, message and the line that raised it."""
+    ours = ("<frozen", __file__)  # the import machinery and the call into user code
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(ours)]
+    where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+    what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return what + where
 
 
 def _declared_shape(module: Any) -> tuple[int, ...] | None:

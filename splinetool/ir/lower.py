@@ -31,7 +31,7 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
         source = f"checkpoint {model.path}"
         model, input_shape = model.module, input_shape or model.input_shape
     _refuse_non_finite(model, source)
-    traced = model if isinstance(model, TracedGraph) else trace(model, input_shape)
+    traced = model if isinstance(model, TracedGraph) else trace(model, input_shape, source)
     supported = supported_ops()
     ctx = LoweringContext(traced.example)
     values: dict[str, Any] = {traced.input_node.name: ctx.input}

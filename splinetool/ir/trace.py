@@ -16,7 +16,7 @@ import torch.fx
 from torch.func import functionalize
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from splinetool.errors import UnsupportedModelError, UsageError
+from splinetool.errors import UnsupportedModelError, UsageError, is_out_of_memory
 from splinetool.ir.registry import supported_ops
 
 EXAMPLE_BATCH = 2
@@ -104,12 +104,13 @@ class TracedGraph:
     names: dict[str, str] = field(default_factory=dict)  # node name -> qualified name
 
 
-def trace(model: object, input_shape: tuple[int, ...] | None) -> TracedGraph:
+def trace(model: object, input_shape: tuple[int, ...] | None, source: str = "the model") -> TracedGraph:
+    """The ATen graph of a model; `source` names it in messages (e.g. "checkpoint PATH")."""
     if isinstance(model, torch.export.ExportedProgram):
         _refuse_unknown_ops(
             (_fx_op(node.target), node.name) for node in model.graph.nodes if node.op == "call_function"
         )
-        return _from_exported(model)
+        return _from_exported(model, source)
     if isinstance(model, torch.jit.ScriptModule):
         return _from_script(model, _require_shape(input_shape))
     if isinstance(model, torch.nn.Module):
@@ -162,9 +163,18 @@ def _check_accepts(model: torch.nn.Module, example: torch.Tensor) -> None:
         ) from None
 
 
-def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
+def _from_exported(program: torch.export.ExportedProgram, source: str = "the model") -> TracedGraph:
     # an empty decomposition table only functionalises: in-place ops such as relu_ become pure
-    program = program.run_decompositions({})
+    try:
+        program = program.run_decompositions({})
+    except Exception as err:  # noqa: BLE001 - torch.export's own checks fail with many types
+        # e.g. an integer constant (not a buffer) that forward updates in place
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UsageError(
+            f"{source}: torch.export cannot make its graph free of in-place updates ({type(err).__name__}: "
+            f"{reason}); export the model again in eval mode, with any state that forward updates "
+            "registered as a buffer"
+        ) from None
     signature = program.graph_signature
     sources = {
         **signature.inputs_to_parameters,
@@ -185,6 +195,7 @@ def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
         raise UsageError("the exported program does not record its input shape")
     shape = tuple(int(s) for s in value.shape)
     example = _example(shape[1:], value.dtype, batch=shape[0])
+    _check_runs(program, example, source)
     names = {}
     for node in program.graph.nodes:
         stack = node.meta.get("nn_module_stack")
@@ -192,6 +203,23 @@ def _from_exported(program: torch.export.ExportedProgram) -> TracedGraph:
             path, module_type = list(stack.values())[-1]
             names[node.name] = path if _is_leaf(module_type) else ".".join(p for p in (path, node.name) if p)
     return TracedGraph(program.graph, user_inputs[0], constants, example, names)
+
+
+def _check_runs(program: torch.export.ExportedProgram, example: torch.Tensor, source: str) -> None:
+    """Run the program once on an input of its own shape: export records some graphs that cannot run
+    (an integer constant multiplying a float matrix), and lowering would fail inside torch on them."""
+    try:
+        with torch.no_grad():
+            program.module()(example)
+    except Exception as err:  # noqa: BLE001 - whatever it raises, the program itself is at fault
+        if is_out_of_memory(err):
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        shape = ",".join(map(str, example.shape))
+        raise UsageError(
+            f"{source}: the exported program fails on an input of its own shape [{shape}] "
+            f"({type(err).__name__}: {reason}); export it again from a model that runs"
+        ) from None
 
 
 def _is_leaf(module_type: object) -> bool:

@@ -63,7 +63,8 @@ def test_prefix_counts_grow_and_match_brute_force_codes():
     packed = counting.region_codes(net, x)
     per_layer, region = counting.prefix_counts(packed, [n.code_bits for n in net.pl_nodes])
     assert all(a <= b for a, b in zip(per_layer, per_layer[1:]))
-    bits = [node.pl.code_bits(p) for node, p in zip(net.pl_nodes, net.preactivations(x))]
+    widths = [n.code_bits for n in net.pl_nodes]
+    bits = net.code_bits(x).split(widths, dim=1)
     for k in range(len(bits)):
         assert per_layer[k] == len(torch.unique(torch.cat(bits[: k + 1], dim=1), dim=0))
     unique, inverse = torch.unique(net.codes(x), dim=0, return_inverse=True)

@@ -10,10 +10,12 @@ from typer.testing import CliRunner
 from splinetool.cli import app
 from splinetool.io import read
 from tests.conftest import ROOT, SAMPLES
+from tests.refusal import refused
 from tests.zoo import mlp
 
 runner = CliRunner()
 SMALL = "mlp{input_shape=[2], outputs=1, widths=[6, 6]}"
+MOONS = SAMPLES / "moons-mlp.ts.pt"
 KEYS = {"mean_distance_to_data", "median_distance_to_data", "share_within_delta", "boundaries_in_view"}
 
 
@@ -109,3 +111,35 @@ def test_rich_table_names_every_init_and_layer():
     assert result.exit_code == 0, result.output
     assert "zero-bias" in result.output and "1 = hidden.0.act, 2 = hidden.1.act" in result.output
     assert np.isfinite(float(result.output.split("δ = ")[1].split(";")[0]))
+
+
+# -- issue 13: sizes that cannot be held, negative seeds ---------------------------------------------
+
+
+def test_a_grid_too_large_to_hold_is_refused_before_the_work(tmp_path):
+    # 10^10 cells of counts and densities: far beyond what any test machine may allocate
+    message = refused(
+        "bn-density", MOONS, "--data", "moons:20", "--init", "as-is", "--grid", "100000",
+        "-o", tmp_path / "run.h5", names="--grid 100000", folder=tmp_path,
+    )  # fmt: skip
+    assert "GiB" in message and "smaller --grid" in message
+
+
+def test_a_negative_seed_draws_its_own_reproducible_weights_and_data():
+    args = ["--arch", SMALL, "--data", "moons:20", "--init", "random-bias", "--grid", "4", "--json"]
+
+    def payload(seed: str) -> dict:
+        result = invoke(*args, "--seed", seed)
+        assert result.exit_code == 0, result.output
+        return {k: v for k, v in json.loads(result.stdout).items() if k != "seconds"}
+
+    first = payload("-1")
+    assert first == payload("-1") and first["seed"] == -1
+    assert first["inits"] != payload("1")["inits"]
+
+
+def test_an_infinite_bias_std_is_refused(tmp_path):
+    refused(
+        "bn-density", "--arch", SMALL, "--data", "moons:20", "--bias-std", "inf", "-o", tmp_path / "r.h5",
+        names="--bias-std inf", folder=tmp_path,
+    )  # fmt: skip

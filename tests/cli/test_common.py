@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from splinetool.cli import app
 from tests.conftest import ROOT, SAMPLES
+from tests.refusal import refused
 
 runner = CliRunner()
 MOONS = SAMPLES / "moons-mlp.ts.pt"
@@ -250,3 +251,25 @@ def test_an_allocation_failure_exits_2_with_one_message(capsys):
     assert err.startswith("error: ran out of memory") and "--max-regions" in err
     with pytest.raises(RuntimeError, match="shape"), reported_errors():
         raise RuntimeError("shape mismatch")  # not an allocation: a bug, left to surface
+
+
+# --- values that are malformed whatever else is given (the fuzz test tries every option) ---
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["info", MOONS, "--samples", str(2**64)], f"--samples {2**64}: expected an integer between"),
+        (
+            ["debias-sample", SAMPLES / "gmm-wgan.ts.pt", "--batch-size", str(2**63), "-o", "OUT"],
+            "--batch-size",
+        ),
+        (["slice", MOONS, "--bounds=-1,1,-1,1", "--margin", "0.5", "-o", "OUT"], "--margin 0.5"),
+        (["count-regions", MOONS, "--bounds=-1,1,-1,1", "--margin", "nan", "-o", "OUT"], "--margin nan"),
+        (["slice", MOONS, "--split", "train", "-o", "OUT"], "--split 'train' picks a part of a --data file"),
+        (["condition", MOONS, "--data", "", "-o", "OUT"], "an empty data spec"),
+    ],
+)
+def test_malformed_values_are_refused_even_where_unused(tmp_path, args, names):
+    args = [tmp_path / "r.h5" if a == "OUT" else a for a in args]
+    refused(*args, names=names, folder=tmp_path)

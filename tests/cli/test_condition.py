@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from splinetool.cli import app
 from tests.conftest import SAMPLES
+from tests.refusal import refused
 
 runner = CliRunner()
 MOONS = SAMPLES / "moons-mlp.ts.pt"
@@ -73,3 +74,39 @@ def test_bad_input_exits_2_without_output(moons, tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert not h5.exists()
+
+
+# -- issue 13: labels that are no class indices, one per point ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "found"),
+    [
+        (lambda y: np.array(["left", "right"])[y], "of type <U5"),
+        (lambda y: np.stack([y, y, y], axis=1), "shape [60, 3]"),
+        (lambda y: y[:, None, None], "shape [60, 1, 1]"),
+        (lambda y: np.where(y == 1, np.nan, 0.0), "class indices"),
+        (lambda y: y + 0.5, "class indices"),
+    ],
+)
+def test_labels_that_are_no_class_indices_are_refused_naming_the_file(moons, tmp_path, labels, found):
+    with np.load(moons / "moons.npz") as f:
+        x, y = f["x"], f["y"]
+    data = tmp_path / "labelled.npz"
+    np.savez(data, x=x, y=labels(y))
+    out = tmp_path / "out"
+    out.mkdir()
+    message = refused(
+        "condition", MOONS, "--data", data, "-o", out / "c.h5", names=f"y in {data}", folder=out
+    )
+    assert found in message and "--targets" in message
+
+
+def test_labels_as_a_column_are_class_indices(moons, tmp_path):
+    with np.load(moons / "moons.npz") as f:
+        x, y = f["x"], f["y"]
+    np.savez(tmp_path / "column.npz", x=x, y=y[:, None])
+    one = invoke(MOONS, "--data", tmp_path / "column.npz", "--block-points", "4", "--json")
+    flat = invoke(MOONS, "--data", moons / "moons.npz", "--block-points", "4", "--json")
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["models"][0]["loss"] == json.loads(flat.stdout)["models"][0]["loss"]

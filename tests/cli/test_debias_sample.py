@@ -12,6 +12,7 @@ from splinetool.cli import app
 from splinetool.frontends.loading import load_model
 from splinetool.ir import lower
 from tests.conftest import ARCHS, SAMPLES
+from tests.refusal import refused
 
 runner = CliRunner()
 GMM = SAMPLES / "gmm-wgan.ts.pt"
@@ -98,3 +99,18 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     result = invoke(GMM, "--pool", "100", "--n", "5", *args, "-o", out)
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+# -- issue 13: a pool or a draw too large to hold is refused before any work ----------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--pool", "100000000000", "--n", "5"], "--pool 100,000,000,000"),
+        (["--pool", "100", "--n", "100000000000", "--replace"], "--n 100,000,000,000"),
+    ],
+)
+def test_sizes_too_large_to_hold_are_refused(tmp_path, args, names):
+    message = refused("debias-sample", GMM, *args, "-o", tmp_path / "d.h5", names=names, folder=tmp_path)
+    assert "GiB" in message

@@ -11,6 +11,7 @@ from splinetool.cli import app
 from splinetool.frontends.loading import load_model
 from splinetool.ir import lower
 from tests.conftest import ROOT, SAMPLES
+from tests.refusal import refused
 
 runner = CliRunner()
 MLP = SAMPLES / "digits-mlp.ts.pt"
@@ -209,3 +210,64 @@ def test_gate_naming_an_unknown_node_exits_2_and_writes_nothing(digits, tmp_path
 def test_unmatched_glob_exits_2(tmp_path, digits):
     result = invoke(str(tmp_path / "step-*.pt"), "--data", digits)
     assert result.exit_code == 2 and "no file matches" in result.output
+
+
+# -- issue 13: negative seeds, malformed baselines and gates ----------------------------------------
+
+
+def test_a_negative_seed_draws_its_own_reproducible_random_points_and_frames(digits):
+    args = [MLP, "--data", digits, "--split", "test", "--random", "10", "--frame", "per-point"]
+    _, first = run_json(*args, "--seed", "-1")
+    _, again = run_json(*args, "--seed", "-1")
+    _, other = run_json(*args, "--seed", "1")
+    drop = "seconds"
+    assert {k: v for k, v in first.items() if k != drop} == {k: v for k, v in again.items() if k != drop}
+    assert first["seed"] == -1 and first["sets"]["random"] != other["sets"]["random"]
+
+
+BASELINES = {
+    # a previous run's JSON, edited -> the field the message names
+    "sets as a list": (lambda p: p | {"sets": [1, 2]}, "'sets'"),
+    "no point sets": (lambda p: p | {"sets": {}}, "'sets'"),
+    "a set as a number": (lambda p: p | {"sets": {"test": 3}}, "'sets'"),
+    "checkpoints as a table": (lambda p: p | {"checkpoints": {"a": 1}}, "'checkpoints'"),
+    "checkpoints of numbers": (lambda p: p | {"checkpoints": [1, 2]}, "'checkpoints'"),
+    "no sets in the last checkpoint": (
+        lambda p: p | {"checkpoints": [{"radius": 1}]},
+        "checkpoints[-1].sets",
+    ),
+    "per-node means as a list": (
+        lambda p: p | {"sets": {"test": p["sets"]["test"] | {"per_node_mean": [1]}}},
+        "'sets.test.per_node_mean'",
+    ),
+    "a mean as text": (lambda p: p | {"sets": {"test": p["sets"]["test"] | {"lc_mean": "low"}}}, "lc_mean"),
+}
+
+
+@pytest.mark.parametrize("case", BASELINES)
+def test_a_baseline_unlike_a_previous_run_is_refused_naming_file_and_field(digits, tmp_path, case):
+    edit, field = BASELINES[case]
+    base, out = tmp_path / "base.json", tmp_path / "out"
+    _, payload = run_json(MLP, "--data", digits, "--split", "test")
+    base.write_text(json.dumps(edit(payload)))
+    out.mkdir()
+    args = [MLP, "--data", digits, "--split", "test", "--baseline", base, "-o", out / "lc.h5"]
+    message = refused("local-complexity", *args, names=f"--baseline {base}", folder=out)
+    assert field in message
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--gate", "EMPTY"], "sets no bound"),
+        (["--max-lc", "inf"], "--max-lc inf"),
+        (["--steps", "-1"], "--steps -1"),
+        (["--split", ""], "--split ''"),
+    ],
+)
+def test_gates_steps_and_splits_that_mean_nothing_are_refused(digits, tmp_path, args, names):
+    (tmp_path / "empty.toml").write_text("")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [str(tmp_path / "empty.toml") if a == "EMPTY" else a for a in args]
+    refused("local-complexity", MLP, "--data", digits, *args, "-o", out / "lc.h5", names=names, folder=out)

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from splinetool.errors import UsageError
-from splinetool.frontends.families import ACTIVATIONS, FAMILIES, build, build_from_toml, load_arch_toml
+from splinetool.frontends.families import (
+    ACTIVATIONS,
+    FAMILIES,
+    build,
+    build_from_toml,
+    estimated_parameters,
+    load_arch_toml,
+)
+from tests.conftest import SAMPLES
+from tests.refusal import refused
 
 # TorchScript is deprecated upstream but remains one of the formats users save checkpoints in.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -239,3 +248,29 @@ def test_build_from_toml_names_the_file_in_option_errors(tmp_path):
     with pytest.raises(UsageError) as info:
         build_from_toml(path)
     assert str(path) in str(info.value) and "widht" in str(info.value)
+
+
+# -- issue 13: a network too large to hold is refused before it is built ----------------------------
+
+
+@pytest.mark.parametrize(("family", "options"), CASES)
+def test_estimated_parameters_bound_what_build_makes(family, options):
+    module = build(family, options)
+    made = sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+    estimate = estimated_parameters(family, options)
+    assert made <= estimate <= 1.1 * made + 50  # an upper estimate, close
+
+
+def test_estimate_leaves_malformed_options_to_the_family():
+    assert estimated_parameters("mlp", {"input_shape": [2], "outputs": 1, "widths": "wide"}) is None
+    assert estimated_parameters("mlp", {"outputs": 1}) is None
+    with pytest.raises(UsageError, match="'widths' must be a list"):
+        build("mlp", {"input_shape": [2], "outputs": 1, "widths": "wide"})
+
+
+def test_a_family_too_large_to_hold_is_refused_naming_arch_and_size(tmp_path):
+    arch = "mlp{widths=[100000, 100000], outputs=1, input_shape=[2]}"  # 10^10 weights
+    message = refused(
+        "info", SAMPLES / "moons-mlp.state.pt", "--arch", arch, names=f"--arch {arch}", folder=tmp_path
+    )
+    assert "10,000,500,001 parameters" in message and "smaller widths" in message

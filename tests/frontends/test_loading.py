@@ -1,6 +1,7 @@
 """Every checkpoint format opens, by content, and every bad checkpoint is refused with a clear message."""
 
 import pickle
+import sys
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from splinetool.errors import CheckpointError, UnsafeCheckpointError, UsageError
 from splinetool.frontends.families import build as build_family
 from splinetool.frontends.loading import load_model
 from splinetool.ir import lower
+from tests.refusal import refused
 from tests.zoo import mlp
 
 MLP_SPEC = "mlp{widths=[5, 4], outputs=2, input_shape=[3]}"
@@ -160,3 +162,32 @@ def test_bad_inline_arch_is_a_usage_error(tmp_path):
         load_model(tmp_path / "m.pt", arch="nosuchfamily")
     with pytest.raises(UsageError, match="cannot import"):
         load_model(tmp_path / "m.pt", arch="no_such_module:make")
+
+
+# -- issue 13: a factory module that cannot be imported or run names its file and line -------------
+
+FACTORIES = {
+    # module source -> what the one message must say
+    "import torch\ndef make(:\n    pass\n": ("line 2", "SyntaxError"),
+    "def make():\n    return 1\n  x = 2\n": ("line 3", "IndentationError"),
+    "raise ValueError('no weights here')\n": ("line 1", "ValueError: no weights here"),
+    "import sys\nsys.exit(3)\n": ("line 2", "SystemExit: 3"),
+    "def make():\n    return helper()\n\ndef helper():\n    raise RuntimeError('boom')\n": (
+        "line 5",
+        "RuntimeError: boom",
+    ),
+    "import sys\ndef make():\n    sys.exit()\n": ("line 3", "SystemExit"),
+}
+
+
+@pytest.mark.parametrize(("number", "source"), enumerate(FACTORIES))
+def test_a_broken_factory_module_names_its_file_and_line(tmp_path, monkeypatch, number, source):
+    # a fresh module name each time: a module that imported before would be served from sys.modules
+    name = f"issue13_factory_{number}"
+    (tmp_path / f"{name}.py").write_text(source)
+    torch.save(_family_mlp().state_dict(), tmp_path / "m.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    message = refused("info", "m.pt", "--arch", f"{name}:make", names=f"--arch {name}:make", folder=tmp_path)
+    line, what = FACTORIES[source]
+    assert f"{tmp_path / name}.py" in message and line in message and what in message
