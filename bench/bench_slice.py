@@ -15,7 +15,8 @@ Cases (`--cases`, comma-separated, or `all`; default random-mlp,digits-mlp):
   digits-resnet   sample model, same planes (splinetool only)
   resnet18-cifar  family `resnet` at ResNet-18 widths with ResNet-18's stem (7x7 stride-2 conv,
                   3x3 stride-2 max-pool) on 3x32x32 inputs, random weights (seed 0), plane through
-                  three random N(0, 1) inputs (seed 0), margin 1.01 (splinetool only)
+                  three random inputs x0 + 0.01 e_i (x0, e_i N(0, 1), seed 0), margin 1.01
+                  (splinetool only)
 
 Regioncam receives the network on plane coordinates: the plane's map t -> origin + t @ directions is
 folded into the first linear layer (in float64, then rounded to float32), and its square is the
@@ -110,8 +111,13 @@ def prepare(case: str, folder: Path) -> list[dict]:
         }
         torch.manual_seed(0)
         model = save(build("resnet", options), options, "resnet")
+        # three random inputs near one another: x0 + 0.01 e_i, with x0 and e_i N(0, 1) (seed 0); the
+        # plane through three unrelated inputs spans distances near 80, where a random ResNet-18 has
+        # far more tiles than this CPU can cut in minutes
         anchors = folder / "anchors.npy"
-        np.save(anchors, np.random.default_rng(0).standard_normal((3, 3, 32, 32)))
+        rng = np.random.default_rng(0)
+        x0 = rng.standard_normal((3, 32, 32))
+        np.save(anchors, x0 + 0.01 * rng.standard_normal((3, 3, 32, 32)))
         return [
             {"label": case, "args": [model, "--anchors", str(anchors), "--margin", "1.01"], "regioncam": None}
         ]
