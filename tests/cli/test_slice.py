@@ -4,20 +4,10 @@ import json
 
 import numpy as np
 import torch
-from typer.testing import CliRunner
 
-from splinetool.cli import app
 from tests.analyses.test_zero_rule import hyperplane_net
+from tests.cli.test_slice_list import invoke
 from tests.zoo import concurrent_lines_net
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    result = runner.invoke(app, ["slice", *[str(a) for a in args]])
-    # a traceback escaping the CLI would surface as an exception other than SystemExit
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result
 
 
 def test_verify_passes_on_a_plane_inside_a_units_hyperplane(tmp_path):
