@@ -25,6 +25,7 @@ from splinetool.analyses.plane import Plane
 from splinetool.data.loading import spread
 from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import bit_range, bytes_as_words, unique_rows
@@ -369,6 +370,9 @@ def sample_points(
         raise UsageError(f"--sample {count}: expected a positive number of points")
     if kind not in SAMPLING:
         raise UsageError(f"--around {kind!r}: expected one of {', '.join(SAMPLING)}")
+    dim = len(box[0]) if box is not None else (data.shape[1] if data is not None else 1)
+    # the points, their uniform draws and the codes read from them
+    check_memory(4 * count * dim * 8, f"--sample {count:,} points of {dim} inputs", "sample fewer points")
     rng = np.random.default_rng(seed % 2**64)
     if kind == "bbox":
         if box is None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from splinetool.engine.store import check_memory
 from splinetool.frontends.loading import LoadedModel
 from splinetool.ir import PLNet, lower
 
@@ -54,6 +55,9 @@ def run(
     samples: int = 8,
 ) -> InfoResult:
     net: PLNet = lower(loaded).to(device=device, dtype=dtype)
+    # the inputs and every PL node's values, in ours and in the original model
+    per_sample = (net.input_dim + sum(n.neurons for n in net.pl_nodes)) * torch.finfo(dtype).bits // 8
+    check_memory(4 * samples * per_sample, f"--samples {samples:,} checks", "check fewer --samples")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((samples, *net.input_shape), generator=generator, dtype=dtype)
     with torch.no_grad():

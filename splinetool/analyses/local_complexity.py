@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from splinetool.data.loading import spread
+from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import ArgmaxKind, NodeScales, sign_of
@@ -154,6 +155,11 @@ def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointS
     if count < 1:
         raise UsageError(f"--random {count}: expected a positive number of points")
     x = np.concatenate([s.x for s in sets])
+    check_memory(
+        2 * count * x[0].size * 8,
+        f"--random {count:,} points of {x[0].size} inputs",
+        "draw fewer --random points",
+    )
     lo, hi = x.min(axis=0), x.max(axis=0)
     with np.errstate(over="ignore"):
         wide = not np.isfinite(hi - lo).all()

@@ -273,3 +273,20 @@ def test_an_allocation_failure_exits_2_with_one_message(capsys):
 def test_malformed_values_are_refused_even_where_unused(tmp_path, args, names):
     args = [tmp_path / "r.h5" if a == "OUT" else a for a in args]
     refused(*args, names=names, folder=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("option", "args"),
+    [
+        ("--samples", ["info", MOONS]),
+        ("--sample", ["count-regions", MOONS, "--bounds=-1,1,-1,1"]),
+        ("--random", ["local-complexity", MOONS, "--data", MOONS_DATA]),
+    ],
+)
+def test_counts_too_large_to_allocate_are_refused_naming_the_option(tmp_path, option, args):
+    output = [] if args[0] == "info" else ["-o", tmp_path / "r.h5"]
+    result = run(*args, option, "100000000000", *output)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert message.startswith(f"error: {option} 100,000,000,000") and "GiB" in message
+    assert list(tmp_path.iterdir()) == []
