@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -189,15 +189,8 @@ def run(
             "passed": checked["tiles_mismatched"] == 0,
         }
     whole = _join(kept) if sink is None else _empty_part(net, np.zeros((0, 2, 2)), jacobian_norm)
-    return SliceResult(
-        vertices=whole.vertices,
-        offsets=whole.offsets,
-        codes=whole.codes,
-        affine_A=whole.affine_A,
-        affine_c=whole.affine_c,
-        jacobian_norm=whole.jacobian_norm,
-        edge_node=whole.edge_node,
-        boundary=whole.boundary,
+    return replace(
+        whole,
         origin=plane.origin.cpu().numpy(),
         directions=plane.directions.cpu().numpy(),
         domain=plane.domain.cpu().numpy(),
@@ -248,7 +241,7 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
         jac_norm = torch.cat(norms).cpu().numpy()
     segments, loose = decision_boundary(group)
     flat_verts, offsets = _ragged(group.verts, count)
-    part = SliceResult(
+    part = _tiles(
         vertices=group.coords[flat_verts].cpu().numpy(),
         offsets=offsets,
         codes=group.codes.cpu().numpy(),
@@ -257,12 +250,6 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
         jacobian_norm=jac_norm,
         edge_node=group.labels[valid].cpu().numpy().astype(np.int32),
         boundary=segments,
-        origin=np.zeros(0),
-        directions=np.zeros((2, 0)),
-        domain=np.zeros((0, 2)),
-        node_names=[],
-        node_kinds=[],
-        node_code_bits=[],
     )
     return part, loose
 
@@ -271,7 +258,7 @@ def _empty_part(net: PLNet, boundary: np.ndarray, jacobian_norm: bool) -> SliceR
     """No tiles, only decision-boundary segments (and the shapes of the per-tile arrays)."""
     outputs = net.output_dim
     code_bytes = (sum(n.code_bits for n in net.pl_nodes) + 7) // 8
-    return SliceResult(
+    return _tiles(
         vertices=np.zeros((0, 2)),
         offsets=np.zeros(1, dtype=np.int64),
         codes=np.zeros((0, code_bytes), dtype=np.uint8),
@@ -280,12 +267,6 @@ def _empty_part(net: PLNet, boundary: np.ndarray, jacobian_norm: bool) -> SliceR
         jacobian_norm=np.zeros(0) if jacobian_norm else None,
         edge_node=np.zeros(0, dtype=np.int32),
         boundary=boundary,
-        origin=np.zeros(0),
-        directions=np.zeros((2, 0)),
-        domain=np.zeros((0, 2)),
-        node_names=[],
-        node_kinds=[],
-        node_code_bits=[],
     )
 
 
@@ -296,7 +277,7 @@ def _join(parts: list[SliceResult]) -> SliceResult:
     shifts = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
     offsets = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
     norms = [p.jacobian_norm for p in parts]
-    return SliceResult(
+    return _tiles(
         vertices=np.concatenate([p.vertices for p in parts]),
         offsets=offsets,
         codes=np.concatenate([p.codes for p in parts]),
@@ -305,6 +286,13 @@ def _join(parts: list[SliceResult]) -> SliceResult:
         jacobian_norm=None if norms[0] is None else np.concatenate(norms),
         edge_node=np.concatenate([p.edge_node for p in parts]),
         boundary=np.concatenate([p.boundary for p in parts]),
+    )
+
+
+def _tiles(**arrays) -> SliceResult:
+    """Tiles and boundary segments without the plane and node layout, which `run` adds once at the end."""
+    return SliceResult(
+        **arrays,
         origin=np.zeros(0),
         directions=np.zeros((2, 0)),
         domain=np.zeros((0, 2)),
