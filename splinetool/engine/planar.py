@@ -253,51 +253,34 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
     if group.pending is None:
         _start_node(net, group)
         group.pending = _sign_pairs(tiles, table(), vertices.field(SCALE))
-    rows, units = group.pending
-    if rows.numel() == 0:
-        return _node_done(group)
-    stage = _Stage(tiles, vertices, len(net.pl_nodes))
-    families, rank_of_pair = rows, _ranks(rows)
-    family_of_row = GrowingIndex(torch.arange(tiles.n, device=rows.device))
-    unit_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=rows.device)
-    start = tiles.n
-    rounds = int(rank_of_pair.max()) + 1
-    for r in range(rounds):
-        chosen = rank_of_pair == r
-        unit_of_family.fill_(-1)
-        unit_of_family[families[chosen]] = units[chosen]
-        unit = unit_of_family[family_of_row.values]
-        picked = torch.nonzero(unit >= 0).flatten()
-        unit = unit[picked]
+
+    def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         verts = tiles.verts[picked]
         values = torch.where(verts >= 0, table()[verts.clamp(min=0), unit[:, None]], 0.0)
         signs = sign_of(values, vertices.field(SCALE)[verts.clamp(min=0)]) * (verts >= 0)
         hit = crossed(signs)
-        if hit.any():
-            picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
-            width = int((verts >= 0).sum(dim=1).max())
-            (pos, pos_labels), (neg, neg_labels) = cut(
-                vertices,
-                verts[:, :width],
-                tiles.labels[picked][:, :width],
-                values[:, :width],
-                signs[:, :width],
-                stage.new_edge(group.node),
-                tag=unit,
-                created=stage.created,
-            )
-            tiles.replace(picked, pos, pos_labels)
-            tiles.append(neg, neg_labels, picked)
-            family_of_row.append(family_of_row.values[picked])
-            limit(tiles)
-        if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
-            later = rank_of_pair > r
-            stage.close()
-            pairs = _expand(family_of_row.values, families[later], units[later])
-            group.pending = _keep_crossing(tiles, table(), vertices.field(SCALE), *pairs)
-            return False
-    stage.close()
-    return _node_done(group)
+        picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
+        if picked.numel() == 0:
+            return picked
+        width = int((verts >= 0).sum(dim=1).max())
+        (pos, pos_labels), (neg, neg_labels) = cut(
+            vertices,
+            verts[:, :width],
+            tiles.labels[picked][:, :width],
+            values[:, :width],
+            signs[:, :width],
+            stage.new_edge(group.node),
+            tag=unit,
+            created=stage.created,
+        )
+        tiles.replace(picked, pos, pos_labels)
+        tiles.append(neg, neg_labels, picked)
+        return picked
+
+    def keep(rows: torch.Tensor, units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _keep_crossing(tiles, table(), vertices.field(SCALE), rows, units)
+
+    return _cut_in_rounds(net, group, cut_round, keep, limit)
 
 
 def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]) -> bool:
@@ -317,36 +300,61 @@ def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], Non
     if group.pending is None:
         _start_node(net, group)
         group.pending = _window_pairs(tiles, scores(), taps, scale())
-    rows, windows = group.pending
-    if rows.numel() == 0:
-        return _node_done(group)
-    stage = _Stage(tiles, vertices, len(net.pl_nodes))
-    families, rank_of_pair = rows, _ranks(rows)
-    family_of_row = GrowingIndex(torch.arange(tiles.n, device=rows.device))
-    window_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=rows.device)
-    start = tiles.n
-    rounds = int(rank_of_pair.max()) + 1
-    for r in range(rounds):
-        chosen = rank_of_pair == r
-        window_of_family.fill_(-1)
-        window_of_family[families[chosen]] = windows[chosen]
-        window = window_of_family[family_of_row.values]
-        picked = torch.nonzero(window >= 0).flatten()
-        picked, window = _keep_window_crossing(tiles, scores(), taps, scale(), picked, window[picked])
+
+    def cut_round(stage: _Stage, picked: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        picked, window = _keep_window_crossing(tiles, scores(), taps, scale(), picked, window)
         if picked.numel() == 0:
-            continue
+            return picked
         # the envelope's breakpoints on the tiles' edges first, so that neighbours share them
         crossings = _window_edge_crossings(tiles, scores(), taps, scale(), picked, window)
         _split_edges(tiles, vertices, *crossings, picked, stage.created)
         new_edge = stage.new_edge(group.node)
-        parents = _argmax_cells(tiles, vertices, scores(), taps, scale(), picked, window, new_edge)
-        family_of_row.append(family_of_row.values[parents])
-        limit(tiles)
+        return _argmax_cells(tiles, vertices, scores(), taps, scale(), picked, window, new_edge)
+
+    def keep(rows: torch.Tensor, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _keep_window_crossing(tiles, scores(), taps, scale(), rows, windows)
+
+    return _cut_in_rounds(net, group, cut_round, keep, limit)
+
+
+def _cut_in_rounds(
+    net: PLNet,
+    group: _Group,
+    cut_round: Callable[[_Stage, torch.Tensor, torch.Tensor], torch.Tensor],
+    keep: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    limit: Callable[[TileStore], None],
+) -> bool:
+    """Cut the group's pending (tile, item) pairs, one item per family of tiles per round.
+
+    A family is a tile of the stage's start and every piece cut from it. `cut_round(stage, rows,
+    items)` cuts rows by their items and returns the parent row of each new tile. Once the tiles have
+    doubled, the stage ends and the remaining items are re-tested on every piece (`keep`), so that
+    later rounds follow only the pairs that still cut. True once the node is done.
+    """
+    tiles = group.tiles
+    families, items = group.pending
+    if families.numel() == 0:
+        return _node_done(group)
+    stage = _Stage(tiles, group.vertices, len(net.pl_nodes))
+    rank_of_pair = _ranks(families)
+    family_of_row = GrowingIndex(torch.arange(tiles.n, device=families.device))
+    item_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=families.device)
+    start = tiles.n
+    rounds = int(rank_of_pair.max()) + 1
+    for r in range(rounds):
+        chosen = rank_of_pair == r
+        item_of_family.fill_(-1)
+        item_of_family[families[chosen]] = items[chosen]
+        item = item_of_family[family_of_row.values]
+        picked = torch.nonzero(item >= 0).flatten()
+        parents = cut_round(stage, picked, item[picked])
+        if parents.numel():
+            family_of_row.append(family_of_row.values[parents])
+            limit(tiles)
         if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
             later = rank_of_pair > r
             stage.close()
-            pairs = _expand(family_of_row.values, families[later], windows[later])
-            group.pending = _keep_window_crossing(tiles, scores(), taps, scale(), *pairs)
+            group.pending = keep(*_expand(family_of_row.values, families[later], items[later]))
             return False
     stage.close()
     return _node_done(group)
