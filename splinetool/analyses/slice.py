@@ -387,10 +387,11 @@ def _boundary_across_groups(loose: list[tuple[np.ndarray, np.ndarray]]) -> np.nd
 
 
 def _verify(net, origin, directions, part: Partition, samples: int, generator, checked: dict) -> None:
-    """Check every tile's code against the network: at the mean of its corners, where the engine read
-    it, the network's code must be the tile's; at random interior points, every unit must be on the
-    tile's side of its breakpoint, zero counting as both sides. By the zero rule (splinetool/ir/pl.py)
-    a point whose value is within the tolerance lies on that boundary: in a tile thinner than a few
+    """Check every tile's code against the network: at the mean of its corners the network's code
+    must be the tile's, except where a unit reads zero there and the tile holds a side some corner
+    reads (`_read_near_a_boundary`); at random interior points, every unit must be on the tile's side
+    of its breakpoint, zero counting as both sides. By the zero rule (splinetool/ir/pl.py) a point
+    whose value is within the tolerance lies on that boundary: in a tile thinner than a few
     tolerances (5e-15 of a digits-resnet plane) such points are interior samples, and their code reads
     the unit as zero while the tile, clear of zero at its mean, does not."""
     verts = part.verts
@@ -402,6 +403,9 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
     for rows in torch.arange(len(mean), device=verts.device).split(4096):
         got = net.codes(plane_inputs(net, origin, directions, mean[rows]))
         mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
+    if mismatched.any():
+        rows = torch.nonzero(mismatched).flatten()
+        mismatched[rows] = ~_read_near_a_boundary(net, origin, directions, mean[rows], part, rows, bits[rows])
     for _ in range(samples):
         # positive weights on every corner give a point strictly inside a convex polygon
         w = (
@@ -413,6 +417,36 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
             mismatched[rows] |= ~_on_the_tiles_sides(net, x, bits[rows])
     checked["points"] += int((samples + 1) * verts.shape[0])
     checked["tiles_mismatched"] += int(mismatched.sum())
+
+
+def _read_near_a_boundary(net, origin, directions, mean, part: Partition, rows, bits) -> torch.Tensor:
+    """[R] whether tiles whose code differs from the network's at their corner mean are still right.
+
+    A piece inherits the codes of earlier nodes from the tile it was cut from, read at that tile's
+    mean. A small piece against a boundary may have its own mean within the zero tolerance of it,
+    where the unit reads zero (or a tied candidate wins). That is the reading of the boundary, not of
+    the piece: the piece's code is right if, at every unit where the two readings differ, the mean is
+    on the piece's side weakly and some corner of the piece reads the piece's side."""
+    held = _on_the_tiles_sides(net, plane_inputs(net, origin, directions, mean), bits)
+    verts = part.verts[rows]
+    corner_ids = verts.clamp(min=0)
+    corner_x = plane_inputs(net, origin, directions, part.coords[corner_ids.reshape(-1)])
+    total = sum(n.code_bits for n in net.pl_nodes)
+    corner_bits = net.code_bits(corner_x).reshape(*verts.shape, total)
+    mean_bits = net.code_bits(plane_inputs(net, origin, directions, mean))
+    start = 0
+    for node in net.pl_nodes:
+        if node.code_bits:
+            span = slice(start, start + node.code_bits)
+            side = node.pl.sides(bits[:, span])
+            differs = side != node.pl.sides(mean_bits[:, span])
+            at_corners = node.pl.sides(corner_bits[..., span].reshape(-1, node.code_bits)).reshape(
+                *verts.shape, -1
+            )
+            reached = ((at_corners == side[:, None]) & (verts >= 0)[..., None]).any(dim=1)
+            held &= (~differs | reached).all(dim=1)
+        start += node.code_bits
+    return held
 
 
 def _on_the_tiles_sides(net: PLNet, x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:

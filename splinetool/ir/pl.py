@@ -23,7 +23,9 @@ counts and distinct regions, the planar and segment engines' cuts, local complex
   touches the set, or a unit that is zero on all of it, does not cross it.
 - `slice --verify` holds the network's code at the mean of a tile's corners to the tile's code, and
   every other interior point to the tile's sides weakly: a point within the tolerance of a boundary
-  lies on it, and a tile thinner than a few tolerances holds such points.
+  lies on it, and a tile thinner than a few tolerances holds such points. A piece inherits earlier
+  nodes' codes from the tile it was cut from; where a unit reads zero at the piece's own mean (a
+  small piece against that boundary), the piece's side must be one that one of its corners reads.
 
 Why this scale. Rounding error follows the terms that were summed, not the result, and it is per
 point. Measured on relu(z0) + relu(z1) − relu(z0 + z1), zero in reals where z0, z1 > 0 (three

@@ -115,6 +115,45 @@ def test_verify_catches_any_wrong_bit_even_of_a_unit_that_is_zero_on_the_tile(co
             assert checked["tiles_mismatched"] == 1, (tile, bit)
 
 
+def test_verify_accepts_a_piece_whose_mean_reads_a_boundary_it_lies_against():
+    # relu(x1): a piece cut later from a tile on the positive side inherits bit 1; a thin piece
+    # against x1 = 0 has its corner mean within the zero tolerance of that line, where x1 reads zero
+    # and the bit 0: its code is still right, since a corner reads it (the digits-resnet
+    # slice through digits 3, 4, 5 has one such tile of 1.18 million). The scale is |x2|, about 0.9.
+    model = nn.Sequential(nn.Linear(2, 1), nn.ReLU()).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        model[0].bias.zero_()
+    net = lowered(model)
+    plane = input_plane(2, (-1, 1, -1, 1))
+
+    def checked(corners, bit):
+        coords = torch.tensor(corners, dtype=F64)
+        part = replace(
+            partition(net, plane.origin, plane.directions, plane.domain),
+            coords=coords,
+            verts=torch.tensor([[0, 1, 2]]),
+            labels=torch.full((1, 3), -1),
+            outputs=torch.zeros(3, 1, dtype=F64),
+            codes=torch.tensor([[bit << 7]], dtype=torch.uint8),
+        )
+        counts = {"points": 0, "tiles_mismatched": 0}
+        slicing._verify(
+            net, plane.origin, plane.directions, part, 2, torch.Generator().manual_seed(0), counts
+        )
+        return counts["tiles_mismatched"]
+
+    # x1 at the corners: 0, 0 and 1.5e-10, so 5e-11 at the mean, within the tolerance 9e-11 there
+    against = [[0.0, 0.9], [0.0, 0.95], [1.5e-10, 0.92]]
+    assert checked(against, 1) == 0  # the side a corner reaches
+    assert checked(against, 0) == 0  # the mean's own reading
+    # x1 within the tolerance at every corner: no corner reads 1, so bit 1 is wrong
+    assert checked([[0.0, 0.9], [0.0, 0.95], [5e-11, 0.92]], 1) == 1
+    # clear of zero at the mean: only the network's bit
+    assert checked([[0.0, 0.9], [0.0, 0.95], [3e-9, 0.92]], 0) == 1
+    assert checked([[0.0, 0.9], [0.0, 0.95], [3e-9, 0.92]], 1) == 0
+
+
 # -- the plane inside a hyperplane -----------------------------------------------------------
 
 
