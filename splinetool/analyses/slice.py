@@ -12,7 +12,7 @@ import torch
 
 from splinetool.analyses.plane import Plane
 from splinetool.engine.planar import Partition, Progress, Sweep, argmax_cells, plane_inputs
-from splinetool.engine.store import TileStore, VertexStore
+from splinetool.engine.store import TileStore, VertexStore, take_rows
 from splinetool.ir import PLNet
 from splinetool.ir.codes import unpack_bits
 
@@ -218,19 +218,27 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
     """One finished group as a SliceResult holding its tiles, and its loose tile-edge segments."""
     count = group.count
     valid = group.verts >= 0
-    corners = group.coords[group.verts.clamp(min=0)]
-    outputs = group.outputs[group.verts.clamp(min=0)]  # [T, K, O]
+    corners = take_rows(group.coords, group.verts.clamp(min=0))
+    outputs = take_rows(group.outputs, group.verts.clamp(min=0))  # [T, K, O]
     w = valid.to(corners.dtype)[..., None]
     centre = (corners * w).sum(dim=1) / count[:, None]
     mean_out = (outputs * w).sum(dim=1) / count[:, None]
-    # each output is affine on the tile: least squares through its corners is exact
+    # each output is affine on the tile: least squares through its corners is exact; the 2x2
+    # normal equations solved in closed form (batched matrix products of this size are slow)
     dt, do = (corners - centre[:, None]) * w, (outputs - mean_out[:, None]) * w
-    gram, rhs = dt.transpose(1, 2) @ dt, dt.transpose(1, 2) @ do
-    solution, singular = torch.linalg.solve_ex(gram, rhs)
-    if bool(singular.any()):  # a sliver whose corners are collinear in this dtype: least norm instead
-        bad = singular != 0
-        solution[bad] = torch.linalg.pinv(gram[bad], hermitian=True) @ rhs[bad]
-    plane_a = solution.transpose(1, 2)  # [T, O, 2]
+    dx, dy = dt[..., 0], dt[..., 1]
+    gxx, gxy, gyy = (dx * dx).sum(dim=1), (dx * dy).sum(dim=1), (dy * dy).sum(dim=1)
+    rx, ry = (dx[..., None] * do).sum(dim=1), (dy[..., None] * do).sum(dim=1)  # [T, O]
+    det = gxx * gyy - gxy * gxy
+    plane_a = torch.stack([gyy[:, None] * rx - gxy[:, None] * ry, gxx[:, None] * ry - gxy[:, None] * rx], -1)
+    plane_a = plane_a / det[:, None, None]  # [T, O, 2]
+    # below a few roundings of its terms, the determinant is noise: the corners are collinear in
+    # this dtype (a sliver), and the least-norm solution replaces the closed form
+    singular = ~(det > 4 * torch.finfo(det.dtype).eps * gxx * gyy)
+    if bool(singular.any()):
+        gram = torch.stack([torch.stack([gxx, gxy], -1), torch.stack([gxy, gyy], -1)], -2)[singular]
+        rhs = torch.stack([rx, ry], dim=1)[singular]
+        plane_a[singular] = (torch.linalg.pinv(gram, hermitian=True) @ rhs).transpose(1, 2)
     plane_c = mean_out - torch.einsum("toi,ti->to", plane_a, centre)
     jac_norm = None
     if norm is not None:
@@ -342,12 +350,12 @@ def decision_boundary(part: Partition) -> tuple[np.ndarray, tuple[np.ndarray, np
 def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     valid = verts >= 0
     count = valid.sum(dim=1)
-    cell_scores = (scores[verts.clamp(min=0)] * valid[..., None]).sum(dim=1) / count[:, None]
+    cell_scores = (take_rows(scores, verts.clamp(min=0)) * valid[..., None]).sum(dim=1) / count[:, None]
     cell_class = cell_scores.argmax(dim=1)  # at the cell's vertex mean, strictly inside it
     on_tile_edge = valid & (labels < 0)
     rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)[on_tile_edge]
     a, b = verts[on_tile_edge], following[on_tile_edge]
-    lo, hi = _ordered_ends(coords[a], coords[b])
+    lo, hi = _ordered_ends(take_rows(coords, a), take_rows(coords, b))
     # tiles of a group share their vertices: an edge seen from both sides has the same two ids
     span = int(verts.max()) + 1
     key = torch.minimum(a, b) * span + torch.maximum(a, b)

@@ -14,7 +14,7 @@ import torch
 from splinetool.engine.store import VertexStore
 from splinetool.ir.pl import RELATIVE_TOL, sign_of, zero_tolerance
 
-__all__ = ["RELATIVE_TOL", "corner_values", "crossed", "cut", "sign_of", "zero_tolerance"]
+__all__ = ["RELATIVE_TOL", "crossed", "cut", "sign_of", "zero_tolerance"]
 
 
 def crossed(signs: torch.Tensor) -> torch.Tensor:
@@ -74,27 +74,26 @@ def cut(
 
     # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1)
     ids = torch.stack([verts, cross_id], dim=2).reshape(m, 2 * width)
-    own = torch.stack([labels, labels], dim=2).reshape(m, 2 * width)
-    exists = torch.stack([valid, crossing], dim=2).reshape(m, 2 * width)
-    order = torch.cumsum(exists, dim=1) - 1
-    n_exist = exists.sum(dim=1, keepdim=True).clamp(min=1)
-    rows = torch.arange(m, device=verts.device)[:, None].expand_as(order)
     pieces = []
     for side in sides:
         keep_corner = valid & (side * signs >= 0)
+        # the edge leaving a kept point runs along the tile's edge k when the next point is kept too
+        # (a crossing is always kept); otherwise points were dropped in between and it runs along
+        # the cutting line
+        next_corner_kept = keep_corner.gather(1, following)
+        corner_edge = torch.where(crossing | next_corner_kept, labels, cut_label)
+        cross_edge = torch.where(next_corner_kept, labels, cut_label)
+        edge = torch.stack([corner_edge, cross_edge], dim=2).reshape(m, 2 * width)
         keep = torch.stack([keep_corner, crossing], dim=2).reshape(m, 2 * width)
-        kept_by_order = torch.zeros_like(keep)
-        kept_by_order[rows[exists], order[exists]] = keep[exists]
-        # an edge to the next kept point is an original edge (keeps its label) unless points were
-        # dropped in between: then it runs along the cutting line
-        next_kept = kept_by_order.gather(1, ((order + 1) % n_exist).clamp(min=0))
-        edge = torch.where(next_kept, own, torch.full_like(own, cut_label))
         rank = torch.cumsum(keep, dim=1) - 1
-        out_width = int(keep.sum(dim=1).max()) if m else 0
+        out_width = int(rank[:, -1].max()) + 1 if m else 0
+        # kept points in order, as flat positions: one index per kept point, no masked copies
+        slots = torch.nonzero(keep.reshape(-1)).flatten()
+        at = (slots // (2 * width)) * out_width + rank.reshape(-1).take(slots)
         out_ids = torch.full((m, out_width), -1, dtype=verts.dtype, device=verts.device)
         out_labels = torch.full_like(out_ids, -1)
-        out_ids[rows[keep], rank[keep]] = ids[keep]
-        out_labels[rows[keep], rank[keep]] = edge[keep]
+        out_ids.view(-1).index_copy_(0, at, ids.reshape(-1).take(slots))
+        out_labels.view(-1).index_copy_(0, at, edge.reshape(-1).take(slots))
         pieces.append((out_ids, out_labels))
     return pieces
 
@@ -105,9 +104,3 @@ def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     first = torch.full((unique.shape[0],), key.shape[0], dtype=torch.long, device=key.device)
     first.scatter_reduce_(0, which, torch.arange(key.shape[0], device=key.device), reduce="amin")
     return unique, which, first
-
-
-def corner_values(verts: torch.Tensor, per_vertex: torch.Tensor) -> torch.Tensor:
-    """Values of a per-vertex function at the corners, 0 at padding."""
-    out = per_vertex[verts.clamp(min=0)]
-    return torch.where(verts >= 0, out, torch.zeros_like(out))

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from splinetool.engine.cut import corner_values, crossed, cut, sign_of, zero_tolerance
-from splinetool.engine.store import TileStore, VertexStore, available_memory, grow
+from splinetool.engine.cut import crossed, cut, sign_of, zero_tolerance
+from splinetool.engine.store import TileStore, VertexStore, available_memory, grow, take_rows
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import pack_bits
@@ -256,8 +256,7 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         verts = tiles.verts[picked]
-        values = torch.where(verts >= 0, table()[verts.clamp(min=0), unit[:, None]], 0.0)
-        signs = sign_of(values, vertices.field(SCALE)[verts.clamp(min=0)]) * (verts >= 0)
+        values, signs = _unit_signs(table(), vertices.field(SCALE), verts, unit)
         hit = crossed(signs)
         picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
         if picked.numel() == 0:
@@ -360,12 +359,6 @@ def _cut_in_rounds(
     return _node_done(group)
 
 
-CUTTERS: dict[type, Callable[[PLNet, _Group, Callable[[TileStore], None]], bool]] = {
-    SignKind: _cut_sign_node,
-    ArgmaxKind: _cut_argmax_node,
-}
-
-
 class _Stage:
     """Edge labels that also name the edge a stage started from, and vertex merging at its end.
 
@@ -393,7 +386,7 @@ class _Stage:
         self.ends = torch.stack([edges // n, edges % n], dim=1)  # [supports, 2] vertex ids
         labels = tiles.labels.clone()
         labels[valid] = (support + 1) * self.span + labels[valid] + 1
-        tiles.replace(torch.arange(tiles.n, device=verts.device), verts.clone(), labels)
+        tiles.relabel(labels=labels)
 
     def new_edge(self, label: int) -> int:
         return label + 1
@@ -416,15 +409,13 @@ class _Stage:
                 first.scatter_reduce_(0, which, torch.arange(ids.numel(), device=ids.device), reduce="amin")
                 to = torch.arange(int(verts.max()) + 1, device=ids.device)
                 to[ids] = ids[first[which]]
-                verts = torch.where(valid, to[verts.clamp(min=0)], -1)
+                verts = torch.where(valid, to.take(verts.clamp(min=0)), -1)
                 points, support = ids[first], support[first]
-        tiles.replace(torch.arange(tiles.n, device=verts.device), verts, tiles.labels.clone())
+        tiles.relabel(verts=verts)
         if points.numel():
             self._conform(points, support)
-        valid = tiles.verts >= 0
-        labels = tiles.labels.clone()
-        labels[valid] = labels[valid] % self.span - 1
-        tiles.replace(torch.arange(tiles.n, device=valid.device), tiles.verts.clone(), labels)
+        labels = tiles.labels
+        tiles.relabel(labels=torch.where(tiles.verts >= 0, labels % self.span - 1, labels))
 
     def _conform(self, points: torch.Tensor, support: torch.Tensor) -> None:
         """Insert every point created on a stage's starting edge into each tile whose side along
@@ -435,9 +426,10 @@ class _Stage:
         resolution = 2.0**40
 
         def position(ids: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
-            a, b = coords[self.ends[edge - 1, 0]], coords[self.ends[edge - 1, 1]]
+            ends = take_rows(self.ends, edge - 1)
+            a, b = take_rows(coords, ends[:, 0]), take_rows(coords, ends[:, 1])
             d = b - a
-            lam = ((coords[ids] - a) * d).sum(dim=-1) / (d * d).sum(dim=-1)
+            lam = ((take_rows(coords, ids) - a) * d).sum(dim=-1) / (d * d).sum(dim=-1)
             return edge * (1 << 41) + torch.round(lam.clamp(0, 1) * resolution).long()
 
         point_key = position(points, support)
@@ -448,7 +440,10 @@ class _Stage:
         slot_position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
         nxt = verts.gather(1, (slot_position + 1) % count.clamp(min=1))
         edge = torch.where(verts >= 0, labels // self.span, 0)
-        on_support = edge > 0
+        # only sides along an edge that received points can change
+        received = torch.zeros(self.ends.shape[0] + 1, dtype=torch.bool, device=verts.device)
+        received[support] = True
+        on_support = received[edge] & (edge > 0)
         key_a = torch.zeros_like(verts)
         key_b = torch.zeros_like(verts)
         key_a[on_support] = position(verts[on_support], edge[on_support])
@@ -478,27 +473,32 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
     pre_key = net.steps[node.step].inputs[0]
-    vertices.drop_field(("units", group.node))
     if codes:
-        tiles.extend_payload(_tile_codes(node, tiles, vertices.field(pre_key), vertices.field(SCALE)))
+        tiles.extend_payload(CODE_READERS[type(node.pl)](net, group))
+    vertices.drop_field(("units", group.node))
     below = node_scale(vertices.field(pre_key), vertices.field(BELOW))
     vertices.drop_field(SCALE)
     stop = net.pl_nodes[group.node + 1].step if group.node + 1 < len(net.pl_nodes) else len(net.steps)
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
     chunk = max(1, PAIR_CHUNK_BYTES // max(1, vertices.row_bytes()))
-    pushed = [
-        net.run_steps({k: v[i : i + chunk] for k, v in fields.items()}, node.step, stop)
-        for i in range(0, vertices.n, chunk)
-    ]
-    vertices.set_fields({key: torch.cat([p[key] for p in pushed]) for key in pushed[0]} if pushed else fields)
+    pushed: dict = {}
+    for i in range(0, vertices.n, chunk):
+        part = net.run_steps({k: v[i : i + chunk] for k, v in fields.items()}, node.step, stop)
+        for key, values in part.items():
+            # written in place, with room for the next node's vertices (no concatenation, no regrowth)
+            pushed.setdefault(key, vertices.empty_field(values))[i : i + values.shape[0]] = values
+    vertices.set_fields(pushed or fields)
     vertices.add_field(BELOW, below)
     group.node += 1
 
 
-def _tile_codes(node, tiles: TileStore, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _mean_codes(net: PLNet, group: _Group) -> torch.Tensor:
     """[T, bytes] the node's packed code on each tile, read at the mean of its corners (where the
     pre-activation is the mean of theirs, and the scale, near enough, too)."""
+    node = net.pl_nodes[group.node]
+    tiles, vertices = group.tiles, group.vertices
+    pre, scale = vertices.field(net.steps[node.step].inputs[0]), vertices.field(SCALE)
     flat = pre.reshape(pre.shape[0], -1)
     parts = []
     for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
@@ -506,6 +506,55 @@ def _tile_codes(node, tiles: TileStore, pre: torch.Tensor, scale: torch.Tensor) 
         mean_scale = _corner_means(tiles.verts[rows], scale[:, None])[:, 0]
         parts.append(pack_bits(node.pl.code_bits(mean, mean_scale)))
     return torch.cat(parts)
+
+
+def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
+    """`_mean_codes` of a sign node, read from its corners where they agree.
+
+    Once the node is cut no unit crosses a tile, and the tolerance is linear in the scale: a unit
+    clear of zero on the positive side at every corner is above it at the mean too, and one that no
+    corner holds clear on that side is not. Only the units some corners hold clear and others not
+    (a tile with a corner on the unit's line) need the mean, a few of a tile's hundreds of units.
+    """
+    tiles, vertices = group.tiles, group.vertices
+    table = _units_table(net, group)()
+    scale = vertices.field(SCALE)
+    above = pack_bits(table > zero_tolerance(scale)[:, None])
+    verts = tiles.verts
+    filled = torch.where(verts >= 0, verts, verts[:, :1])
+    shifts = torch.arange(7, -1, -1, device=verts.device, dtype=torch.uint8)
+    parts = []
+    for rows in _row_chunks(tiles.n, 8 * above.shape[1], verts.device):
+        corners = filled[rows]
+        every = some = take_rows(above, corners[:, 0])
+        for c in range(1, corners.shape[1]):
+            at = take_rows(above, corners[:, c])
+            every, some = every & at, some | at
+        code = every.clone()
+        mixed = some & ~every
+        tile, byte = torch.nonzero(mixed, as_tuple=True)
+        which, bit = torch.nonzero((mixed[tile, byte][:, None] >> shifts) & 1, as_tuple=True)
+        tile, byte = tile[which], byte[which]
+        ids = verts[rows][tile]
+        values, _ = _unit_signs(table, scale, ids, byte * 8 + bit)
+        valid = (ids >= 0).to(values.dtype)
+        mean = values.sum(dim=1) / valid.sum(dim=1)
+        mean_scale = (scale.take(ids.clamp(min=0)) * valid).sum(dim=1) / valid.sum(dim=1)
+        on = sign_of(mean, mean_scale) > 0
+        weight = torch.zeros(code.shape, dtype=torch.int32, device=code.device)
+        weight.index_put_((tile[on], byte[on]), (128 >> bit[on]).to(torch.int32), accumulate=True)
+        parts.append(code | weight.to(torch.uint8))
+    return torch.cat(parts) if parts else torch.zeros((0, above.shape[1]), dtype=torch.uint8)
+
+
+CUTTERS: dict[type, Callable[[PLNet, _Group, Callable[[TileStore], None]], bool]] = {
+    SignKind: _cut_sign_node,
+    ArgmaxKind: _cut_argmax_node,
+}
+CODE_READERS: dict[type, Callable[[PLNet, _Group], torch.Tensor]] = {
+    SignKind: _sign_codes,
+    ArgmaxKind: _mean_codes,
+}
 
 
 def _corner_means(verts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -579,7 +628,9 @@ def _sign_pairs(
     tol = zero_tolerance(scale)[:, None]
     # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
     above, below = pack_bits(table > tol), pack_bits(table < -tol)
-    return _tile_bits(tiles, lambda ids: above[ids], lambda ids: below[ids], table.shape[1])
+    return _tile_bits(
+        tiles, lambda ids: take_rows(above, ids), lambda ids: take_rows(below, ids), table.shape[1]
+    )
 
 
 def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
@@ -603,12 +654,18 @@ def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
     return _by_row(torch.cat(found_rows), torch.cat(found_units))
 
 
+def _unit_signs(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values [R, K] of each row's unit at its tile's corners, and their signs (0 at padding)."""
+    ids = verts.clamp(min=0)
+    values = table.reshape(-1).take(ids * table.shape[1] + units[:, None])
+    signs = sign_of(values, scale.take(ids)) * (verts >= 0)
+    return torch.where(verts >= 0, values, 0.0), signs
+
+
 def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:
     keep = []
     for part in _row_chunks(rows.numel(), tiles.verts.shape[1] * 16, rows.device):
-        verts = tiles.verts[rows[part]]
-        values = table[verts.clamp(min=0), units[part][:, None]]
-        signs = sign_of(values, scale[verts.clamp(min=0)]) * (verts >= 0)
+        _, signs = _unit_signs(table, scale, tiles.verts[rows[part]], units[part])
         keep.append(crossed(signs))
     keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
     return rows[keep], units[keep]
@@ -1081,7 +1138,7 @@ def argmax_cells(
     best = z.max(dim=1, keepdim=True).values
     weak = z >= best - tol  # [V, k]
     verts = tiles.verts
-    corner_weak = weak[verts.clamp(min=0)] | (verts < 0)[:, :, None]
+    corner_weak = take_rows(weak, verts.clamp(min=0)) | (verts < 0)[:, :, None]
     whole = corner_weak.all(dim=1).any(dim=1)
     rows = torch.nonzero(~whole).flatten()
     if rows.numel() == 0:
@@ -1090,18 +1147,20 @@ def argmax_cells(
     base_verts, base_labels = tiles.verts[rows][:, :width], tiles.labels[rows][:, :width]
     cells = []
     for i in range(z.shape[1]):
+        # each pair's tolerance follows |z_i - z_j| over all the vertices: one pass per class
+        pair_scale = (z[:, i : i + 1] - z).abs().amax(dim=0) if z.shape[0] else z.new_zeros(z.shape[1])
         cell_verts, cell_labels, parents = base_verts, base_labels, rows
         for j in range(z.shape[1]):
             if j == i or cell_verts.shape[0] == 0:
                 continue
-            current = scores()
-            diff = current[:, i] - current[:, j]
-            values = corner_values(cell_verts, diff)
-            signs = sign_of(values, diff.abs().max()) * (cell_verts >= 0)
-            edge_label = label(i, j) if callable(label) else label
-            ((cell_verts, cell_labels),) = cut(
-                vertices, cell_verts, cell_labels, values, signs, edge_label, sides=(1,)
-            )
+            corners = take_rows(scores(), cell_verts.clamp(min=0))
+            values = torch.where(cell_verts >= 0, corners[..., i] - corners[..., j], 0.0)
+            signs = sign_of(values, pair_scale[j]) * (cell_verts >= 0)
+            if bool((signs < 0).any()):  # otherwise z_j nowhere beats z_i: nothing to clip
+                edge_label = label(i, j) if callable(label) else label
+                ((cell_verts, cell_labels),) = cut(
+                    vertices, cell_verts, cell_labels, values, signs, edge_label, sides=(1,)
+                )
             # where z_i and z_j agree on the whole tile, arg-max takes the first: i keeps it when i < j
             tied = (signs == 0).all(dim=1) & (i < j)
             alive = ((signs > 0).any(dim=1) | tied) & ((cell_verts >= 0).sum(dim=1) >= 3)

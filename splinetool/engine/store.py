@@ -13,13 +13,21 @@ from splinetool.engine.memory import memory_left
 from splinetool.errors import UsageError
 
 
-def grow(t: torch.Tensor, rows: int, fill: float | int = 0) -> torch.Tensor:
+def grow(t: torch.Tensor, rows: int, fill: float | int | None = 0) -> torch.Tensor:
+    """`t` with room for at least `rows` rows (doubling); new rows hold `fill`, or nothing if None."""
     if t.shape[0] >= rows:
         return t
-    extra = torch.full(
-        (max(rows, 2 * t.shape[0]) - t.shape[0], *t.shape[1:]), fill, dtype=t.dtype, device=t.device
-    )
-    return torch.cat([t, extra])
+    out = torch.empty((max(rows, 2 * t.shape[0]), *t.shape[1:]), dtype=t.dtype, device=t.device)
+    out[: t.shape[0]] = t
+    if fill is not None:
+        out[t.shape[0] :] = fill
+    return out
+
+
+def take_rows(t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """`t[ids]` for integer `ids` of any shape: `index_select` is 2x faster than advanced indexing
+    on wide CPU tables, and the engine's vertex tables are wide."""
+    return t.index_select(0, ids.reshape(-1)).reshape(*ids.shape, *t.shape[1:])
 
 
 class OutOfMemory(UsageError):
@@ -74,6 +82,11 @@ class VertexStore:
         """Replace every field (e.g. after pushing all vertices through the next layers)."""
         self._fields = dict(fields)
 
+    def empty_field(self, like: torch.Tensor) -> torch.Tensor:
+        """Storage for a field shaped like `like` per row, as many rows as the coordinates have room
+        for: a field filled in place needs no copy when the next cut appends vertices."""
+        return torch.empty((self._coords.shape[0], *like.shape[1:]), dtype=like.dtype, device=like.device)
+
     def add_field(self, key: object, values: torch.Tensor) -> None:
         self._fields[key] = values
 
@@ -86,11 +99,11 @@ class VertexStore:
         ids = torch.arange(self.n, self.n + m, device=a.device)
         end = self.n + m
         self._check_budget(end)
-        self._coords = grow(self._coords, end)
-        self._coords[self.n : end] = lerp(self._coords[a], self._coords[b], lam)
+        self._coords = grow(self._coords, end, None)
+        lerp_rows(self._coords, a, b, lam, out=self._coords[self.n : end])
         for key, values in self._fields.items():
-            values = grow(values, end)
-            values[self.n : end] = lerp(values[a], values[b], lam)
+            values = grow(values, end, None)
+            lerp_rows(values, a, b, lam, out=values[self.n : end])
             self._fields[key] = values
         self.n = end
         return ids
@@ -106,9 +119,9 @@ class VertexStore:
         end = self.n + m
         self._check_budget(end)
         for key, values in [("coords", self._coords), *self._fields.items()]:
-            values = grow(values, end)
+            values = grow(values, end, None)
             w = weights.to(values.dtype).reshape(m, ids.shape[1], *[1] * (values.dim() - 1))
-            values[self.n : end] = (values[ids] * w).sum(dim=1)
+            values[self.n : end] = (take_rows(values, ids) * w).sum(dim=1)
             if key == "coords":
                 self._coords = values
             else:
@@ -137,6 +150,14 @@ class VertexStore:
 
 def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return torch.lerp(x, y, lam.reshape(-1, *[1] * (x.dim() - 1)).to(x.dtype))
+
+
+def lerp_rows(
+    values: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, out: torch.Tensor
+) -> None:
+    """out = values[a] + lam (values[b] - values[a]), row by row."""
+    weight = lam.reshape(-1, *[1] * (values.dim() - 1)).to(values.dtype)
+    torch.lerp(values.index_select(0, a), values.index_select(0, b), weight, out=out)
 
 
 class TileStore:
@@ -187,6 +208,14 @@ class TileStore:
         self._verts[rows, :width] = verts
         self._labels[rows, :width] = labels
         self._count[rows] = (verts >= 0).sum(dim=1)
+
+    def relabel(self, verts: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> None:
+        """New vertex ids or edge labels for every tile, in place (shaped like `verts`, `labels`;
+        the corners stay where they are)."""
+        if verts is not None:
+            self._verts[: self.n] = verts
+        if labels is not None:
+            self._labels[: self.n] = labels
 
     def append(self, verts: torch.Tensor, labels: torch.Tensor, parents: torch.Tensor) -> None:
         """Add tiles; `parents` are the rows whose payload each new tile inherits."""

@@ -7,8 +7,10 @@ import torch
 import torch.nn as nn
 
 from splinetool.analyses.plane import anchor_plane, box, polygon_areas
+from splinetool.engine import planar
 from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
 from splinetool.ir import lower
+from splinetool.ir.pl import SignKind
 from tests.zoo import (
     CANCELLING_BOX,
     build,
@@ -245,3 +247,15 @@ def test_codes_from_the_engine_equal_the_network_codes_inside_each_tile(name):
     inside = (corners * weights[..., None]).sum(dim=1) / weights.sum(dim=1, keepdim=True)
     x = plane.to_input(inside)
     assert torch.equal(net.codes(x), part.codes)
+
+
+@pytest.mark.parametrize("name", ["mlp", "clamps", "convnet", "resnet"])
+def test_sign_codes_read_from_corners_equal_the_codes_read_at_every_tile_mean(name, monkeypatch):
+    # the shortcut reads a unit at the mean only where corners disagree; reading every unit there
+    # (as max-pool nodes do) is the slower second implementation
+    net, plane = zoo_plane(name)
+    fast = partition(net, plane.origin, plane.directions, plane.domain)
+    monkeypatch.setitem(planar.CODE_READERS, SignKind, planar._mean_codes)
+    slow = partition(net, plane.origin, plane.directions, plane.domain)
+    assert torch.equal(fast.verts, slow.verts)
+    assert torch.equal(fast.codes, slow.codes)
