@@ -18,6 +18,7 @@ from splinetool.cli import (
     merge,
     slice,
 )
+from splinetool.engine.memory import keep_freed_memory
 from splinetool.errors import Stopped
 from splinetool.io.atomic import request_stop, stop_requested
 
@@ -74,6 +75,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
     for caught in STOP_SIGNALS:
         signal.signal(caught, _stop)
+    keep_freed_memory()
     try:
         app()
     except Stopped as stop:

@@ -1,6 +1,7 @@
 """How much memory the engine may use: the process's real limits, not the host's free pages."""
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -162,3 +163,19 @@ def test_slice_under_an_address_space_limit_splits_its_work_or_stops_cleanly(tmp
         assert "GiB" in done.stderr and "memory" in done.stderr, done.stderr
     else:
         assert json.loads(done.stdout)["regions"] == 17112
+
+
+KEEP = "from splinetool.engine.memory import keep_freed_memory; print(keep_freed_memory())"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_freed_memory_is_kept_unless_the_user_chose_otherwise():
+    def kept(**env: str) -> str:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+        return subprocess.run(
+            [sys.executable, "-c", KEEP], capture_output=True, text=True, env=environ, check=True
+        ).stdout.strip()
+
+    assert kept() == "True"
+    assert kept(MALLOC_TRIM_THRESHOLD_="0") == "False"
+    assert kept(MALLOC_MMAP_THRESHOLD_="131072") == "False"
