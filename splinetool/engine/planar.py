@@ -519,7 +519,7 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     tiles, vertices = group.tiles, group.vertices
     table = _units_table(net, group)()
     scale = vertices.field(SCALE)
-    above = pack_bits(table > zero_tolerance(scale)[:, None])
+    above = _packed_signs(table, scale, 1)
     verts = tiles.verts
     filled = torch.where(verts >= 0, verts, verts[:, :1])
     shifts = torch.arange(7, -1, -1, device=verts.device, dtype=torch.uint8)
@@ -625,12 +625,21 @@ def _sign_pairs(
     tiles: TileStore, table: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(tile, unit) pairs whose zero line strictly separates two corners of the tile (`scale`: per vertex)."""
-    tol = zero_tolerance(scale)[:, None]
     # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
-    above, below = pack_bits(table > tol), pack_bits(table < -tol)
+    above, below = _packed_signs(table, scale, 1), _packed_signs(table, scale, -1)
     return _tile_bits(
         tiles, lambda ids: take_rows(above, ids), lambda ids: take_rows(below, ids), table.shape[1]
     )
+
+
+def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.Tensor:
+    """[V, ceil(units / 8)] bits: whether each unit is clear of zero on `side` at each vertex, built
+    a chunk of vertices at a time (a [V, units] mask of a wide node would be gigabytes)."""
+    parts = [
+        pack_bits(side * table[rows] > zero_tolerance(scale[rows])[:, None])
+        for rows in _row_chunks(table.shape[0], table.shape[1] * table.element_size(), table.device)
+    ]
+    return torch.cat(parts) if parts else torch.zeros((0, (table.shape[1] + 7) // 8), dtype=torch.uint8)
 
 
 def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
