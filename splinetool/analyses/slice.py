@@ -411,8 +411,8 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
     for rows in torch.arange(len(mean), device=verts.device).split(4096):
         got = net.codes(plane_inputs(net, origin, directions, mean[rows]))
         mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
-    if mismatched.any():
-        rows = torch.nonzero(mismatched).flatten()
+    # in chunks: each of these tiles also sends its corners through the network
+    for rows in torch.nonzero(mismatched).flatten().split(512):
         mismatched[rows] = ~_read_near_a_boundary(net, origin, directions, mean[rows], part, rows, bits[rows])
     for _ in range(samples):
         # positive weights on every corner give a point strictly inside a convex polygon
