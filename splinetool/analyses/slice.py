@@ -412,7 +412,8 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
         got = net.codes(plane_inputs(net, origin, directions, mean[rows]))
         mismatched[rows] |= (got != part.codes[rows]).any(dim=1)
     # in chunks: each of these tiles also sends its corners through the network
-    for rows in torch.nonzero(mismatched).flatten().split(512):
+    differing = torch.nonzero(mismatched).flatten()
+    for rows in differing.split(512) if differing.numel() else ():
         mismatched[rows] = ~_read_near_a_boundary(net, origin, directions, mean[rows], part, rows, bits[rows])
     for _ in range(samples):
         # positive weights on every corner give a point strictly inside a convex polygon
