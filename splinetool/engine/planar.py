@@ -522,7 +522,6 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     above = _packed_signs(table, scale, 1)
     verts = tiles.verts
     filled = torch.where(verts >= 0, verts, verts[:, :1])
-    shifts = torch.arange(7, -1, -1, device=verts.device, dtype=torch.uint8)
     parts = []
     for rows in _row_chunks(tiles.n, 8 * above.shape[1], verts.device):
         corners = filled[rows]
@@ -530,20 +529,17 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
         for c in range(1, corners.shape[1]):
             at = take_rows(above, corners[:, c])
             every, some = every & at, some | at
-        code = every.clone()
-        mixed = some & ~every
-        tile, byte = torch.nonzero(mixed, as_tuple=True)
-        which, bit = torch.nonzero((mixed[tile, byte][:, None] >> shifts) & 1, as_tuple=True)
-        tile, byte = tile[which], byte[which]
+        tile, unit = _set_bits(some & ~every)
         ids = verts[rows][tile]
-        values, _ = _unit_signs(table, scale, ids, byte * 8 + bit)
-        valid = (ids >= 0).to(values.dtype)
-        mean = values.sum(dim=1) / valid.sum(dim=1)
-        mean_scale = (scale.take(ids.clamp(min=0)) * valid).sum(dim=1) / valid.sum(dim=1)
+        values, _ = _unit_signs(table, scale, ids, unit)
+        corners_held = (ids >= 0).sum(dim=1)
+        mean = values.sum(dim=1) / corners_held
+        mean_scale = torch.where(ids >= 0, scale.take(ids.clamp(min=0)), 0.0).sum(dim=1) / corners_held
         on = sign_of(mean, mean_scale) > 0
-        weight = torch.zeros(code.shape, dtype=torch.int32, device=code.device)
-        weight.index_put_((tile[on], byte[on]), (128 >> bit[on]).to(torch.int32), accumulate=True)
-        parts.append(code | weight.to(torch.uint8))
+        # distinct bits of one byte: their sum is their union
+        weight = torch.zeros(every.shape, dtype=torch.int32, device=every.device)
+        weight.index_put_((tile[on], unit[on] // 8), (128 >> (unit[on] % 8)).to(torch.int32), accumulate=True)
+        parts.append(every | weight.to(torch.uint8))
     return torch.cat(parts) if parts else torch.zeros((0, above.shape[1]), dtype=torch.uint8)
 
 
@@ -647,20 +643,25 @@ def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
     found_rows, found_units = [], []
     verts = tiles.verts
     filled = torch.where(verts >= 0, verts, verts[:, :1])
-    shifts = torch.arange(7, -1, -1, device=verts.device, dtype=torch.uint8)
     for rows in _row_chunks(tiles.n, 8 * (units // 8 + 1), verts.device):
         corners = filled[rows]
         any_first, any_second = first(corners[:, 0]), second(corners[:, 0])
         for c in range(1, corners.shape[1]):
             any_first = any_first | first(corners[:, c])
             any_second = any_second | second(corners[:, c])
-        both = any_first & any_second
-        tile, byte = torch.nonzero(both, as_tuple=True)
-        bits = (both[tile, byte][:, None] >> shifts) & 1
-        which, bit = torch.nonzero(bits, as_tuple=True)
-        found_rows.append(rows[tile[which]])
-        found_units.append(byte[which] * 8 + bit)
+        tile, unit = _set_bits(any_first & any_second)
+        found_rows.append(rows[tile])
+        found_units.append(unit)
     return _by_row(torch.cat(found_rows), torch.cat(found_units))
+
+
+def _set_bits(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, unit) of every bit set in `packed` [rows, bytes] (pack_bits' layout: unit 0 is the
+    first byte's most significant bit), row by row."""
+    row, byte = torch.nonzero(packed, as_tuple=True)
+    shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)
+    which, bit = torch.nonzero((packed[row, byte][:, None] >> shifts) & 1, as_tuple=True)
+    return row[which], byte[which] * 8 + bit
 
 
 def _unit_signs(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
