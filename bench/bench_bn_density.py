@@ -25,6 +25,7 @@ import torch
 from splinetool.analyses import bn_density as bd
 from splinetool.analyses.plane import input_plane
 from splinetool.data.generators import generate
+from splinetool.data.loading import Dataset
 
 ARCH = bd.Architecture("mlp", {"input_shape": [2], "outputs": 1, "widths": [1024] * 11})
 LAYERS = [3, 7, 11]
@@ -70,7 +71,9 @@ def main() -> None:
     nets = bd.networks(bd.REINITS, torch.as_tensor(x), ARCH, dtype=dtype)
     lowering = time.perf_counter() - start
     start = time.perf_counter()
-    result = bd.run(nets, plane, x, y, layers=LAYERS, grid=args.grid)
+    result = bd.run(
+        nets, plane, Dataset(x, y, "star:50"), bd.BNDensityOptions(layers=tuple(LAYERS), grid=args.grid)
+    )
     analysis = time.perf_counter() - start
     cheapest = sum(forward(n.net, plane, args.grid) for n in nets)
     naive = per_cell(nets[0].net, plane, NAIVE_GRID) * len(nets) * (args.grid / NAIVE_GRID) ** 2

@@ -63,7 +63,7 @@ def dense_changes(net, starts, ends, per_segment: int) -> tuple[float, int]:
 
 
 def segments_case(name: str, net, starts, ends) -> None:
-    seconds, result = best(lambda: count_regions.count_segments(net, starts, ends))
+    seconds, result = best(lambda: count_regions.run(net, count_regions.Segments(starts, ends)))
     segment = torch.repeat_interleave(torch.arange(len(starts)), torch.as_tensor(np.diff(result.offsets)))
     t = torch.as_tensor(result.breakpoints)
     x = starts[segment] + t[:, None] * (ends - starts)[segment]
@@ -126,7 +126,7 @@ def plane_case(case: str, how: str) -> dict:
     net, plane = PLANES[case]()
     start = time.perf_counter()
     if how == "count":
-        tiles = count_regions.count_plane(net, plane).regions
+        tiles = count_regions.run(net, count_regions.Planes((plane,))).regions
     else:
         tiles = splinetool.slice(net, plane).regions
     return {

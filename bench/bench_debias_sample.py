@@ -69,7 +69,7 @@ def timing(name: str) -> dict:
 
     forward_s = best_of(forward)
     measure_s = best_of(lambda: ds.measure(net, latents), repeats=2)
-    run_s = best_of(lambda: ds.run(net, n=1000, pool=POOL), repeats=1)
+    run_s = best_of(lambda: ds.run(net, ds.DebiasOptions(n=1000, pool=POOL)), repeats=1)
     measured = ds.measure(net, latents[:LOOP_LATENTS])
     start = time.perf_counter()
     looped = per_latent_loop(model, z[:LOOP_LATENTS])

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import splinetool
+from splinetool.engine.jacobian import affine_maps
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {
@@ -46,7 +47,7 @@ def measure(name: str, data: str, dtype: torch.dtype) -> str:
     codes = best_of(lambda: net.codes(x))
     few = x[:50]
     with torch.enable_grad():
-        affine = best_of(lambda: net.affine_maps(x), repeats=3)
+        affine = best_of(lambda: affine_maps(net, x), repeats=3)
         loop = best_of(lambda: [torch.autograd.functional.jacobian(model, p[None]) for p in few], repeats=1)
     loop *= len(x) / len(few)
     return (

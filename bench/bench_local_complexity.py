@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import splinetool  # noqa: E402
 from splinetool.analyses import local_complexity as lc  # noqa: E402
+from splinetool.engine.memory import auto_chunk  # noqa: E402
 
 MODELS = ("digits-mlp", "digits-resnet")
 DIRECTIONS = 25
@@ -57,8 +58,8 @@ def timing(name: str) -> dict:
     loaded, net = load(name)
     x = digits()
     points = [lc.PointSet("digits", x)]
-    result = lc.run(net, points, DIRECTIONS)
-    chunk = lc.auto_chunk(net, DIRECTIONS)
+    result = lc.run(net, points, lc.LCOptions(directions=DIRECTIONS))
+    chunk = auto_chunk(net, 2 * DIRECTIONS, lc.CPU_BATCH_VERTICES)
     frame = torch.as_tensor(result.frame_vectors) * result.radius
     xt = torch.as_tensor(x)
     vertices = [
@@ -67,7 +68,7 @@ def timing(name: str) -> dict:
     ]
     model = loaded.module.to(torch.float64)
     forward, measured = best_of_each(
-        lambda: [model(v) for v in vertices], lambda: lc.run(net, points, DIRECTIONS)
+        lambda: [model(v) for v in vertices], lambda: lc.run(net, points, lc.LCOptions(directions=DIRECTIONS))
     )
     return {
         "model": name,
@@ -96,12 +97,14 @@ def peak_memory(name: str, copies: int, chunk: int | None) -> float:
 def measure_memory(name: str, copies: int, chunk: int | None) -> float:
     _, net = load(name)
     points = [lc.PointSet("digits", digits(copies))]
-    lc.run(net, [lc.PointSet("digits", digits()[:10])], DIRECTIONS)  # load kernels, warm allocators
+    lc.run(
+        net, [lc.PointSet("digits", digits()[:10])], lc.LCOptions(directions=DIRECTIONS)
+    )  # load kernels, warm allocators
     before = _status_mib("VmRSS")
     # reset the kernel's peak-RSS mark (Linux >= 4.0): a child process inherits its parent's
     # getrusage() peak, so that would measure the parent
     Path("/proc/self/clear_refs").write_text("5")
-    lc.run(net, points, DIRECTIONS, chunk_size=chunk)
+    lc.run(net, points, lc.LCOptions(directions=DIRECTIONS, batch_size=chunk))
     return _status_mib("VmHWM") - before
 
 

@@ -52,7 +52,7 @@ def run(ranks: int, threads: int | None, folder: Path) -> tuple[float, float]:
     subprocess.run(command(ranks) + args, cwd=ROOT, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - start
     with h5py.File(out, "r") as f:
-        return wall, float(f["local_complexity"].attrs["seconds"])
+        return wall, float(f["local-complexity"].attrs["seconds"])
 
 
 def main() -> None:

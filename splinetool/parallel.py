@@ -50,7 +50,7 @@ class Share:
 WHOLE = Share(0, 1)
 
 
-def parse_share(text: str, option: str = "--shard") -> Share:
+def parse_share(text: str, option: str = "`shard`") -> Share:
     """'i/n' with 0 <= i < n (0-based, as SLURM_ARRAY_TASK_ID with --array=0-(n-1))."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if match is None:
@@ -115,7 +115,7 @@ def cuda_device(index: int | None) -> torch.device:
         return torch.device("cuda", index) if index is not None else torch.device("cuda")
     if index is not None and here.size > 1:
         raise UsageError(
-            f"--device cuda:{index}: under torchrun each worker takes cuda:LOCAL_RANK; give --device cuda"
+            f"`device` cuda:{index}: under torchrun each worker takes cuda:LOCAL_RANK; give `device` cuda"
         )
     return torch.device("cuda", here.local_rank)
 
@@ -149,7 +149,7 @@ def run_shared(work: Callable[[Share], Any], share: Share | None, device: torch.
     if here is None:
         return [work(share or WHOLE)]
     if share is not None:
-        raise UsageError("--shard is for job arrays: under torchrun every rank already takes its share")
+        raise UsageError("`shard` is for job arrays: under torchrun every rank already takes its share")
     _join(here, device)
     try:
         part, status = None, None

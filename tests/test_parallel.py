@@ -21,7 +21,7 @@ def test_parse_share(text, share):
 
 @pytest.mark.parametrize("text", ["1", "a/b", "1/0", "4/4", "-1/4", "1/2/3", "1.0/2"])
 def test_parse_share_refuses(text):
-    with pytest.raises(UsageError, match="--shard"):
+    with pytest.raises(UsageError, match="`shard`"):
         parallel.parse_share(text)
 
 
@@ -40,5 +40,5 @@ def test_world_comes_from_torchrun_variables(monkeypatch):
         monkeypatch.setenv(name, value)
     assert parallel.world() == parallel.World(rank=2, size=4, local_rank=0)
     assert not parallel.is_leader()
-    with pytest.raises(UsageError, match="--shard is for job arrays"):
+    with pytest.raises(UsageError, match="`shard` is for job arrays"):
         parallel.run_shared(lambda share: None, parallel.Share(0, 2), None)

@@ -91,6 +91,22 @@ class Clamps(nn.Module):
         return torch.sigmoid(self.out(x))
 
 
+class Shrinks(nn.Module):
+    """Softshrink, as a module and as a function: a zero band between two breakpoints."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 5)
+        self.shrink = nn.Softshrink(0.4)
+        self.b = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):
+        x = self.shrink(self.a(x))
+        x = F.softshrink(self.b(x), 0.25)
+        return self.out(x)
+
+
 class ResNetLike(nn.Module):
     def __init__(self):
         super().__init__()
@@ -138,6 +154,7 @@ ZOO = {
     "convnet": (ConvNet, (2, 7, 7)),
     "conv1d": (Conv1dNet, (1, 17)),
     "clamps": (Clamps, (4,)),
+    "shrinks": (Shrinks, (3,)),
     "resnet": (ResNetLike, (1, 6, 6)),
 }
 

@@ -45,13 +45,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from splinetool.analyses import Progress
 from splinetool.analyses.plane import Plane
+from splinetool.data.loading import Dataset
+from splinetool.engine.jacobian import jacobians
+from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.engine.planar import partition
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.frontends.families import FAMILIES, build
+from splinetool.frontends.loading import LoadedModel, arch_family, recorded_architecture
 from splinetool.ir import PLNet, lower
-from splinetool.ir.pl import ArgmaxKind, NodeScales
+from splinetool.ir.pl import NodeScales
 
 INITS = ("as-is", "zero-bias", "random-bias", "batchnorm")
 REINITS = INITS[1:]
@@ -63,8 +68,6 @@ POINTS_PER_BATCH = 2048  # grid corners per forward batch (rows of the grid)
 
 # seeds keyed by purpose, so that weights and biases never share a random stream
 _WEIGHTS, _BIASES = 0, 1
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def initialised(
 ) -> nn.Module:
     """The architecture with fresh weights and the given biases, in eval mode, in float64."""
     if init not in REINITS:
-        raise UsageError(f"--init {init!r}: expected one of {', '.join(REINITS)} for a rebuilt architecture")
+        raise UsageError(f"`init` {init!r}: expected one of {', '.join(REINITS)} for a rebuilt architecture")
     options = dict(arch.options)
     if "batch_norm" in inspect.signature(FAMILIES[arch.family]).parameters:
         options["batch_norm"] = init == "batchnorm"
@@ -238,39 +241,33 @@ def fit_batch_norm(module: nn.Module, data: torch.Tensor) -> None:
 
 
 def node_units(net: PLNet, node_index: int) -> int:
-    node = net.pl_nodes[node_index]
-    if isinstance(node.pl, ArgmaxKind):
-        return node.neurons
-    return math.prod(node.in_shape) * node.pl.units_per_neuron()
+    return net.pl_nodes[node_index].units
 
 
 def node_values(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> list[torch.Tensor]:
     """Pre-activations of the chosen nodes only, keeping nothing else between them."""
-    values = net.input_values(x)
-    position, found = 0, []
-    for index in nodes:
-        step = net.pl_nodes[index].step
-        values = net.run_steps(values, position, step)
-        position = step
-        found.append(values[net.steps[step].inputs[0]])
-    return found
+    found = {}
+    for index, pre in net.walk(x) if nodes else ():
+        if index in nodes:
+            found[index] = pre
+        if index == max(nodes):
+            break
+    return [found[index] for index in nodes]
 
 
 def weak_sides(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> list[torch.Tensor]:
     """Per chosen node, [B, units, sides] bool: the sides each point is on, zero counting as both (sign
     units: at or above, at or below the breakpoint; max-pool windows: the candidates on top), by the
     zero rule of splinetool/ir/pl.py. Every node up to the last chosen is run for its scale."""
-    values = net.input_values(x)
-    scales = NodeScales(values[0])
-    position, found = 0, {}
-    for index in range(max(nodes, default=-1) + 1):
-        step = net.pl_nodes[index].step
-        values = net.run_steps(values, position, step)
-        position = step
-        pre = values[net.steps[step].inputs[0]]
+    x = net.input_values(x)[0]
+    scales = NodeScales(x)
+    found = {}
+    for index, pre in net.walk(x) if nodes else ():
         scale = scales(pre)
         if index in nodes:
             found[index] = net.pl_nodes[index].pl.weak_sides(pre, scale)
+        if index == max(nodes):
+            break
     return [found[index] for index in nodes]
 
 
@@ -341,36 +338,35 @@ def near_data(points: np.ndarray, x_edges: np.ndarray, y_edges: np.ndarray, delt
 @torch.no_grad()
 def linearised_distance(net: PLNet, x: torch.Tensor, nodes: Sequence[int]) -> np.ndarray:
     """[nodes, points]: min over each node's units of |z_k(x)| / ‖∇z_k(x)‖ (NaN for max-pool nodes)."""
-    x = net.input_values(x)[0].reshape(len(x), -1)
-    dim = x.shape[1]
-
-    def units(flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pre = node_values(net, flat.reshape(len(flat), *net.input_shape), nodes)
-        return tuple(net.pl_nodes[i].pl.boundaries(p) for i, p in zip(nodes, pre) if _signs(net, i))
-
-    signed = [i for i in nodes if _signs(net, i)]
-    values = units(x)
-    squared = [torch.zeros_like(v) for v in values]
-    # one forward-mode product per input direction, several directions per batch
-    per_batch = max(1, 1024 // len(x))
-    eye = torch.eye(dim, dtype=x.dtype, device=x.device)
-    for d0 in range(0, dim, per_batch):
-        basis = eye[d0 : d0 + per_batch]
-        points = x.repeat(len(basis), 1)
-        tangents = basis.repeat_interleave(len(x), dim=0)
-        _, derivatives = torch.func.jvp(units, (points,), (tangents,))
-        for s, derivative in zip(squared, derivatives):
-            s += (derivative.reshape(len(basis), len(x), -1) ** 2).sum(dim=0)
+    x = net.input_values(x)[0]
     result = np.full((len(nodes), len(x)), np.nan)
-    for value, s, index in zip(values, squared, signed):
-        norm = s.sqrt()
-        distance = torch.where(norm > 0, value.abs() / norm, torch.inf)
-        result[list(nodes).index(index)] = distance.amin(dim=1).cpu().numpy()
+    for row, (index, pre) in enumerate(zip(nodes, node_values(net, x, nodes))):
+        if not _signs(net, index):
+            continue
+        pl = net.pl_nodes[index].pl
+        # the Jacobian's result is [points, units, inputs]: few enough points at a time to fit the budget
+        itemsize = torch.finfo(net.dtype).bits // 8
+        chunk = max(1, MEMORY_BUDGET // (pre[0].numel() * net.input_dim * itemsize))
+        key = net.preactivation_key(index)
+        parts = zip(x.split(chunk), pre.split(chunk))
+        norm = torch.cat(
+            [_gradient_norms(pl.boundaries, p, jacobians(net, part, stop=key)) for part, p in parts]
+        )
+        distance = torch.where(norm > 0, pl.boundaries(pre).abs() / norm, torch.inf)
+        result[row] = distance.amin(dim=1).cpu().numpy()
     return result
 
 
+def _gradient_norms(boundaries: Callable, pre: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+    """[b, units] ‖∇z_k‖ from ∂pre/∂x ([b, pre, d]): each unit z_k of `boundaries(pre)` is affine in the
+    pre-activation, so its gradient is its derivative along each column of ∂pre/∂x."""
+    columns = slopes.permute(2, 0, 1).reshape(slopes.shape[2], *pre.shape)
+    derivatives = torch.func.vmap(lambda t: torch.func.jvp(boundaries, (pre,), (t,))[1])(columns)
+    return derivatives.square().sum(dim=0).sqrt()
+
+
 def _signs(net: PLNet, index: int) -> bool:
-    return not isinstance(net.pl_nodes[index].pl, ArgmaxKind)
+    return net.pl_nodes[index].pl.has_boundary_values
 
 
 # -- exact geometry -----------------------------------------------------------------------------------------
@@ -479,7 +475,7 @@ def choose_nodes(net: PLNet, layers: Sequence[int] | None) -> list[int]:
         return list(range(count))
     bad = [layer for layer in layers if not 1 <= layer <= count]
     if bad:
-        raise UsageError(f"--layers {','.join(map(str, layers))}: the network has PL nodes 1..{count}")
+        raise UsageError(f"`layers` {','.join(map(str, layers))}: the network has PL nodes 1..{count}")
     return sorted({layer - 1 for layer in layers})
 
 
@@ -488,7 +484,7 @@ def grid_edges(plane: Plane, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
     low, high = domain.min(dim=0).values, domain.max(dim=0).values
     box = torch.stack([low, torch.stack([high[0], low[1]]), high, torch.stack([low[0], high[1]])])
     if not torch.allclose(box, domain):
-        raise UsageError("bn-density needs a rectangular view of the plane (--bounds, or an anchor square)")
+        raise UsageError("bn-density needs a rectangular view of the plane (`bounds`, or an anchor square)")
     return (
         torch.linspace(float(low[0]), float(high[0]), grid + 1, dtype=torch.float64),
         torch.linspace(float(low[1]), float(high[1]), grid + 1, dtype=torch.float64),
@@ -504,8 +500,8 @@ def _check_grid_memory(grid: int, inits: int, nodes: int, exact: bool) -> None:
     per_cell = (EXACT_CELL_BYTES if exact else CELL_BYTES) * inits * nodes + 16  # + the near-data mask
     check_memory(
         grid * grid * per_cell,
-        f"--grid {grid}: a {grid:,} × {grid:,} grid for {nodes} layer(s) and {inits} initialisation(s)",
-        "use a smaller --grid (or fewer --layers or --init)",
+        f"`grid` {grid}: a {grid:,} × {grid:,} grid for {nodes} layer(s) and {inits} initialisation(s)",
+        "use a smaller `grid` (or fewer `layers` or `init`)",
     )
 
 
@@ -515,46 +511,63 @@ class Network:
     net: PLNet
 
 
+@dataclass(frozen=True)
+class BNDensityOptions:
+    """What `run` measures and records; the defaults are the command's."""
+
+    layers: tuple[int, ...] | None = None  # PL nodes counted from 1 (None: every one)
+    grid: int = DEFAULT_GRID  # G: the view is cut into G × G cells
+    delta: float | None = None  # δ in plane units (None: DEFAULT_RELATIVE_DELTA × the view's larger side)
+    exact: bool = False  # density, distances and shares from the exact planar partition
+    segments: bool = False  # keep the exact partition's boundary edges (implied by `exact`)
+    max_regions: int | None = DEFAULT_MAX_REGIONS  # the exact partition stops beyond this many tiles
+    bias_std: float = DEFAULT_BIAS_STD  # of the biases "random-bias" draws
+    seed: int = 0  # of the rebuilt networks' weights and biases
+    source: str = ""  # the checkpoint or architecture measured, for the record
+
+    def __post_init__(self) -> None:
+        if self.layers is not None and (not self.layers or any(layer < 1 for layer in self.layers)):
+            raise UsageError(f"`layers` {','.join(map(str, self.layers))}: expected PL node numbers from 1")
+        if self.grid < 1:
+            raise UsageError(f"`grid` {self.grid}: expected a positive number of cells per side")
+        if self.delta is not None and not (self.delta > 0 and math.isfinite(self.delta)):
+            raise UsageError(f"`delta` {self.delta}: expected a positive distance")
+        # checked even where no bias is drawn: a bad value is a mistake
+        if not 0 <= self.bias_std < math.inf:
+            raise UsageError(f"`bias_std` {self.bias_std}: expected a finite number >= 0")
+
+
 def run(
-    networks: Sequence[Network] | Callable[[], Sequence[Network]],
+    networks: Sequence[Network],
     plane: Plane,
-    data: np.ndarray,
-    labels: np.ndarray | None = None,
-    layers: Sequence[int] | None = None,
-    grid: int = DEFAULT_GRID,
-    delta: float | None = None,
-    exact: bool = False,
-    segments: bool = False,
-    max_regions: int | None = DEFAULT_MAX_REGIONS,
-    bias_std: float = DEFAULT_BIAS_STD,
-    seed: int = 0,
-    source: str = "",
-    data_source: str = "",
+    data: Dataset,
+    options: BNDensityOptions = BNDensityOptions(),
     progress: Progress | None = None,
 ) -> BNDensityResult:
     """Measure every network (one per initialisation) on the same plane, grid and data.
 
-    `data` are the points in input space [N, ...]; they are projected onto the plane for the in-plane
-    numbers. With `segments` (implied by `exact`), the exact partition's boundary edges are kept.
+    `data.x` are the points in input space [N, ...]; they are projected onto the plane for the
+    in-plane numbers. With `options.segments` (implied by `options.exact`), the exact partition's
+    boundary edges are kept. `progress(done, total, note)` counts grid rows over every network.
     """
     start = time.perf_counter()
-    if grid < 1:
-        raise UsageError(f"--grid {grid}: expected a positive number of cells per side")
-    x_edges, y_edges = grid_edges(plane, grid)
+    x_edges, y_edges = grid_edges(plane, options.grid)
     xe, ye = x_edges.numpy(), y_edges.numpy()
+    delta = options.delta
     if delta is None:
         delta = DEFAULT_RELATIVE_DELTA * max(xe[-1] - xe[0], ye[-1] - ye[0])
     if not delta > 0 or not math.isfinite(delta):
-        raise UsageError(f"--delta {delta}: expected a positive distance")
-    x = torch.as_tensor(np.asarray(data, dtype=np.float64)).reshape(len(data), -1)
+        raise UsageError(f"`delta` {delta}: expected a positive distance")
+    x = torch.as_tensor(np.asarray(data.x, dtype=np.float64)).reshape(len(data.x), -1)
     t, off_plane = plane.project(x)
     points = t.numpy()
+    layers, exact = options.layers, options.exact
     rows: dict[str, list] = {key: [] for key in ("density", "view", "plane", "linear", "share", "seg", "lay")}
-    nets = networks() if callable(networks) else networks
-    _check_grid_memory(grid, len(nets), max(len(choose_nodes(n.net, layers)) for n in nets), exact)
+    nodes_at_most = max(len(choose_nodes(n.net, layers)) for n in networks)
+    _check_grid_memory(options.grid, len(networks), nodes_at_most, exact)
     names = layers_of = units = None
     dtype = ""
-    for n, network in enumerate(nets):
+    for n, network in enumerate(networks):
         net, init = network.net, network.init
         nodes = choose_nodes(net, layers)
         names = [net.pl_nodes[i].name for i in nodes]
@@ -564,13 +577,13 @@ def run(
 
         def report(done: int, total: int, n=n, init=init) -> None:
             if progress is not None:
-                progress(n * total + done, len(nets) * total, init)
+                progress(n * total + done, len(networks) * total, f"({init})")
 
         counts, in_view = crossings(net, plane, x_edges, y_edges, nodes, report)
         counts = counts.numpy()
         linear = linearised_distance(net, x.to(net.device, net.dtype), nodes)
-        if exact or segments:
-            found, found_nodes = boundary_segments(net, plane, max_regions)
+        if exact or options.segments:
+            found, found_nodes = boundary_segments(net, plane, options.max_regions)
             rows["seg"].append(found)
             rows["lay"].append(found_nodes + 1)
         if exact:
@@ -592,9 +605,8 @@ def run(
         rows["plane"].append(distance)
         rows["linear"].append(linear)
         rows["share"].append(share)
-    inits = [network.init for network in nets]
     return BNDensityResult(
-        inits=inits,
+        inits=[network.init for network in networks],
         node_names=names,
         node_layers=layers_of,
         node_units=units,
@@ -606,28 +618,31 @@ def run(
         x_edges=xe,
         y_edges=ye,
         data=points,
-        labels=None if labels is None else np.asarray(labels),
+        labels=None if data.y is None else np.asarray(data.y),
         off_plane=off_plane.numpy(),
         origin=plane.origin.numpy(),
         directions=plane.directions.numpy(),
         delta=float(delta),
         exact=exact,
-        bias_std=float(bias_std),
-        seed=seed,
+        bias_std=float(options.bias_std),
+        seed=options.seed,
         dtype=dtype,
-        source=source,
-        data_source=data_source,
+        source=options.source,
+        data_source=data.source,
         segments=rows["seg"] or None,
         segment_layers=rows["lay"] or None,
         seconds=time.perf_counter() - start,
     )
 
 
+# -- the networks compared ----------------------------------------------------------------------------------
+
+
 def networks(
     inits: Sequence[str],
     data: torch.Tensor,
     arch: Architecture | None,
-    loaded=None,
+    loaded: LoadedModel | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
@@ -635,18 +650,98 @@ def networks(
 ) -> list[Network]:
     """Lower one network per initialisation: the loaded checkpoint for "as-is", else `arch` rebuilt."""
     if not 0 <= bias_std < math.inf:  # checked even where no bias is drawn: a bad value is a mistake
-        raise UsageError(f"--bias-std {bias_std}: expected a finite number >= 0")
+        raise UsageError(f"`bias_std` {bias_std}: expected a finite number >= 0")
     found = []
     for init in inits:
         if init == "as-is":
             if loaded is None:
-                raise UsageError("--init as-is measures a checkpoint: give one (or pick another --init)")
+                raise UsageError("`init` as-is measures a checkpoint: give one (or pick another `init`)")
             net = lower(loaded)
         else:
             if arch is None:
-                raise UsageError(f"--init {init} rebuilds the architecture, but none is known")
+                raise UsageError(f"`init` {init} rebuilds the architecture, but none is known")
             input_shape = tuple(arch.options.get("input_shape", ()))
             module = initialised(arch, init, data.reshape(len(data), *input_shape), seed, bias_std)
             net = lower(module, input_shape)
         found.append(Network(init, net.to(device=device, dtype=dtype)))
     return found
+
+
+def compared_networks(
+    init: str,
+    data: Dataset,
+    options: BNDensityOptions = BNDensityOptions(),
+    loaded: LoadedModel | None = None,
+    arch: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> list[Network]:
+    """The networks `run` compares, for the initialisations `init` names: "all", or names from INITS
+    separated by commas. "as-is" is the checkpoint `loaded`; the others rebuild its architecture (the
+    built-in family it records, else the family `arch` names; `input_shape` replaces the family's)
+    with weights and biases drawn from `options.seed`, batch-norm statistics from `data`."""
+    if loaded is None and arch is None:
+        raise UsageError("give a checkpoint, or `arch` with an architecture to initialise")
+    inits = inits_named(init, loaded is not None)
+    rebuilt = _architecture(inits, loaded, arch, input_shape)
+    x = torch.as_tensor(data.x.reshape(len(data.x), -1), dtype=torch.float64)
+    found = networks(inits, x, rebuilt, loaded, device, dtype, options.seed, options.bias_std)
+    input_dim = found[0].net.input_dim
+    if x.shape[1] != input_dim:
+        raise UsageError(
+            f"`data` {data.source}: rows have {x.shape[1]} values but the model takes {input_dim}-D inputs"
+        )
+    return found
+
+
+def inits_named(text: str, has_checkpoint: bool) -> list[str]:
+    """The initialisations of an `init` text: "all" (as-is only with a checkpoint), or names from
+    INITS separated by commas."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if names == ["all"]:
+        return list(INITS if has_checkpoint else REINITS)
+    unknown = [n for n in names if n not in INITS]
+    if not names or unknown:
+        raise UsageError(f"`init` {text!r}: expected all, or some of {', '.join(INITS)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"`init` {text!r}: an initialisation is named twice")
+    return names
+
+
+def layers_named(text: str | None) -> tuple[int, ...] | None:
+    """The PL node numbers of a `layers` text such as "3,7,11" (None: every node)."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdecimal() and int(part) >= 1 for part in parts):
+        raise UsageError(f"`layers` {text!r}: expected PL node numbers from 1, separated by commas")
+    return tuple(int(part) for part in parts)
+
+
+def _architecture(
+    inits: Sequence[str], loaded: LoadedModel | None, arch: str | None, input_shape: tuple[int, ...] | None
+) -> Architecture | None:
+    """The architecture the re-initialisations rebuild (None when none of them is asked for and none
+    is known)."""
+    family = recorded_architecture(loaded) if loaded is not None else None
+    if family is None and arch is not None:
+        family = arch_family(arch)
+    rebuilt = [i for i in inits if i != "as-is"]
+    if rebuilt and family is None:
+        what = (
+            f"checkpoint {loaded.path} records no built-in family (a TorchScript archive written by "
+            "splinetool records it in splinetool.json; a state dict takes it from `arch`)"
+            if arch is None
+            else f"`arch` {arch} is a factory, not a built-in family"
+        )
+        raise UsageError(
+            f"`init` {','.join(rebuilt)} rebuilds the architecture with fresh weights, but {what}. Pass "
+            "`arch` with a family TOML file (configs/arch/*.toml) or an inline family, or use `init` as-is."
+        )
+    if family is None:
+        return None
+    name, family_options = family
+    if input_shape is not None:
+        family_options = {**family_options, "input_shape": list(input_shape)}
+    return Architecture(name, family_options)

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from splinetool.analyses import Progress
 from splinetool.engine.blocks import block_singular_values, find_blocks
 from splinetool.engine.lanczos import lanczos
 from splinetool.engine.layer_jacobian import LayerJacobian, ParameterLayer, parameter_layers
+from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 
@@ -40,7 +44,6 @@ DEFAULT_K = 20
 DEFAULT_LANCZOS_STEPS = 300
 DEFAULT_RTOL = 1e-6  # a Lanczos eigenvalue counts as converged when its residual bound is this relative
 DEFAULT_BLOCK_POINTS = 256
-MEMORY = 512 * 2**20  # bytes of Jacobian rows, suffix Jacobians or points per chunk
 
 
 @dataclass
@@ -199,6 +202,44 @@ def _finite(value: float) -> float | None:
 # -- targets -----------------------------------------------------------------------------------------
 
 
+class Targets(NamedTuple):
+    values: np.ndarray | None  # [n, outputs], or None: no loss and gradient reported
+    source: str  # what they are, for the reader
+
+
+NO_TARGETS = Targets(None, "none")
+
+
+def targets_for(
+    labels: np.ndarray | None, source: str, points: int, outputs: int, regression: Path | None = None
+) -> Targets:
+    """The loss's targets: regression targets from a .npy file (`regression`), else one-hot class
+    labels (`labels` of the data file `source`), else none."""
+    if regression is not None:
+        return Targets(
+            _regression_targets(regression, points, outputs), f"regression targets from {regression}"
+        )
+    if labels is None:
+        return Targets(None, "none (the data has no labels y): the loss and gradients are not reported")
+    return Targets(one_hot(labels, outputs, source), "one-hot class labels y")
+
+
+def _regression_targets(path: Path, n: int, outputs: int) -> np.ndarray:
+    if path.suffix.lower() != ".npy" or not path.is_file():
+        raise UsageError(f"`targets` {path}: expected an existing .npy file of regression targets")
+    try:
+        y = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"`targets` {path}: cannot read it as a .npy array ({err})") from None
+    y = y.reshape(len(y), -1) if y.ndim else y
+    if y.ndim != 2 or y.shape != (n, outputs) or not np.issubdtype(y.dtype, np.number):
+        raise UsageError(
+            f"`targets` {path}: expected numbers of shape [{n}] or [{n}, {outputs}] "
+            f"({n} data points, {outputs} model outputs), got {list(np.shape(y))}"
+        )
+    return y.astype(np.float64)
+
+
 def one_hot(labels: np.ndarray, outputs: int, source: str = "the data") -> np.ndarray:
     """Class labels 0..outputs-1 (one per point: [n] or [n, 1]) as one-hot rows; a single-output
     (binary) model's targets are 0 or 1. `source` names where the labels came from, for messages."""
@@ -206,7 +247,7 @@ def one_hot(labels: np.ndarray, outputs: int, source: str = "the data") -> np.nd
     classes = max(outputs, 2)
     expected = (
         f"y in {source} must hold class indices 0..{classes - 1}, one per point (the model has {outputs} "
-        "outputs); for regression give --targets"
+        "outputs); for regression give `targets`"
     )
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
@@ -237,7 +278,7 @@ def layer_spectrum(
     k: int = DEFAULT_K,
     lanczos_steps: int = DEFAULT_LANCZOS_STEPS,
     seed: int = 0,
-    memory: int = MEMORY,
+    memory: int = MEMORY_BUDGET,  # bytes of Jacobian rows, suffix Jacobians or points per chunk
 ) -> LayerSpectrum:
     n = x.shape[0]
     jac = LayerJacobian(net, layer, x, _chunk(net, memory), memory)
@@ -300,41 +341,44 @@ def _gram(jac: LayerJacobian, memory: int) -> tuple[torch.Tensor, str]:
 
 # -- the analysis ------------------------------------------------------------------------------------
 
-Progress = Callable[..., None]  # (done, total, note)
+
+@dataclass(frozen=True)
+class ConditionOptions:
+    layers: Sequence[str] | None = None  # parameterised nodes to analyse (None: every one)
+    max_dense: int = DEFAULT_MAX_DENSE
+    k: int = DEFAULT_K
+    lanczos_steps: int = DEFAULT_LANCZOS_STEPS
+    block_points: int | None = DEFAULT_BLOCK_POINTS  # None: every point
+    seed: int = 0
 
 
 def run(
     nets: Sequence[PLNet],
     x: np.ndarray,
-    targets: np.ndarray | None = None,
-    targets_source: str = "none",
-    layers: Sequence[str] | None = None,
-    max_dense: int = DEFAULT_MAX_DENSE,
-    k: int = DEFAULT_K,
-    lanczos_steps: int = DEFAULT_LANCZOS_STEPS,
-    block_points: int | None = DEFAULT_BLOCK_POINTS,
-    seed: int = 0,
+    targets: Targets = NO_TARGETS,
+    options: ConditionOptions = ConditionOptions(),
     checkpoints: Sequence[str] | None = None,
     checkpoint_sha256: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> ConditionResult:
     """Layer Hessian spectra and block Jacobian singular values of each network on the same points.
 
-    `x` is [n, ...] (flattened per sample as the networks need); `targets` [n, outputs] or None.
-    `block_points` points (a seeded random subset, all of them when None or when there are fewer)
-    are used for the blocks.
+    `x` is [n, ...] (flattened per sample as the networks need). `options.block_points` points (a
+    seeded random subset, all of them when None or when there are fewer) are used for the blocks.
     """
     begin = time.perf_counter()
+    layers, max_dense, k, lanczos_steps = options.layers, options.max_dense, options.k, options.lanczos_steps
+    block_points, seed = options.block_points, options.seed
     if k < 1:
-        raise UsageError(f"--k {k}: expected a positive number of eigenvalues")
+        raise UsageError(f"`k` {k}: expected a positive number of eigenvalues")
     if max_dense < 0:
-        raise UsageError(f"--max-dense {max_dense}: expected a number >= 0")
+        raise UsageError(f"`max_dense` {max_dense}: expected a number >= 0")
     if lanczos_steps < 1:
-        raise UsageError(f"--lanczos-steps {lanczos_steps}: expected a positive number")
+        raise UsageError(f"`lanczos_steps` {lanczos_steps}: expected a positive number")
     if block_points is not None and block_points < 1:
-        raise UsageError(f"--block-points {block_points}: expected a positive number")
+        raise UsageError(f"`block_points` {block_points}: expected a positive number")
     if len(x) == 0:
-        raise UsageError("no data points: the --data file is empty")
+        raise UsageError("no data points: the `data` file is empty")
     outputs = {net.output_dim for net in nets}
     if len(outputs) != 1:
         raise UsageError(
@@ -351,7 +395,11 @@ def run(
     for m, (net, chosen) in enumerate(zip(nets, plans)):
         name = checkpoints[m] if checkpoints else f"#{m}"
         xt = _inputs(net, x)
-        yt = None if targets is None else torch.as_tensor(targets, dtype=net.dtype, device=net.device)
+        yt = (
+            None
+            if targets.values is None
+            else torch.as_tensor(targets.values, dtype=net.dtype, device=net.device)
+        )
         loss = None
         if yt is not None:
             with torch.no_grad():
@@ -376,7 +424,7 @@ def run(
     if progress is not None:
         progress(done, total, "")
     return ConditionResult(
-        models, n, outputs.pop(), targets_source, max_dense, k, lanczos_steps, seed,
+        models, n, outputs.pop(), targets.source, max_dense, k, lanczos_steps, seed,
         str(nets[0].dtype).removeprefix("torch."), time.perf_counter() - begin,
     )  # fmt: skip
 
@@ -389,7 +437,7 @@ def _selected_layers(net: PLNet, names: Sequence[str] | None) -> list[ParameterL
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise UsageError(
-            f"--layers {', '.join(unknown)}: no such parameterised layer; this model has {', '.join(by_name)}"
+            f"`layers` {', '.join(unknown)}: no such parameterised layer; this model has {', '.join(by_name)}"
         )
     return [by_name[n] for n in names]
 

@@ -18,13 +18,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splinetool.analyses.count_regions import count_plane, count_segments
+from splinetool import parallel
+from splinetool.analyses import count_regions
 from splinetool.analyses.plane import input_plane
 from splinetool.errors import UsageError
 from splinetool.frontends.families import FAMILIES, build
 from splinetool.ir import lower
 
 KEYS = {"family", "neurons", "depths", "seeds", "init", "measure", "options"}
+# parameters that say where or what to count: a sweep takes them from its file
+NOT_WITH_A_SWEEP = (
+    "segment",
+    "data",
+    "pairs",
+    "bounds",
+    "anchors",
+    "anchor_index",
+    "anchors_list",
+    "anchor_index_list",
+    "origin",
+    "sample",
+    "arch",
+)
 
 
 @dataclass
@@ -89,9 +104,28 @@ class Sweep:
     text: str
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float64
+
+
+def check_alone(checkpoint: Path | None, shard: str | None, given: list[str]) -> None:
+    """Refuse what a sweep does not take: a checkpoint, a share of the work, or the parameters
+    `given` (names in NOT_WITH_A_SWEEP) that would say where to count."""
+    world = parallel.world()
+    if shard is not None or (world is not None and world.size > 1):
+        raise UsageError("a `sweep` runs in one process: drop `shard` and run it without torchrun")
+    if checkpoint is not None:
+        raise UsageError(f"`sweep` builds its own networks: drop the checkpoint {checkpoint}")
+    if given:
+        named = ", ".join(f"`{name}`" for name in given)
+        raise UsageError(f"`sweep` takes where to count from its file, not from {named}")
+
+
 def load_sweep(path: Path) -> Sweep:
     def bad(what: str) -> UsageError:
-        return UsageError(f"--sweep {path}: {what}")
+        return UsageError(f"`sweep` {path}: {what}")
 
     try:
         text = Path(path).read_text()
@@ -190,25 +224,26 @@ def build_network(sweep: Sweep, depth: int, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
-def run(sweep: Sweep, device: torch.device, dtype: torch.dtype, progress=None) -> SweepResult:
+def run(sweep: Sweep, options: SweepOptions = SweepOptions(), progress=None) -> SweepResult:
+    """Build and count every network of the sweep; progress(done, total) in networks."""
     clock = time.perf_counter()
     rows = [(d, s) for d in sweep.depths for s in sweep.seeds]
     regions, per_layer = [], []
     starts = ends = None
     for done, (depth, seed) in enumerate(rows):
         model = build_network(sweep, depth, seed)
-        net = lower(model, tuple(model.input_shape)).to(device=device, dtype=dtype)
+        net = lower(model, tuple(model.input_shape)).to(device=options.device, dtype=options.dtype)
         if sweep.plane is not None:
             if net.input_dim != 2:
                 raise UsageError(
                     f"a sweep plane needs 2-D inputs; the '{sweep.family}' networks take {net.input_dim}"
                 )
-            result = count_plane(net, input_plane(2, sweep.plane))
+            result = count_regions.run(net, count_regions.Planes((input_plane(2, sweep.plane),)))
             regions.append(float(result.regions))
         else:
             if starts is None:
                 starts, ends = _segments(sweep, net.input_dim)
-            result = count_segments(net, starts, ends)
+            result = count_regions.run(net, count_regions.Segments(starts, ends))
             regions.append(float(result.pieces.mean()))
         per_layer.append(result.per_layer)
         if progress is not None:

@@ -14,10 +14,11 @@ The work is three steps, kept apart so that step 2 can run on any share of the p
    function of the latents it is given (and the fixed projection, if any).
 3. `select`: from the whole pool's log-volumes, the weights, effective sample size and draws.
 
-`plan` checks the options once; `measure_share` does step 2 on a contiguous share of the pool (a
-`PoolShare`, which also holds G(z) of the share's latents that a draw can pick); `combine` joins the
-shares in pool order and does step 3. `run` is the three on one share, the whole pool. Under torchrun
-or with `--shard`, the shares are measured apart and combined by rank 0 or `splinetool merge`.
+`plan` checks the options (a `DebiasOptions`) once; `measure_share` does step 2 on a contiguous share
+of the pool (a `PoolShare`, which also holds G(z) of the share's latents that a draw can pick);
+`run_share(net, rows, options)` is the two for one share; `combine` joins the shares in pool order and
+does step 3. `run(net, options)` is the three on one share, the whole pool. Under torchrun or with
+`--shard`, the shares are measured apart and combined by rank 0 or `splinetool merge`.
 
 Rules:
 
@@ -50,7 +51,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from splinetool.engine.jacobian import auto_chunk, cheaper_mode, jacobians
+from splinetool.analyses import Progress
+from splinetool.engine.jacobian import CPU_BATCH_ROWS, cheaper_mode, jacobians
+from splinetool.engine.memory import auto_chunk
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
@@ -87,6 +90,22 @@ class Selection:
     index: np.ndarray  # [R, n] int64 rows of the pool, in draw order
     ess: np.ndarray  # [R] effective sample size (Σw)²/Σw²
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DebiasOptions:
+    """What a run draws; the defaults are the command's."""
+
+    n: int = 1000  # samples drawn for each ρ
+    pool: int = 100_000  # latents drawn from the prior to choose from
+    rho: tuple[float, ...] = (1.0,)  # polarities: weight ∝ volume^ρ (1: MaGNET, 0: plain sampling)
+    prior: str = "normal"  # a key of PRIORS
+    top_k: int | None = None  # the log-volume sums the top_k largest singular values (None: all)
+    proj_dim: int | None = None  # Jacobian of a fixed random projection to this many outputs (None: exact)
+    replace: bool = False  # draw with replacement
+    seed: int = 0  # of the pool, the projection and the draws
+    output_shape: tuple[int, ...] | None = None  # per-sample shape of the samples (None: the model's)
+    batch_size: int | None = None  # latents per Jacobian batch (None: sized to the memory)
 
 
 @dataclass
@@ -220,9 +239,9 @@ def finite_mean(values: np.ndarray) -> float | None:
 def draw_pool(prior: str, count: int, dim: int, seed: int = 0) -> np.ndarray:
     """[count, dim] float64 latents: standard normal, or uniform on [-1, 1]^dim; fixed by the seed."""
     if prior not in PRIORS:
-        raise UsageError(f"--prior {prior!r}: expected one of {', '.join(PRIORS)}")
+        raise UsageError(f"`prior` {prior!r}: expected one of {', '.join(PRIORS)}")
     if count < 1:
-        raise UsageError(f"--pool {count}: expected a positive number of latents")
+        raise UsageError(f"`pool` {count}: expected a positive number of latents")
     return PRIORS[prior](np.random.default_rng([_seed(seed), _POOL]), (count, dim))
 
 
@@ -238,8 +257,6 @@ def _seed(seed: int) -> int:
 
 
 # -- step 2: per-latent quantities ---------------------------------------------------------------
-
-Progress = Callable[[int, int], None]  # (latents done, latents in all)
 
 
 def measure(
@@ -257,7 +274,7 @@ def measure(
     """
     out_dim = net.output_dim if projection is None else projection.shape[0]
     directions = min(net.input_dim, out_dim)
-    chunk = chunk_size or auto_chunk(net, directions)
+    chunk = chunk_size or auto_chunk(net, directions, CPU_BATCH_ROWS)
     p = None if projection is None else torch.as_tensor(projection, dtype=net.dtype, device=net.device)
     parts = []
     for first in range(0, len(latents), chunk):
@@ -293,8 +310,8 @@ def log_weights(log_volume: np.ndarray, rho: float) -> np.ndarray:
     finite = np.isfinite(logw)
     if not finite.any():
         raise UsageError(
-            f"--rho {rho:g}: every latent of the pool has a collapsed tile (volume 0), so no latent has a "
-            "weight; use --top-k to measure fewer singular values, or --rho 0"
+            f"`rho` {rho:g}: every latent of the pool has a collapsed tile (volume 0), so no latent has a "
+            "weight; use `top_k` to measure fewer singular values, or `rho` 0"
         )
     top = logw[finite].max()
     return logw - (top + np.log(np.exp(logw[finite] - top).sum()))
@@ -328,8 +345,8 @@ def select(
         positive = int((w > 0).sum())
         if not replace and n > positive:
             raise UsageError(
-                f"--n {n}: only {positive} latents of the pool have a non-zero weight for ρ = {rho:g}; "
-                "enlarge --pool, lower --n, or draw with --replace"
+                f"`n` {n}: only {positive} latents of the pool have a non-zero weight for ρ = {rho:g}; "
+                "enlarge `pool`, lower `n`, or draw with `replace`"
             )
         index.append(
             _with_replacement(w, noise) if replace else _gumbel_top(_log_mass(log_volume, rho), noise, n)
@@ -352,11 +369,11 @@ def select(
 
 def _check_counts(n: int, pool: int, replace: bool) -> None:
     if pool < 1:
-        raise UsageError(f"--pool {pool}: expected a positive number of latents")
+        raise UsageError(f"`pool` {pool}: expected a positive number of latents")
     if n < 1:
-        raise UsageError(f"--n {n}: expected a positive number of samples")
+        raise UsageError(f"`n` {n}: expected a positive number of samples")
     if not replace and n > pool:
-        raise UsageError(f"--n {n} is more than --pool {pool}: enlarge the pool, or draw with --replace")
+        raise UsageError(f"`n` {n} is more than `pool` {pool}: enlarge the pool, or draw with `replace`")
 
 
 def _gumbel_top(log_mass: np.ndarray, gumbel: np.ndarray, n: int) -> np.ndarray:
@@ -374,30 +391,21 @@ def _with_replacement(w: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 # -- the analysis --------------------------------------------------------------------------------
 
 
-def plan(
-    net: PLNet,
-    n: int,
-    pool: int,
-    rhos: Sequence[float] = (1.0,),
-    prior: str = "normal",
-    top_k: int | None = None,
-    proj_dim: int | None = None,
-    replace: bool = False,
-    seed: int = 0,
-    output_shape: Sequence[int] | None = None,
-) -> Plan:
+def plan(net: PLNet, options: DebiasOptions) -> Plan:
     """Check the options against the generator, before any Jacobian."""
-    rhos = tuple(float(r) for r in rhos) or (1.0,)
+    n, pool, prior, replace, seed = options.n, options.pool, options.prior, options.replace, options.seed
+    top_k, proj_dim = options.top_k, options.proj_dim
+    rhos = tuple(float(r) for r in options.rho) or (1.0,)
     if any(not math.isfinite(r) for r in rhos):
-        raise UsageError(f"--rho {list(rhos)}: expected finite numbers")
+        raise UsageError(f"`rho` {list(rhos)}: expected finite numbers")
     if prior not in PRIORS:
-        raise UsageError(f"--prior {prior!r}: expected one of {', '.join(PRIORS)}")
+        raise UsageError(f"`prior` {prior!r}: expected one of {', '.join(PRIORS)}")
     d, out_dim = net.input_dim, net.output_dim
-    shape = _output_shape(output_shape, net)
+    shape = _output_shape(options.output_shape, net)
     projection = None
     if proj_dim is not None:
         if not 1 <= proj_dim <= out_dim:
-            raise UsageError(f"--proj-dim {proj_dim}: expected 1 to {out_dim}, the generator's output size")
+            raise UsageError(f"`proj_dim` {proj_dim}: expected 1 to {out_dim}, the generator's output size")
         projection = projection_matrix(out_dim, proj_dim, seed)
     measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
     _check_top_k(top_k, measured_dim, d, proj_dim)
@@ -425,22 +433,23 @@ def measure_share(
     net: PLNet,
     plan: Plan,
     rows: range,
-    chunk_size: int | None = None,
+    batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> PoolShare:
-    """Step 2 on `rows` of the pool (which every share draws whole from the seed), and G of its candidates."""
+    """Step 2 on `rows` of the pool (which every share draws whole from the seed), and G of its candidates;
+    `batch_size` latents per Jacobian batch (None: sized to the memory)."""
     start = time.perf_counter()
-    if chunk_size is not None and chunk_size < 1:
-        raise UsageError(f"--batch-size {chunk_size}: expected a positive number of latents")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"`batch_size` {batch_size}: expected a positive number of latents")
     if len(rows) == 0:
         raise UsageError(
-            f"rows {rows.start}:{rows.stop} of the pool hold no latent: split --pool {plan.pool} into at "
+            f"rows {rows.start}:{rows.stop} of the pool hold no latent: split `pool` {plan.pool} into at "
             "most as many shares as latents"
         )
     latents = draw_pool(plan.prior, plan.pool, net.input_dim, plan.seed)[rows.start : rows.stop]
-    measures = measure(net, latents, plan.top_k, plan.projection, chunk_size, progress)
+    measures = measure(net, latents, plan.top_k, plan.projection, batch_size, progress)
     candidates = rows.start + _candidates(plan, rows, measures.log_volume)
-    outputs = _generate(net, latents[candidates - rows.start], chunk_size)
+    outputs = _generate(net, latents[candidates - rows.start], batch_size)
     return PoolShare(plan, rows.start, latents, measures, candidates, outputs, time.perf_counter() - start)
 
 
@@ -515,22 +524,34 @@ def combine(parts: Sequence[PoolShare]) -> DebiasResult:
 
 
 def run(
-    net: PLNet,
-    n: int,
-    pool: int,
-    rhos: Sequence[float] = (1.0,),
-    prior: str = "normal",
-    top_k: int | None = None,
-    proj_dim: int | None = None,
-    replace: bool = False,
-    seed: int = 0,
-    output_shape: Sequence[int] | None = None,
-    chunk_size: int | None = None,
-    progress: Progress | None = None,
+    net: PLNet, options: DebiasOptions = DebiasOptions(), progress: Progress | None = None
 ) -> DebiasResult:
     """Draw a pool of latents, measure each one's volume change, and resample it ∝ volume^ρ."""
-    checked = plan(net, n, pool, rhos, prior, top_k, proj_dim, replace, seed, output_shape)
-    return combine([measure_share(net, checked, range(pool), chunk_size, progress)])
+    return combine([run_share(net, range(options.pool), options, progress)])
+
+
+def run_share(
+    net: PLNet, rows: range, options: DebiasOptions = DebiasOptions(), progress: Progress | None = None
+) -> PoolShare:
+    """What one share of a split run computes: step 2 on `rows` of the pool (`combine` joins the shares
+    in pool order and draws)."""
+    return measure_share(net, plan(net, options), rows, options.batch_size, progress)
+
+
+@dataclass(frozen=True)
+class DebiasJob:
+    """One generator's pool of latents: the work a command shares out, a latent an item."""
+
+    net: PLNet
+    options: DebiasOptions = DebiasOptions()
+    checkpoint_sha256: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.options.pool
+
+    def compute(self, rows: range | None = None, progress: Progress | None = None) -> PoolShare:
+        return run_share(self.net, range(self.total) if rows is None else rows, self.options, progress)
 
 
 def _check_memory(net: PLNet, pool: int, n: int, rhos: int, singular_values: int) -> None:
@@ -545,23 +566,23 @@ def _check_memory(net: PLNet, pool: int, n: int, rhos: int, singular_values: int
     per_draw = 8 * (rhos + 1) * (net.output_dim + 1)
     check_memory(
         pool * per_latent,
-        f"--pool {pool:,} latents of {net.input_dim} dimensions",
-        "draw a smaller --pool",
+        f"`pool` {pool:,} latents of {net.input_dim} dimensions",
+        "draw a smaller `pool`",
     )
-    check_memory(n * per_draw, f"--n {n:,} draws of {net.output_dim} outputs", "draw a smaller --n")
+    check_memory(n * per_draw, f"`n` {n:,} draws of {net.output_dim} outputs", "draw a smaller `n`")
 
 
 def _check_top_k(top_k: int | None, measured_dim: int, d: int, proj_dim: int | None) -> None:
     if top_k is not None and not 1 <= top_k <= measured_dim:
         raise UsageError(
-            f"--top-k {top_k}: expected 1 to {measured_dim} (the Jacobian has min(d, D) = {measured_dim} "
+            f"`top_k` {top_k}: expected 1 to {measured_dim} (the Jacobian has min(d, D) = {measured_dim} "
             "singular values)"
         )
     if top_k is None and measured_dim < d:
-        where = "--proj-dim" if proj_dim is not None else "the generator's output"
+        where = "`proj_dim`" if proj_dim is not None else "the generator's output"
         raise UsageError(
             f"{where} has {measured_dim} dimensions, fewer than the {d} of the latent, so every tile "
-            f"collapses (volume 0); give --top-k {measured_dim} or less"
+            f"collapses (volume 0); give `top_k` {measured_dim} or less"
         )
 
 
@@ -571,7 +592,7 @@ def _output_shape(output_shape: Sequence[int] | None, net: PLNet) -> tuple[int, 
     shape = tuple(int(s) for s in output_shape)
     if math.prod(shape) != net.output_dim:
         raise UsageError(
-            f"--output-shape {','.join(map(str, shape))}: holds {math.prod(shape)} values but the generator "
+            f"`output_shape` {','.join(map(str, shape))}: holds {math.prod(shape)} values but the generator "
             f"outputs {net.output_dim}"
         )
     return shape

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from splinetool.engine.store import check_memory
+from splinetool.errors import UsageError
 from splinetool.frontends.loading import LoadedModel
 from splinetool.ir import PLNet, lower
 
@@ -46,22 +47,35 @@ class InfoResult:
     def neurons(self) -> int:
         return sum(n.neurons for n in self.nodes)
 
+    def summary(self) -> dict:
+        return {**asdict(self), "neurons": self.neurons}
 
-def run(
-    loaded: LoadedModel,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float64,
-    seed: int = 0,
-    samples: int = 8,
-) -> InfoResult:
-    net: PLNet = lower(loaded).to(device=device, dtype=dtype)
+
+@dataclass(frozen=True)
+class InfoOptions:
+    """Where the lowering is checked, and on how many random inputs; the defaults are the command's."""
+
+    device: torch.device | str = "cpu"
+    dtype: torch.dtype = torch.float64
+    seed: int = 0  # of the random inputs
+    samples: int = 8  # random inputs the PLNet and the model are compared on
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise UsageError(f"`samples` {self.samples}: expected a positive number of inputs")
+
+
+def run(loaded: LoadedModel, options: InfoOptions = InfoOptions()) -> InfoResult:
+    """Lower `loaded` and compare the PLNet's outputs with the model's on random inputs."""
+    dtype, samples = options.dtype, options.samples
+    net: PLNet = lower(loaded).to(device=options.device, dtype=dtype)
     # the inputs and every PL node's values, in ours and in the original model
     per_sample = (net.input_dim + sum(n.neurons for n in net.pl_nodes)) * torch.finfo(dtype).bits // 8
-    check_memory(4 * samples * per_sample, f"--samples {samples:,} checks", "check fewer --samples")
-    generator = torch.Generator().manual_seed(seed)
+    check_memory(4 * samples * per_sample, f"`samples` {samples:,} checks", "check fewer `samples`")
+    generator = torch.Generator().manual_seed(options.seed)
     x = torch.randn((samples, *net.input_shape), generator=generator, dtype=dtype)
     with torch.no_grad():
-        ours = net.apply_output_transforms(net(x.to(device))).cpu()
+        ours = net.apply_output_transforms(net(x.to(options.device))).cpu()
         theirs = loaded.reference(x)
     scale = max(1.0, float(theirs.abs().max()))
     diff = float((ours - theirs.reshape(ours.shape).to(dtype)).abs().max()) if ours.numel() else 0.0

@@ -8,9 +8,10 @@ decision uses (splinetool/ir/pl.py): a unit that is zero on the neighbourhood, o
 touches a vertex, does not count. LC(x) is the number of counted neurons over the chosen PL nodes.
 
 What one "neuron" is follows the node's breakpoints (`PLNode.pl`): a ReLU-like unit has one, so it is
-one neuron; hardtanh/ReLU6/clamp have two breakpoints per unit and each counts on its own (a unit whose
-both breakpoints cross the neighbourhood counts twice); a max-pool window counts when no candidate is
-on top (within the zero tolerance) at every vertex. Convolutional nodes count every (channel, position).
+one neuron; hardtanh/ReLU6/clamp/softshrink have two breakpoints per unit and each counts on its own
+(a unit whose both breakpoints cross the neighbourhood counts twice); a max-pool window counts when no
+candidate is on top (within the zero tolerance) at every vertex. Convolutional nodes count every
+(channel, position).
 
 For a first-layer neuron the pre-activation is affine, so its sign changes over the cross-polytope
 exactly when it changes over the vertices; deeper neurons are piecewise linear in x, and the vertex
@@ -19,27 +20,32 @@ test is the published method's (it can miss a boundary that enters and leaves be
 
 from __future__ import annotations
 
+import glob
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from splinetool.data.loading import spread
+from splinetool.analyses import Progress
+from splinetool.data.loading import load_data, spread
+from splinetool.engine.memory import auto_chunk
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
-from splinetool.ir.pl import ArgmaxKind, NodeScales, sign_of
+from splinetool.ir.pl import NodeScales, sign_changes, sign_of
 
 DEFAULT_DIRECTIONS = 25  # 2P = 50 vertices, as the published MLP experiments
 DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data points to their mean
-MEMORY_BUDGET = 256 * 2**20  # bytes of activations one chunk of vertices may hold
 # on a CPU, batches of about a thousand vertices run fastest (bench/README.md: 1.5-2x faster
 # than batches of 10,000 or more, which spill out of the caches)
 CPU_BATCH_VERTICES = 1024
 FRAMES = ("shared", "per-point")
+GLOB_CHARACTERS = set("*?[")
 OUTPUT_NODE = "output"
 
 # numpy seed sequences keyed by purpose, so the frames and the random points never share a stream
@@ -153,25 +159,89 @@ class LCResult:
 def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointSet:
     """`count` points uniform in the bounding box of the given sets (the published "random" curve)."""
     if count < 1:
-        raise UsageError(f"--random {count}: expected a positive number of points")
+        raise UsageError(f"`random` {count}: expected a positive number of points")
     x = np.concatenate([s.x for s in sets])
     check_memory(
         2 * count * x[0].size * 8,
-        f"--random {count:,} points of {x[0].size} inputs",
-        "draw fewer --random points",
+        f"`random` {count:,} points of {x[0].size} inputs",
+        "draw fewer `random` points",
     )
     lo, hi = x.min(axis=0), x.max(axis=0)
     with np.errstate(over="ignore"):
         wide = not np.isfinite(hi - lo).all()
     if wide:  # numpy cannot draw from a range wider than float64 holds
         raise UsageError(
-            f"--random {count}: the box of --data {_sources(sets)} is wider than float64 can hold; "
+            f"`random` {count}: the box of `data` {_sources(sets)} is wider than float64 can hold; "
             "expected points within ±1e150"
         )
     rng = np.random.default_rng([_seed(seed), _RANDOM_POINTS])
     return PointSet(
         "random", rng.uniform(lo, hi, size=(count, x.shape[1])), None, "uniform in the data's box"
     )
+
+
+def point_sets(data: str, splits: Sequence[str] = (), random: int = 0, seed: int = 0) -> list[PointSet]:
+    """The sets of points to measure around: each named split of the data (or all of it), then
+    `random` points uniform in their box. `splits` may hold comma-separated names."""
+    names = [s.strip() for item in splits for s in item.split(",") if s.strip()]
+    if splits and not names:
+        raise UsageError(f"`split` {splits[0]!r}: expected split names such as train or test")
+    if len(set(names)) != len(names):
+        raise UsageError(f"`split` {', '.join(names)}: a split is named twice")
+    if random and "random" in names:
+        raise UsageError("`split` random and `random` would both be called 'random': measure one of them")
+    loaded = [(name, load_data(data, split=name, seed=seed)) for name in names] or [
+        ("data", load_data(data, seed=seed))
+    ]
+    sets = [PointSet(name, d.x.reshape(len(d.x), -1), d.y, d.source) for name, d in loaded]
+    if random:
+        sets.append(random_points(sets, random, seed))
+    return sets
+
+
+def trajectory(
+    checkpoints: Sequence[Path], steps: str | Sequence[int] | None = None
+) -> tuple[list[Path], list[int] | None]:
+    """The checkpoint files (quoted globs expanded) and their training steps, ordered by step: the
+    given `steps` (integers, or comma-separated in a string), or with several checkpoints the step in
+    each file name; (files, None) for one checkpoint without steps."""
+    paths: list[Path] = []
+    for path in map(Path, checkpoints):
+        if not path.exists() and GLOB_CHARACTERS & set(str(path)):
+            found = sorted(Path(p) for p in glob.glob(str(path)))
+            if not found:
+                raise UsageError(f"checkpoint pattern {path}: no file matches it")
+            paths += found
+        else:
+            paths.append(path)
+    if steps is not None:
+        text = steps if isinstance(steps, str) else ",".join(map(str, steps))
+        try:
+            numbers = [int(part) for part in text.split(",")]
+        except ValueError:
+            numbers = []
+        if len(numbers) != len(paths):
+            raise UsageError(f"`steps` {text!r}: expected {len(paths)} integers separated by commas")
+        if min(numbers) < 0:
+            raise UsageError(f"`steps` {text}: training steps count from 0")
+    elif len(paths) > 1:
+        numbers = [_step_from_name(p) for p in paths]
+    else:
+        return paths, None
+    if len(set(numbers)) != len(numbers):
+        raise UsageError(f"two checkpoints have the same training step ({numbers}); give `steps`")
+    order = sorted(range(len(paths)), key=numbers.__getitem__)
+    return [paths[i] for i in order], [numbers[i] for i in order]
+
+
+def _step_from_name(path: Path) -> int:
+    # the last number before the name's first dot: step-001000.ts.pt -> 1000, run2_epoch12.pt -> 12
+    numbers = re.findall(r"\d+", path.name.split(".")[0]) or re.findall(r"\d+", path.name)
+    if not numbers:
+        raise UsageError(
+            f"checkpoint {path}: no training step in its file name (such as step-001000.pt); give `steps`"
+        )
+    return int(numbers[-1])
 
 
 def data_scale(sets: Sequence[PointSet]) -> float:
@@ -185,23 +255,23 @@ def choose_radius(
     """The radius and a sentence saying where it came from."""
     if radius is not None:
         if not (math.isfinite(radius) and radius > 0):
-            raise UsageError(f"--radius {radius}: expected a positive number")
+            raise UsageError(f"`radius` {radius}: expected a positive number")
         return float(radius), "given with --radius"
     if not (math.isfinite(relative_radius) and relative_radius > 0):
-        raise UsageError(f"--relative-radius {relative_radius}: expected a positive number")
+        raise UsageError(f"`relative_radius` {relative_radius}: expected a positive number")
     scale = data_scale(sets)
     if scale == 0:
-        raise UsageError("the data points are all the same, so they give no scale: set --radius")
+        raise UsageError("the data points are all the same, so they give no scale: set `radius`")
     if not math.isfinite(scale):  # squared distances overflow once the points spread past ~1e154
         raise UsageError(
-            f"--data {_sources(sets)}: the RMS distance of the points to their mean, which scales "
-            "--relative-radius, overflows float64; expected points within ±1e150, or set --radius"
+            f"`data` {_sources(sets)}: the RMS distance of the points to their mean, which scales "
+            "`relative_radius`, overflows float64; expected points within ±1e150, or set `radius`"
         )
     radius = relative_radius * scale
     if not math.isfinite(radius):
         raise UsageError(
-            f"--relative-radius {relative_radius:g}: times the data's scale {scale:.3g} it overflows "
-            "float64; expected a radius (--relative-radius × scale, or --radius) below 1e308"
+            f"`relative_radius` {relative_radius:g}: times the data's scale {scale:.3g} it overflows "
+            "float64; expected a radius (`relative_radius` × scale, or `radius`) below 1e308"
         )
     return radius, f"{relative_radius:g} × {scale:.6g}, the RMS distance of the data points to their mean"
 
@@ -216,12 +286,12 @@ def _check_reach(sets: Sequence[PointSet], radius: float, given: bool, dtype: to
     for s in sets:
         far = float(np.abs(s.x).max())
         if not far + radius <= top:
-            option = f"--radius {radius:g}" if given else f"the radius {radius:.3g}"
+            option = f"`radius` {radius:g}" if given else f"the radius {radius:.3g}"
             raise UsageError(
-                f"--data {s.source or s.name}: its points (up to {far:.3g}) with {option} reach past "
+                f"`data` {s.source or s.name}: its points (up to {far:.3g}) with {option} reach past "
                 f"{str(dtype).removeprefix('torch.')}'s largest number {top:.3g}, so the neighbourhoods' "
                 "vertices overflow; expected smaller points or radius"
-                + (" (or --dtype float64)" if dtype != torch.float64 else "")
+                + (" (or `dtype` float64)" if dtype != torch.float64 else "")
             )
 
 
@@ -262,10 +332,7 @@ class _Node:
 
 
 def _nodes(net: PLNet, include_output: bool) -> list[_Node]:
-    nodes = [
-        _Node(n.name, n.kind, n.neurons if isinstance(n.pl, ArgmaxKind) else n.code_bits)
-        for n in net.pl_nodes
-    ]
+    nodes = [_Node(n.name, n.kind, n.units) for n in net.pl_nodes]
     if include_output:
         names = {n.name for n in nodes}
         name = OUTPUT_NODE if OUTPUT_NODE not in names else f"{OUTPUT_NODE}:logits"
@@ -287,41 +354,32 @@ def count_crossings(
     offsets = radius * frame
     vertices = x[:, None, :] + torch.cat([offsets, -offsets], dim=-2)  # [b, 2P, D]
     dtype = str(net.dtype).removeprefix("torch.")
-    hint = " (or --dtype float64)" if net.dtype != torch.float64 else ""
+    hint = " (or `dtype` float64)" if net.dtype != torch.float64 else ""
     # a radius below the points' float resolution rounds a vertex back onto its point: no neighbourhood
     if bool((vertices == x[:, None, :]).all(dim=2).any()):
         raise UsageError(
             f"around some points (up to {float(x.abs().max()):.3g}) the radius {radius:.3g} is below "
             f"{dtype}'s resolution, so neighbourhood vertices round back onto their point; expected a "
-            f"larger --radius or --relative-radius, or points nearer the origin{hint}"
+            f"larger `radius` or `relative_radius`, or points nearer the origin{hint}"
         )
     per_point = vertices.shape[1]
-    values = net.input_values(vertices.reshape(b * per_point, -1))
-    counts, start = [], 0
+    inputs = net.input_values(vertices.reshape(b * per_point, -1))[0]
+    counts = []
     # NaN and inf have no sign to change: gathered on the device, looked at once per call
     finite = torch.ones((), dtype=torch.bool, device=x.device)
-    scales = NodeScales(values[0])
-    for node in net.pl_nodes:
-        values = net.run_steps(values, start, node.step)
-        pre = values[net.steps[node.step].inputs[0]]
+    scales = NodeScales(inputs)
+    for index, pre in net.walk(inputs, output=include_output):
         finite &= torch.isfinite(pre).all()
-        if isinstance(node.pl, ArgmaxKind):
-            weak = node.pl.weak_sides(pre, scales(pre))
-            counts.append(_crossed(weak.reshape(b, per_point, *weak.shape[1:])))
-        else:
-            counts.append(_sign_changes(node.pl.signs(pre, scales(pre)).reshape(b, per_point, -1)))
-        start = node.step
-    if include_output:
-        values = net.run_steps(values, start, len(net.steps))
-        out = values[net.output_index].reshape(b * per_point, -1)
-        finite &= torch.isfinite(out).all()
-        # the logits' signs by the same rule, the output taken as one more node
-        signs = sign_of(out, scales(out)[:, None])
-        counts.append(_sign_changes(signs.reshape(b, per_point, -1)))
+        if index < len(net.pl_nodes):
+            counts.append(net.pl_nodes[index].pl.crossed_units(pre, scales(pre), per_point))
+        else:  # the logits' signs by the same rule, the output taken as one more node
+            out = pre.reshape(b * per_point, -1)
+            signs = sign_of(out, scales(out)[:, None])
+            counts.append(sign_changes(signs.reshape(b, per_point, -1)))
     if not bool(finite):
         raise UsageError(
             f"the network's values overflow {dtype} (NaN or inf) around some points, so their crossings "
-            "cannot be counted; expected points, and a --radius (or --relative-radius × the data's scale), "
+            "cannot be counted; expected points, and a `radius` (or `relative_radius` × the data's scale), "
             f"of a size the network can take{hint}"
         )
     if not counts:
@@ -329,61 +387,79 @@ def count_crossings(
     return torch.stack(counts, dim=1)
 
 
-def _sign_changes(signs: torch.Tensor) -> torch.Tensor:
-    """[b] units (of [b, vertices, units] signs) positive at one vertex and negative at another."""
-    # amax and amin apart are several times faster than torch.aminmax over a middle dimension on CPU
-    return ((signs.amax(dim=1) > 0) & (signs.amin(dim=1) < 0)).sum(dim=1)
-
-
-def _crossed(weak: torch.Tensor) -> torch.Tensor:
-    """[b] windows (of [b, vertices, windows, k] candidates on top) that no candidate tops everywhere."""
-    return (~weak.all(dim=1).any(dim=-1)).sum(dim=1)
-
-
-def auto_chunk(net: PLNet, directions: int, budget: int = MEMORY_BUDGET) -> int:
-    """Points per chunk: the chunk's activations fit `budget`, and on a CPU its batch stays cache-sized."""
-    widest = max(
-        [net.input_dim, net.output_dim]
-        + [math.prod(s.out_shape) for s in net.steps]
-        + [n.neurons * n.pl.window if isinstance(n.pl, ArgmaxKind) else n.code_bits for n in net.pl_nodes]
-    )
-    itemsize = torch.finfo(net.dtype).bits // 8
-    # about four values of the widest size are live at once (a step's input and output, a node's
-    # boundary values with their min/max), plus the column buffer a convolution unfolds its input into
-    per_vertex = itemsize * (4 * widest + max([_conv_columns(s) for s in net.steps], default=0))
-    vertices = budget // per_vertex
-    if net.device.type == "cpu":
-        vertices = min(vertices, CPU_BATCH_VERTICES)
-    return max(1, vertices // (2 * directions))
-
-
-def _conv_columns(step) -> int:
-    if step.op != "convolution":
-        return 0
-    weight = next((t for t in step.call.constants() if t.dim() >= 3), None)
-    return 0 if weight is None else math.prod(weight.shape[1:]) * math.prod(step.out_shape[1:])
-
-
 # -- the analysis ------------------------------------------------------------------------------------
 
-Progress = Callable[[int, int], None]  # (points done, points in all) over every checkpoint
+
+@dataclass(frozen=True)
+class LCOptions:
+    directions: int | None = None  # P; default DEFAULT_DIRECTIONS, or the input dimension if smaller
+    radius: float | None = None  # r in input units; default relative_radius × the data's scale
+    relative_radius: float = DEFAULT_RELATIVE_RADIUS
+    frame: str = "shared"  # one random frame for every point, or "per-point"
+    include_output: bool = False  # count the output units too
+    seed: int = 0
+    batch_size: int | None = None  # points per forward batch (default: auto_chunk)
+
+    def __post_init__(self):
+        if self.frame not in FRAMES:
+            raise UsageError(f"`frame` {self.frame!r}: expected one of {', '.join(FRAMES)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"`batch_size` {self.batch_size}: expected a positive number of points")
+
+
+@dataclass
+class LCJob:
+    """The checkpoints of a trajectory measured around the same points: the work a command shares
+    out, a point an item. `load(path)` gives a checkpoint's (loaded model, network) when it is
+    measured, so that one network at a time is held."""
+
+    load: Callable[[Path], tuple[object, PLNet]]
+    paths: Sequence[Path]
+    sets: Sequence[PointSet]
+    options: LCOptions = LCOptions()
+    steps: Sequence[int] | None = None
+    loaded_sha256: list[str] = field(default_factory=list)  # each checkpoint's, as it loads
+
+    @property
+    def total(self) -> int:
+        return sum(len(s.x) for s in self.sets)
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        return ",".join(self.loaded_sha256)
+
+    def compute(self, rows: range | None = None, progress: Progress | None = None) -> LCResult:
+        """LC around the points numbered `rows` (default: all), on every checkpoint."""
+
+        def nets() -> Iterable[PLNet]:
+            for path in self.paths:
+                loaded, net = self.load(path)
+                self.loaded_sha256.append(loaded.sha256)
+                yield net
+
+        names = [str(path) for path in self.paths]
+        return run(
+            nets(),
+            self.sets,
+            self.options,
+            checkpoints=names,
+            checkpoint_sha256=self.loaded_sha256,
+            steps=self.steps,
+            rows=rows,
+            progress=progress,
+        )
 
 
 def run(
     nets: PLNet | Iterable[PLNet],
     sets: Sequence[PointSet],
-    directions: int | None = None,
-    radius: float | None = None,
-    relative_radius: float = DEFAULT_RELATIVE_RADIUS,
-    frame: str = "shared",
-    include_output: bool = False,
-    seed: int = 0,
-    chunk_size: int | None = None,
+    options: LCOptions = LCOptions(),
+    *,
     checkpoints: Sequence[str] | None = None,
     checkpoint_sha256: Sequence[str] | None = None,
     steps: Sequence[int] | None = None,
-    progress: Progress | None = None,
     rows: range | None = None,
+    progress: Progress | None = None,
 ) -> LCResult:
     """LC around every point of `sets`, for one network or each network of a training trajectory.
 
@@ -391,20 +467,22 @@ def run(
     radius, when not given, is `relative_radius` times the RMS distance of the non-random points to
     their mean; `directions` defaults to 25, or the input dimension when that is smaller. The same
     frame(s) and radius serve every checkpoint, so a trajectory's curve compares like with like.
+    `checkpoints`, `checkpoint_sha256` and `steps` describe the networks, in order, for the result
+    (`checkpoint_sha256` is read once every network is measured: a list filled while `nets` loads them
+    will do).
 
     `rows`, a contiguous range of the points numbered across the sets in order, measures only that
     share of them (radius, frames and label checks still come from every point, so shares measured
     apart and put together with `combine` give the numbers of one whole run); the result's
     `set_offsets` and `accuracy` then describe the share's points.
     """
+    directions, radius, relative_radius = options.directions, options.radius, options.relative_radius
+    frame, include_output, seed = options.frame, options.include_output, options.seed
+    chunk_size = options.batch_size
     start = time.perf_counter()
     nets = [nets] if isinstance(nets, PLNet) else nets
     if not sets:
-        raise UsageError("no points to measure: give --data")
-    if frame not in FRAMES:
-        raise UsageError(f"--frame {frame!r}: expected one of {', '.join(FRAMES)}")
-    if chunk_size is not None and chunk_size < 1:
-        raise UsageError(f"--batch-size {chunk_size}: expected a positive number of points")
+        raise UsageError("no points to measure: give `data`")
     measured = [s for s in sets if s.name != "random"] or list(sets)
     given_radius = radius is not None
     radius, rule = choose_radius(measured, radius, relative_radius)
@@ -434,7 +512,7 @@ def run(
             raise UsageError(
                 f"checkpoint {_name(checkpoints, c)} takes {net.input_dim}-D inputs, not {len(x_all[0])}"
             )
-        chunk = chunk_size or auto_chunk(net, p)
+        chunk = chunk_size or auto_chunk(net, 2 * p, CPU_BATCH_VERTICES)
 
         def report(done: int, c: int = c) -> None:
             if progress is not None:
@@ -495,7 +573,7 @@ def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, r
         try:
             parts.append(count_crossings(net, x, here, radius, include_output).cpu())
         except UsageError as error:
-            raise UsageError(f"--data {sources}: {error}") from None
+            raise UsageError(f"`data` {sources}: {error}") from None
         report(stop - rows.start)
     return torch.cat(parts).numpy()
 
@@ -554,7 +632,7 @@ def _directions(dim: int, directions: int | None) -> int:
         return min(DEFAULT_DIRECTIONS, dim)
     if not 1 <= directions <= dim:
         raise UsageError(
-            f"--directions {directions}: expected 1 to {dim} (the model's input dimension: no more than "
+            f"`directions` {directions}: expected 1 to {dim} (the model's input dimension: no more than "
             f"{dim} orthonormal directions exist)"
         )
     return directions
@@ -565,7 +643,7 @@ def _check_sets(sets: Sequence[PointSet], dim: int) -> None:
         if s.x.ndim < 2 or math.prod(s.x.shape[1:]) != dim:
             what = s.source or s.name
             raise UsageError(
-                f"--data {what}: points have {math.prod(s.x.shape[1:])} values each but the model takes "
+                f"`data` {what}: points have {math.prod(s.x.shape[1:])} values each but the model takes "
                 f"{dim}-D inputs"
             )
 

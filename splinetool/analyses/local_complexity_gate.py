@@ -63,6 +63,16 @@ class Check:
         bound = f"{self.limit.bound:.4g} ({self.limit.source})"
         return f"{where}{self.limit.label} = {self.value:.4g} {relation} {bound}"
 
+    def summary(self) -> dict:
+        return {
+            "check": self.limit.label,
+            "value": self.value,
+            "bound": self.limit.bound,
+            "source": self.limit.source,
+            "checkpoint": self.checkpoint,
+            "passed": self.passed,
+        }
+
 
 @dataclass
 class Gate:
@@ -77,44 +87,44 @@ def load_gate(path: str | Path) -> Gate:
     try:
         table = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise UsageError(f"--gate {path}: cannot read it as a TOML file ({err})") from None
+        raise UsageError(f"`gate` {path}: cannot read it as a TOML file ({err})") from None
     known = {*STATISTICS, "per_node", "baseline", "points"}
-    _no_unknown_keys(table, known, f"--gate {path}")
+    _no_unknown_keys(table, known, f"`gate` {path}")
     source = f"--gate {path.name}"
     limits = [
-        Limit(stat, None, _bound(table[key], f"--gate {path}: {key}"), source)
+        Limit(stat, None, _bound(table[key], f"`gate` {path}: {key}"), source)
         for key, stat in STATISTICS.items()
         if key in table
     ]
     per_node = table.get("per_node", {})
     if not isinstance(per_node, dict):
-        raise UsageError(f"--gate {path}: per_node must be a table of node name = bound")
+        raise UsageError(f"`gate` {path}: per_node must be a table of node name = bound")
     limits += [
-        Limit("per_node_mean", str(n), _bound(v, f"--gate {path}: per_node.{n}"), source)
+        Limit("per_node_mean", str(n), _bound(v, f"`gate` {path}: per_node.{n}"), source)
         for n, v in per_node.items()
     ]
     points = table.get("points")
     if points is not None and not isinstance(points, str):
-        raise UsageError(f'--gate {path}: points must be the name of a point set, such as "test"')
+        raise UsageError(f'`gate` {path}: points must be the name of a point set, such as "test"')
     baseline = table.get("baseline", {})
     if not isinstance(baseline, dict):
-        raise UsageError(f"--gate {path}: baseline must be a table (max_increase, statistics)")
-    _no_unknown_keys(baseline, {"max_increase", "statistics"}, f"--gate {path}: [baseline]")
+        raise UsageError(f"`gate` {path}: baseline must be a table (max_increase, statistics)")
+    _no_unknown_keys(baseline, {"max_increase", "statistics"}, f"`gate` {path}: [baseline]")
     increase = baseline.get("max_increase")
     compare = baseline.get("statistics", list(DEFAULT_COMPARE))
     if not isinstance(compare, list) or not compare or any(c not in COMPARABLE for c in compare):
         raise UsageError(
-            f"--gate {path}: baseline.statistics must list some of {', '.join(COMPARABLE)}; got {compare!r}"
+            f"`gate` {path}: baseline.statistics must list some of {', '.join(COMPARABLE)}; got {compare!r}"
         )
     if not limits and "baseline" not in table:
         raise UsageError(
-            f"--gate {path}: sets no bound (mean, median, p95, per_node) and no [baseline]: it would check "
+            f"`gate` {path}: sets no bound (mean, median, p95, per_node) and no [baseline]: it would check "
             "nothing"
         )
     return Gate(
         limits,
         points,
-        None if increase is None else _bound(increase, f"--gate {path}: baseline.max_increase"),
+        None if increase is None else _bound(increase, f"`gate` {path}: baseline.max_increase"),
         tuple(compare),
     )
 
@@ -125,13 +135,13 @@ def read_baseline(path: str | Path) -> dict:
     try:
         payload = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"--baseline {path}: cannot read it as JSON ({err})") from None
+        raise UsageError(f"`baseline` {path}: cannot read it as JSON ({err})") from None
     if (
         not isinstance(payload, dict)
         or "radius" not in payload
         or not ("sets" in payload or payload.get("checkpoints"))
     ):
-        raise UsageError(f"--baseline {path}: expected the JSON of a previous local-complexity run (--json)")
+        raise UsageError(f"`baseline` {path}: expected the JSON of a previous local-complexity run (--json)")
     _checked_sets(path, payload)
     return payload
 
@@ -145,20 +155,20 @@ def _checked_sets(path: Path, payload: dict) -> None:
         trajectory = payload["checkpoints"]
         if not isinstance(trajectory, list) or not all(isinstance(c, dict) for c in trajectory):
             raise UsageError(
-                f"--baseline {path}: 'checkpoints' must be a list of per-checkpoint results {expected}; "
+                f"`baseline` {path}: 'checkpoints' must be a list of per-checkpoint results {expected}; "
                 f"found {_kind(trajectory)}"
             )
         entry, where = trajectory[-1], "checkpoints[-1].sets"
     sets = entry.get("sets")
     if not isinstance(sets, dict) or not sets or not all(isinstance(v, dict) for v in sets.values()):
         raise UsageError(
-            f"--baseline {path}: '{where}' must map each point set's name to its statistics (lc_mean, "
+            f"`baseline` {path}: '{where}' must map each point set's name to its statistics (lc_mean, "
             f"lc_median, lc_p95, per_node_mean) {expected}; found {_kind(sets)}"
         )
     for name, stats in sets.items():
         if not isinstance(stats.get("per_node_mean", {}), dict):
             raise UsageError(
-                f"--baseline {path}: '{where}.{name}.per_node_mean' must map node names to mean LC "
+                f"`baseline` {path}: '{where}.{name}.per_node_mean' must map node names to mean LC "
                 f"{expected}; found {_kind(stats['per_node_mean'])}"
             )
 
@@ -183,11 +193,11 @@ def baseline_limits(
     stats = entry.get("sets", {}).get(points)
     if stats is None:
         raise UsageError(
-            f"--baseline {path} has no results for the point set {points!r}; "
+            f"`baseline` {path} has no results for the point set {points!r}; "
             f"it has {', '.join(entry.get('sets', {})) or 'none'}"
         )
     increase = max_increase if max_increase is not None else gate.max_increase
-    increase = DEFAULT_MAX_INCREASE if increase is None else _bound(increase, "--max-increase")
+    increase = DEFAULT_MAX_INCREASE if increase is None else _bound(increase, "`max_increase`")
     limits = []
     for name in gate.compare:
         if name == "per_node":
@@ -196,10 +206,10 @@ def baseline_limits(
         else:
             key = STATISTICS[name]
             if key not in stats:
-                raise UsageError(f"--baseline {path}: no {key} for the point set {points!r}")
+                raise UsageError(f"`baseline` {path}: no {key} for the point set {points!r}")
             pairs = [(key, None, stats[key])]
         for statistic, node, value in pairs:
-            value = _bound(value, f"--baseline {path}: {statistic}")
+            value = _bound(value, f"`baseline` {path}: {statistic}")
             source = f"--baseline {path.name}: {value:.4g} + {increase * 100:g}%"
             limits.append(Limit(statistic, node, value * (1 + increase), source))
     return limits
@@ -227,6 +237,68 @@ def evaluate(result: LCResult, limits: list[Limit], points: str | None = None) -
     return checks
 
 
+@dataclass(frozen=True)
+class GateOptions:
+    max_lc: float | None = None  # mean LC must be at most this
+    gate: Path | None = None  # a gate file (TOML, see above)
+    baseline: Path | None = None  # a previous run's --json output that LC may not exceed by much
+    max_increase: float | None = None  # allowed relative increase over the baseline
+
+    def __post_init__(self):
+        if self.max_increase is not None and self.baseline is None:
+            raise UsageError("`max_increase` bounds the increase over `baseline`: give `baseline` too")
+        if self.max_lc is not None and not 0 <= self.max_lc < math.inf:
+            raise UsageError(f"`max_lc` {self.max_lc}: expected a finite number >= 0")
+
+    @property
+    def given(self) -> bool:
+        return self.max_lc is not None or self.gate is not None or self.baseline is not None
+
+
+@dataclass(frozen=True)
+class GatePlan:
+    """The gate's files, read (and checked) before anything is measured."""
+
+    options: GateOptions
+    gate: Gate
+    baseline: dict | None
+
+    @classmethod
+    def read(cls, options: GateOptions) -> GatePlan:
+        gate = load_gate(options.gate) if options.gate is not None else Gate()
+        return cls(options, gate, read_baseline(options.baseline) if options.baseline is not None else None)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: list[Check]
+    several: bool  # the run measured several checkpoints: messages name them
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.message(self.several) for c in self.checks if not c.passed]
+
+    def summary(self) -> dict:
+        """What the gate adds to the run's JSON (nothing without checks)."""
+        if not self.checks:
+            return {}
+        checks = [c.summary() for c in self.checks]
+        return {"passed": not self.failed, "failed_checks": self.failed, "checks": checks}
+
+
+def run(result: LCResult, plan: GatePlan) -> GateResult:
+    """Every check of the gate (--max-lc first, then the gate file's, then the baseline's) on every
+    checkpoint of `result`."""
+    options, gate = plan.options, plan.gate
+    limits = list(gate.limits)
+    if options.max_lc is not None:
+        limits.insert(0, Limit("lc_mean", None, options.max_lc, "--max-lc"))
+    if plan.baseline is not None:
+        limits += baseline_limits(plan.baseline, options.baseline, result, gate, options.max_increase)
+    checks = evaluate(result, limits, gate.points) if limits else []
+    return GateResult(checks, len(result.checkpoints) > 1)
+
+
 def _same_neighbourhoods(path: Path, payload: dict, result: LCResult) -> None:
     ours = result.parameters()
     differ = [key for key in SAME_PARAMETERS if payload.get(key) != ours[key]]
@@ -237,8 +309,8 @@ def _same_neighbourhoods(path: Path, payload: dict, result: LCResult) -> None:
         theirs = ", ".join(f"{k} {payload.get(k)!r}" for k in differ)
         mine = ", ".join(f"{k} {ours[k]!r}" for k in differ)
         raise UsageError(
-            f"--baseline {path} measured other neighbourhoods ({theirs}) than this run ({mine}); "
-            "rerun one of them with the same --radius, --directions, --frame and --include-output"
+            f"`baseline` {path} measured other neighbourhoods ({theirs}) than this run ({mine}); "
+            "rerun one of them with the same `radius`, `directions`, `frame` and `include_output`"
         )
 
 

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 
+from splinetool.data.loading import Dataset, load_data
 from splinetool.engine.planar import polygon_areas
 from splinetool.errors import UsageError
+from splinetool.parsing import numbers
 
-__all__ = ["LIMIT", "Plane", "anchor_plane", "box", "given_plane", "input_plane", "polygon_areas"]
+__all__ = [
+    "LIMIT",
+    "Plane",
+    "anchor_plane",
+    "as_inputs",
+    "box",
+    "given_plane",
+    "input_plane",
+    "polygon_areas",
+]
 
 # The largest magnitude a plane coordinate, or an input point of the plane, may have. Areas, the
 # shoelace formula and squared distances multiply two coordinates: below 1e150 their products stay
@@ -44,7 +57,7 @@ def box(
     xmin: float, xmax: float, ymin: float, ymax: float, dtype=torch.float64, what: str | None = None
 ) -> torch.Tensor:
     """The rectangle's corners, counter-clockwise; `what` names where the bounds came from."""
-    what = what or f"--bounds {xmin},{xmax},{ymin},{ymax}"
+    what = what or f"`bounds` {xmin},{xmax},{ymin},{ymax}"
     if not (xmin < xmax and ymin < ymax):  # also refuses NaN
         raise UsageError(f"{what}: expected xmin < xmax and ymin < ymax")
     _refuse_far(max(abs(xmin), abs(xmax), abs(ymin), abs(ymax)), what, "bounds")
@@ -86,8 +99,8 @@ def input_plane(dim: int, bounds: tuple[float, float, float, float], what: str |
     """The input space itself, for models with 2-D inputs; `what` names where the bounds came from."""
     if dim != 2:
         raise UsageError(
-            f"the model takes {dim}-D inputs: give a plane with --anchors, --data with --anchor-index, "
-            "or --origin and --directions"
+            f"the model takes {dim}-D inputs: give a plane with `anchors`, `data` with `anchor_index`, "
+            "or `origin` and `directions`"
         )
     domain = box(*bounds, what=what)
     return Plane(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), domain)
@@ -95,7 +108,7 @@ def input_plane(dim: int, bounds: tuple[float, float, float, float], what: str |
 
 def check_margin(margin: float) -> None:
     if not 1 < margin < math.inf:  # also refuses NaN
-        raise UsageError(f"--margin {margin}: expected a number greater than 1 (anchors must lie inside)")
+        raise UsageError(f"`margin` {margin}: expected a number greater than 1 (anchors must lie inside)")
 
 
 def anchor_plane(anchors: torch.Tensor, margin: float = 1.25, what: str | None = None) -> Plane:
@@ -109,7 +122,7 @@ def anchor_plane(anchors: torch.Tensor, margin: float = 1.25, what: str | None =
     check_margin(margin)
     prefix = f"{what}: " if what else ""
     where = what or "the anchors"
-    far = f"the anchors and the --margin {margin:g} square around them"
+    far = f"the anchors and the `margin` {margin:g} square around them"
     # before any arithmetic, as the centroid and edges of anchors near float64's end overflow
     _refuse_far(float(a.abs().max()), where, far)
     origin = a.mean(dim=0)
@@ -130,17 +143,178 @@ def given_plane(
     origin: torch.Tensor,
     directions: torch.Tensor,
     bounds: tuple[float, float, float, float],
-    what: str = "--origin, --directions and --bounds",
+    what: str = "`origin`, `directions` and `bounds`",
 ) -> Plane:
     """The plane origin + t1·d1 + t2·d2 over the box `bounds`; `what` names the options, for messages."""
     origin = origin.to(torch.float64).reshape(-1)
     directions = directions.to(torch.float64).reshape(2, -1)
     if directions.shape[1] != origin.shape[0]:
         raise UsageError(
-            f"--directions has {directions.shape[1]} columns but --origin has {origin.shape[0]} entries"
+            f"`directions` has {directions.shape[1]} columns but `origin` has {origin.shape[0]} entries"
         )
     if torch.linalg.matrix_rank(directions) < 2:
-        raise UsageError("--directions: the two directions are parallel (or zero): they do not span a plane")
+        raise UsageError("`directions`: the two directions are parallel (or zero): they do not span a plane")
     plane = Plane(origin, directions, box(*bounds))
     # the bounds alone may be modest while origin + t·d is not
     return _in_range(plane, what, "every corner origin + t·directions")
+
+
+def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
+    """Points as float64 rows of the model's flattened inputs; `what` names where they came from."""
+    flat = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    if flat.shape[1] != input_dim:
+        raise UsageError(f"{what}: rows have {flat.shape[1]} values but the model takes {input_dim}-D inputs")
+    return torch.as_tensor(flat)
+
+
+# -- planes chosen by options -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaneOptions:
+    """Where the planes lie: one plane (the input space of a 2-D model, `bounds`; three `anchors`, or
+    rows `anchor_index` of the data; `origin` and `directions` with `bounds`) or a list of planes
+    through anchors (`anchors_list`, or `anchor_index_list` rows of the data). `bounds` and
+    `anchor_index` are text as options give them: 'xmin,xmax,ymin,ymax', 'i,j,k'."""
+
+    bounds: str | None = None
+    anchors: Path | None = None
+    anchor_index: str | None = None
+    anchors_list: Path | None = None
+    anchor_index_list: Path | None = None
+    margin: float = 1.25
+    origin: Path | None = None
+    directions: Path | None = None
+
+    @property
+    def listed(self) -> bool:
+        """True for a list of planes, refusing the single-plane options beside it."""
+        lists = [name for name in ("anchors_list", "anchor_index_list") if getattr(self, name) is not None]
+        if not lists:
+            return False
+        if len(lists) == 2:
+            raise UsageError("`anchors_list` and `anchor_index_list` both give the planes: use one of them")
+        clash = [
+            f"`{name}`" for name in ("anchors", "anchor_index", "bounds", "origin") if getattr(self, name)
+        ]
+        if clash:
+            raise UsageError(
+                f"`{lists[0]}` gives the planes (through anchors, with `margin`): drop {', '.join(clash)}"
+            )
+        return True
+
+    def planes(self, input_dim: int, dataset: Dataset | None) -> tuple[list[Plane], list | None]:
+        """The planes (one, or the list's), and the data rows of each plane of an index list."""
+        if self.listed:
+            return listed_planes(self, input_dim, dataset)
+        return [one_plane(self, input_dim, dataset)], None
+
+
+def one_plane(options: PlaneOptions, input_dim: int, dataset: Dataset | None) -> Plane:
+    """The plane the options describe; without any, the input space itself for 2-D models."""
+    bounds, anchors, anchor_index, margin = (
+        options.bounds,
+        options.anchors,
+        options.anchor_index,
+        options.margin,
+    )
+    origin, directions = options.origin, options.directions
+    check_margin(margin)  # even where other options place the plane: a bad value is a mistake
+    box = numbers(bounds, 4, "bounds")
+    if anchors is not None:
+        points = load_data(str(anchors)).x
+        if len(points) != 3:
+            raise UsageError(f"`anchors` {anchors}: expected exactly three inputs, found {len(points)}")
+        what = f"`anchors` {anchors}"
+        return anchor_plane(as_inputs(points, input_dim, what), margin, what)
+    if anchor_index is not None:
+        if dataset is None:
+            raise UsageError("`anchor_index` needs `data`")
+        rows = numbers(anchor_index, 3, "anchor_index", int)
+        if any(not 0 <= r < len(dataset.x) for r in rows):
+            raise UsageError(f"`anchor_index` {anchor_index}: rows must lie in 0..{len(dataset.x) - 1}")
+        points = as_inputs(dataset.x[list(rows)], input_dim, f"`data` {dataset.source}")
+        return anchor_plane(points, margin, f"`data` {dataset.source} with `anchor_index` {anchor_index}")
+    if (origin is None) != (directions is None):
+        raise UsageError("`origin` and `directions` go together")
+    if origin is not None:
+        if box is None:
+            raise UsageError("`origin`/`directions` need `bounds` in plane coordinates")
+        o, d = load_data(str(origin)).x, load_data(str(directions)).x
+        if o.size != input_dim or d.size != 2 * input_dim:
+            raise UsageError(
+                f"`origin` {origin} and `directions` {directions}: expected one input and two inputs of "
+                f"{input_dim} values each, found {o.size} and {d.size} values"
+            )
+        o = as_inputs(o.reshape(1, -1), input_dim, f"`origin` {origin}")
+        d = as_inputs(d.reshape(2, -1), input_dim, f"`directions` {directions}")
+        return given_plane(
+            o[0], d, box, f"`origin` {origin}, `directions` {directions} and `bounds` {bounds}"
+        )
+    if box is not None:
+        return input_plane(input_dim, box, f"`bounds` {bounds}")
+    if dataset is not None and input_dim == 2:
+        return input_plane(
+            input_dim, data_box(dataset), f"`data` {dataset.source} (its box, the default `bounds`)"
+        )
+    return input_plane(input_dim, (-1.0, 1.0, -1.0, 1.0))
+
+
+def data_box(dataset: Dataset) -> tuple[float, float, float, float]:
+    x = dataset.x.reshape(len(dataset.x), -1)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    with np.errstate(over="ignore"):  # data spanning float64's range: the plane refuses the inf box
+        pad = 0.1 * np.maximum(hi - lo, 1e-9)
+        return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+
+def listed_planes(
+    options: PlaneOptions, input_dim: int, dataset: Dataset | None
+) -> tuple[list[Plane], list | None]:
+    """The planes of `anchors_list` or `anchor_index_list`, and the data rows of each (index list only)."""
+    anchors_list, anchor_index_list, margin = options.anchors_list, options.anchor_index_list, options.margin
+    check_margin(margin)
+    if anchors_list is not None:
+        what = f"`anchors_list` {anchors_list}"
+        x = load_data(str(anchors_list)).x
+        if x.ndim < 3 or x.shape[1] != 3:
+            raise UsageError(
+                f"{what}: array of shape {list(x.shape)}; expected [planes, 3, ...], three inputs per plane"
+            )
+        triples, rows = [as_inputs(t, input_dim, what) for t in x], None
+    else:
+        if dataset is None:
+            raise UsageError("`anchor_index_list` needs `data`")
+        rows = index_rows(anchor_index_list, len(dataset.x))
+        triples = [as_inputs(dataset.x[list(r)], input_dim, f"`data` {dataset.source}") for r in rows]
+        what = f"`anchor_index_list` {anchor_index_list}"
+    planes = [anchor_plane(triple, margin, f"{what}, plane {i}") for i, triple in enumerate(triples)]
+    return planes, rows
+
+
+def index_rows(path: Path, count: int) -> list[tuple[int, int, int]]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"`anchor_index_list` {path}: cannot read it as text ({error})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#")[0].replace(",", " ").strip()
+        if not text:
+            continue
+        try:
+            row = tuple(int(part) for part in text.split())
+        except ValueError:
+            row = ()
+        if len(row) != 3:
+            raise UsageError(
+                f"`anchor_index_list` {path}, line {number}: expected three row numbers, found {line!r}"
+            )
+        if any(not 0 <= r < count for r in row):
+            raise UsageError(f"`anchor_index_list` {path}, line {number}: rows must lie in 0..{count - 1}")
+        rows.append(row)
+    if not rows:
+        raise UsageError(
+            f"`anchor_index_list` {path}: no planes in it (one line of three row numbers per plane)"
+        )
+    return rows

@@ -5,18 +5,25 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from splinetool.analyses import Progress
 from splinetool.analyses.plane import Plane
-from splinetool.engine.planar import Partition, Progress, Sweep, argmax_cells, plane_inputs
+from splinetool.data.loading import Dataset
+from splinetool.engine.jacobian import jacobians
+from splinetool.engine.planar import Partition, Sweep, argmax_cells, plane_inputs, ragged_areas
 from splinetool.engine.store import TileStore, VertexStore, take_rows
+from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import unpack_bits
 
 NORMS = {"2": 2, "fro": "fro"}
+IN_PLANE_TOL = 1e-6  # relative distance under which a data point counts as lying in the plane
 
 
 @dataclass
@@ -49,17 +56,13 @@ class SliceResult:
 
     @property
     def areas(self) -> np.ndarray:
-        counts = np.diff(self.offsets)
-        x, y = self.vertices[:, 0], self.vertices[:, 1]
-        nxt = np.arange(len(x)) + 1
-        nxt[self.offsets[1:] - 1] = self.offsets[:-1]
-        cross = x * y[nxt] - y * x[nxt]
-        return np.add.reduceat(cross, self.offsets[:-1]) / 2 if len(counts) else np.zeros(0)
+        offsets = torch.as_tensor(self.offsets, dtype=torch.long)
+        return ragged_areas(torch.as_tensor(self.vertices), offsets).numpy()
 
     @property
     def domain_area(self) -> float:
-        x, y = self.domain[:, 0], self.domain[:, 1]
-        return float((x * np.roll(y, -1) - y * np.roll(x, -1)).sum() / 2)
+        corners = torch.as_tensor(self.domain)
+        return float(ragged_areas(corners, torch.tensor([0, len(corners)]))[0])
 
     @property
     def boundary_length(self) -> float:
@@ -136,17 +139,26 @@ def combine(parts: Sequence[SliceList]) -> SliceList:
     return SliceList([s for part in parts for s in part.slices])
 
 
+@dataclass(frozen=True)
+class SliceOptions:
+    max_regions: int | None = 1_000_000  # stop (UsageError) beyond this many tiles
+    norm: str = "2"  # of each tile's input-space Jacobian: "2" or "fro"
+    verify_samples: int = 0  # random interior points per tile checked against the network (0: none)
+    seed: int = 0
+    jacobian_norm: bool = False  # compute each tile's Jacobian norm, which the engine does not need
+    budget: int | None = None  # bytes a group of tiles may hold (None: the engine's default)
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise UsageError(f"`norm` {self.norm!r}: expected 2 or fro")
+
+
 @torch.no_grad()
 def run(
     net: PLNet,
     plane: Plane,
-    max_regions: int | None = 1_000_000,
-    norm: str = "2",
-    verify_samples: int = 0,
-    seed: int = 0,
-    jacobian_norm: bool = False,
+    options: SliceOptions = SliceOptions(),
     sink: Callable[[SliceResult], None] | None = None,
-    budget: int | None = None,
     progress: Progress | None = None,
 ) -> SliceResult:
     """The tiles of `plane`, found in groups that each go through the whole network alone.
@@ -154,16 +166,20 @@ def run(
     Each finished group becomes a SliceResult part. Without `sink` the parts are joined into the
     result; with it every part is handed to `sink` as soon as it is done (e.g. appended to a file)
     and the result carries only what describes the slice as a whole, with `streamed` totals.
-    `jacobian_norm`: also compute the norm of each tile's full input-space Jacobian (one batched
-    product per output), which the engine does not need.
+    `progress(done, total, note)` follows the share of the plane's area finished.
     """
     start = time.perf_counter()
+    norm, verify_samples, jacobian_norm = options.norm, options.verify_samples, options.jacobian_norm
     origin = plane.origin.to(net.device, net.dtype)
     directions = plane.directions.to(net.device, net.dtype)
-    sweep = Sweep(
-        net, origin, directions, plane.domain, budget=budget, max_regions=max_regions, progress=progress
+    by_area = (
+        None
+        if progress is None
+        else lambda done, total, tiles: progress(done, total, f"({tiles:,} tiles in the group)")
     )
-    generator = torch.Generator().manual_seed(seed)
+    limits = dict(budget=options.budget, max_regions=options.max_regions, progress=by_area)
+    sweep = Sweep(net, origin, directions, plane.domain, **limits)
+    generator = torch.Generator().manual_seed(options.seed)
     totals, kept, loose_edges, checked = SliceTotals(), [], [], {"points": 0, "tiles_mismatched": 0}
     for group in sweep:
         part, loose = _part(net, origin, directions, group, norm if jacobian_norm else None)
@@ -207,6 +223,78 @@ def run(
     )
 
 
+class Appender(Protocol):
+    """Where a slice goes a group of tiles at a time (a run file's slice group, io.stream)."""
+
+    def append(self, part: SliceResult) -> None: ...
+
+    def finish(self, whole: SliceResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class SliceJob:
+    """One network to slice along each plane of a list (or one plane): the work a command shares
+    out, a plane an item, with what its outputs need beside the slices."""
+
+    net: PLNet
+    planes: list[Plane]
+    options: SliceOptions = SliceOptions()
+    listed: bool = False  # the planes came as a list: progress counts planes, not one plane's area
+    anchor_rows: list[tuple[int, int, int]] | None = None  # the data rows each plane passes through
+    data: Dataset | None = None  # points drawn with the slices
+    checkpoint_sha256: str = ""
+    # with one plane: opens where its tiles go as they are found, instead of the result's arrays
+    stream: Callable[[], AbstractContextManager[Appender]] | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.planes)
+
+    def compute(self, items: range | None = None, progress: Progress | None = None) -> SliceList:
+        """The slices of the planes numbered `items` (default: all)."""
+        items = range(self.total) if items is None else items
+        slices = []
+        for i in items:
+            if self.listed:
+                slices.append(run(self.net, self.planes[i], self.options))
+                if progress is not None:
+                    progress(len(slices), len(items))
+            elif self.stream is not None:
+                with self.stream() as appender:
+                    slices.append(run(self.net, self.planes[i], self.options, appender.append, progress))
+                    appender.finish(slices[-1])
+            else:
+                slices.append(run(self.net, self.planes[i], self.options, progress=progress))
+        return SliceList(slices)
+
+    def summary(self, result: SliceList) -> dict:
+        """A plane list's summary, each slice with its plane's number (and data rows)."""
+        summary = result.summary()
+        for i, entry in enumerate(summary["slices"]):
+            entry["plane"] = i
+            if self.anchor_rows is not None:
+                entry["anchor_index"] = list(self.anchor_rows[i])
+        return summary
+
+    def points_in_plane(self, index: int, project: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Plane coordinates (and labels) of the data points lying in plane `index`, or of every data
+        point projected onto it with `project`; (None, None) without data."""
+        if self.data is None:
+            return None, None
+        plane, dataset = self.planes[index], self.data
+        x = torch.as_tensor(dataset.x.reshape(len(dataset.x), -1), dtype=torch.float64)
+        if x.shape[1] != plane.origin.shape[0]:
+            dims = plane.origin.shape[0]
+            raise UsageError(
+                f"`data` {dataset.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
+            )
+        t, distance = plane.project(x)
+        scale = max(1.0, float(x.abs().max()))
+        keep = torch.ones_like(distance, dtype=torch.bool) if project else distance <= IN_PLANE_TOL * scale
+        labels = None if dataset.y is None else dataset.y[keep.numpy()]
+        return t[keep].numpy(), labels
+
+
 def peak_memory(device: torch.device) -> int:
     """Peak bytes so far: the device's allocator on CUDA, the process's resident set on the CPU."""
     if device.type == "cuda":
@@ -244,7 +332,7 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
     if norm is not None:
         norms = []
         for chunk in centre.split(4096):
-            full, _ = net.affine_maps(plane_inputs(net, origin, directions, chunk))
+            full = jacobians(net, plane_inputs(net, origin, directions, chunk))
             norms.append(torch.linalg.matrix_norm(full, ord=NORMS[norm]))
         jac_norm = torch.cat(norms).cpu().numpy()
     segments, loose = decision_boundary(group)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
+import inspect
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,14 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from splinetool import parsing
 from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import SplinetoolError, UsageError, is_out_of_memory
-from splinetool.io.atomic import check_target
+from splinetool.io.atomic import check_outputs as io_check_outputs
 
 stdout = Console()
 stderr = Console(stderr=True)
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # trust in a checkpoint comes from the command line or this variable, never from a --config file
 TRUST_ENVIRONMENT = "SPLINETOOL_TRUST_CHECKPOINT"
 # options a --config file may not set: they run code from a file, or name the files that would
@@ -118,6 +122,55 @@ ShardOption = Annotated[
 ]
 
 
+# every shared option: (its type, its default), in the order --help lists them after a command's own
+SHARED_OPTIONS = {
+    "arch": (ArchOption, None),
+    "input_shape": (InputShapeOption, None),
+    "trust_checkpoint": (TrustOption, False),
+    "device": (DeviceOption, "auto"),
+    "dtype": (DtypeOption, "float64"),
+    "seed": (SeedOption, 0),
+    "shard": (ShardOption, None),
+    "output": (OutputOption, None),
+    "png": (PngOption, None),
+    "svg": (SvgOption, None),
+    "json": (JsonOption, False),
+    "quiet": (QuietOption, False),
+    "config": (ConfigOption, None),
+}
+MODEL = ("arch", "input_shape", "trust_checkpoint", "device", "dtype", "seed")
+OUTPUTS = ("output", "png", "svg", "json", "quiet", "config")
+
+
+def with_options(table: dict[str, tuple[object, object]], *names: str) -> Callable[[Callable], Callable]:
+    """Give a command the options `names` of `table` (name -> (type, default)) after its own: Typer
+    reads them from the signature, and the body reads them from the context (`Shared.of(ctx)`,
+    `plane_options(ctx)`), so that no command declares them again."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            for name, (kind, default) in table.items()
+            if name in names
+        ]
+
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            for name in names:
+                kwargs.pop(name, None)
+            return command(*args, **kwargs)
+
+        run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])
+        return run
+
+    return decorate
+
+
+def with_shared(*names: str) -> Callable[[Callable], Callable]:
+    return with_options(SHARED_OPTIONS, *names)
+
+
 def check_outputs(
     ctx: typer.Context,
     output: Path | None,
@@ -125,30 +178,12 @@ def check_outputs(
     svg: Path | None,
     figures: dict[str, Path | None] | None = None,
 ) -> None:
-    """Refuse unwritable or unsafe outputs before the work, so that nothing is written if one fails.
-
-    An output must be a new path or a regular file, and none of the command's input files: writing
-    replaces what is there, and replacing a device, a FIFO, the file a symbolic link stands for or the
-    checkpoint being measured is never what was meant. `figures`: other picture options
-    (name -> path) that take either a .png or an .svg file.
-    """
-    checks = [("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",))]
-    checks += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
-    inputs = _input_files(ctx, {"--output", *(option for option, _, _ in checks)})
-    for option, path, suffixes in checks:
-        if path is None:
-            continue
-        if suffixes is not None and path.suffix.lower() not in suffixes:
-            raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
-        if not path.parent.is_dir():
-            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
-        check_target(path, option)
-        for source, found in inputs:
-            if path.exists() and found.exists() and path.samefile(found):
-                raise UsageError(
-                    f"{option} {path} is also an input of this command ({source} {found}): writing it "
-                    "would replace that input; write to another file"
-                )
+    """Refuse unwritable or unsafe outputs before the work (see io.atomic.check_outputs), among them
+    any of the command's input files. `figures`: other picture options (flag -> path) that take
+    either a .png or an .svg file."""
+    outputs = [("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",))]
+    outputs += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
+    io_check_outputs(outputs, _input_files(ctx, {"--output", *(option for option, _, _ in outputs)}))
 
 
 def _input_files(ctx: typer.Context, outputs: set[str]) -> list[tuple[str, Path]]:
@@ -167,74 +202,6 @@ def _input_files(ctx: typer.Context, outputs: set[str]) -> list[tuple[str, Path]
             names = glob.glob(str(item)) if glob.has_magic(str(item)) else [str(item)]
             found += [(option, Path(name)) for name in names if Path(name).is_file()]
     return found
-
-
-def parse_floats(text: str | None, count: int, option: str) -> tuple[float, ...] | None:
-    return _parse_list(text, count, option, float, "numbers")
-
-
-def parse_ints(text: str | None, count: int, option: str) -> tuple[int, ...] | None:
-    return _parse_list(text, count, option, int, "integers")
-
-
-def _parse_list(text: str | None, count: int, option: str, kind: type, noun: str) -> tuple | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(kind(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    # nan != nan, and inf is no usable bound either
-    if len(values) != count or any(v != v or abs(v) == float("inf") for v in values):
-        raise UsageError(f"{option} {text!r}: expected {count} {noun} separated by commas")
-    return values
-
-
-def load_net(checkpoint: Path, arch, input_shape, trust: bool, device: str, dtype: str):
-    """Open, lower and place a checkpoint: (LoadedModel, PLNet on the chosen device and dtype)."""
-    from splinetool.frontends.loading import load_model
-    from splinetool.ir import lower
-
-    loaded = load_model(checkpoint, arch=arch, input_shape=parse_shape(input_shape), trust=trust)
-    return loaded, lower(loaded).to(device=parse_device(device), dtype=parse_dtype(dtype))
-
-
-def parse_shape(text: str | None, option: str = "--input-shape") -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(s <= 0 for s in shape):
-        raise UsageError(f"{option} {text!r}: expected positive integers separated by commas, e.g. 1,8,8")
-    return shape
-
-
-def parse_device(text: str) -> torch.device:
-    if text == "auto":
-        text = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        from splinetool.parallel import cuda_device
-
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {text}: CUDA is not available on this machine (use --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) present")
-        device = cuda_device(device.index)  # under torchrun: cuda:LOCAL_RANK
-    return device
-
-
-def parse_dtype(text: str) -> torch.dtype:
-    if text not in DTYPES:
-        raise UsageError(f"--dtype {text!r}: expected one of {', '.join(DTYPES)}")
-    return DTYPES[text]
 
 
 @contextlib.contextmanager
@@ -277,7 +244,8 @@ def reported_errors(ctx: typer.Context | None = None) -> Iterator[None]:
         yield
     except SplinetoolError as err:
         if is_leader():
-            stderr.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            message = in_flags(str(err), ctx)
+            stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except (MemoryError, RuntimeError) as err:
         # the engines size their work to the memory they may use; an allocation can still fail
@@ -324,3 +292,128 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# library parameters whose command-line option has another name
+FLAG_OF_PARAMETER = {
+    "trust": "--trust-checkpoint",
+    "verify_samples": "--verify",
+    "segments": "--tessellation",
+    # shard files are written by commands run with --shard; `merge`, which reads them, has no such option
+    "shard": "--shard",
+}
+PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def in_flags(message: str, ctx: typer.Context | None) -> str:
+    """A library message in the words of the command line: each `parameter` (the library writes
+    parameter names in backticks) becomes the option that sets it, e.g. `relative_radius` becomes
+    --relative-radius. Names that are no option of this command keep their backticks."""
+    options = {}
+    if ctx is not None:
+        for param in ctx.command.params:
+            flags = [opt for opt in param.opts if opt.startswith("--")] or list(param.opts)
+            if param.name and flags:
+                options[param.name] = flags[0]
+
+    def flag(match: re.Match) -> str:
+        name = match.group(1)
+        return options.get(name) or FLAG_OF_PARAMETER.get(name) or match.group(0)
+
+    return PARAMETER.sub(flag, message)
+
+
+@dataclass
+class Shared:
+    """The options every command shares, read once from the command line.
+
+    Commands declare them with the option types above; `Shared.of(ctx)` packs whichever of them the
+    command has (absent ones keep these defaults), so that a command's body passes one object on.
+    """
+
+    ctx: typer.Context
+    arch: str | None = None
+    input_shape: str | None = None
+    trust_checkpoint: bool = False
+    device: str = "auto"
+    dtype: str = "float64"
+    seed: int = 0
+    shard: str | None = None
+    output: Path | None = None
+    png: Path | None = None
+    svg: Path | None = None
+    json: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> Shared:
+        names = cls.__dataclass_fields__.keys() - {"ctx"}
+        return cls(ctx, **{name: ctx.params[name] for name in names if name in ctx.params})
+
+    @property
+    def where(self) -> torch.device:
+        return parsing.device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return parsing.dtype(self.dtype)
+
+    @property
+    def figures(self) -> list[Path]:
+        return [path for path in (self.png, self.svg) if path is not None]
+
+    def check_outputs(self, figures: dict[str, Path | None] | None = None) -> None:
+        check_outputs(self.ctx, self.output, self.png, self.svg, figures)
+
+    def open(self, checkpoint: Path):
+        """The LoadedModel of one checkpoint, not lowered (for commands that lower it themselves)."""
+        from splinetool.frontends.loading import load_model
+
+        shape = parsing.shape(self.input_shape)
+        return load_model(checkpoint, arch=self.arch, input_shape=shape, trust=self.trust_checkpoint)
+
+    def load(self, checkpoint: Path):
+        """(LoadedModel, PLNet) of one checkpoint, on the chosen device and dtype."""
+        from splinetool.ir import lower
+
+        loaded = self.open(checkpoint)
+        return loaded, lower(loaded).to(device=self.where, dtype=self.torch_dtype)
+
+    def provenance(self, command: str, checkpoint_sha256: str):
+        from splinetool.io import Provenance
+
+        return Provenance(command, sys.argv, checkpoint_sha256, str(self.where), self.seed)
+
+
+def write_outputs(
+    shared: Shared,
+    command: str,
+    result: object,
+    checkpoint_sha256: str,
+    figure: Callable[[], object] | None = None,
+    title: str | None = None,
+) -> None:
+    """The run file (-o, the result in the command's group) and the pictures (--png, --svg).
+
+    The picture is `figure()` when given, else the result's registered renderer with `title`.
+    """
+    if shared.output is not None:
+        from splinetool.io import write
+
+        write(shared.output, {command: result}, shared.provenance(command, checkpoint_sha256))
+    if shared.figures:
+        from splinetool.io.commands import kind_of
+        from splinetool.render.slice import save_figure
+
+        drawn = figure() if figure is not None else kind_of(result).drawer()(result, title=title)
+        for path in shared.figures:
+            save_figure(drawn, path)
+
+
+def report(shared: Shared, summary: dict, table: Callable[..., None], *args: object) -> None:
+    """The result on stdout: its summary as JSON with --json, else `table(stdout, *args)` (one of
+    splinetool.render.tables) unless --quiet."""
+    if shared.json:
+        print_json(summary)
+    elif not shared.quiet:
+        table(stdout, *args)

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from splinetool.cli.common import JsonOption, QuietOption, check_outputs, print_json, reported_errors, stdout
+from splinetool.cli.common import JsonOption, QuietOption, Shared, report, reported_errors
 from splinetool.errors import UsageError
+from splinetool.render import tables
 
 
 def command(
@@ -34,23 +35,12 @@ def command(
     """
     from splinetool.io.shards import merge
 
+    shared = Shared.of(ctx)
     with reported_errors(ctx):
         if output.resolve() in {s.resolve() for s in shards}:
             raise UsageError(f"-o {output} is one of the shard files: write the merged file elsewhere")
-        check_outputs(ctx, output, None, None)
+        shared.check_outputs()
         info, results = merge(shards, output, sys.argv)
-    summary = {
-        "command": info.command,
-        "shards": info.count,
-        "items": info.total,
-        "output": str(output),
-        **{name: result.summary() for name, result in results.items()},
-    }
-    if json:
-        print_json(summary)
-    elif not quiet:
-        stdout.print(
-            f"merged {info.count} shards of '{info.command}' ({info.total:,} items) into {output}",
-            soft_wrap=True,
-            highlight=False,
-        )
+    counts = {"command": info.command, "shards": info.count, "items": info.total, "output": str(output)}
+    summary = counts | {name: result.summary() for name, result in results.items()}
+    report(shared, summary, tables.print_merged, info.command, info.count, info.total, output)

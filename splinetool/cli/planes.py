@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import torch
 import typer
 
-from splinetool.analyses.plane import Plane, anchor_plane, check_margin, given_plane, input_plane
-from splinetool.cli.common import parse_floats, parse_ints
-from splinetool.data.loading import Dataset, load_data
-from splinetool.errors import UsageError
+from splinetool.analyses.plane import PlaneOptions
+from splinetool.cli.common import with_options
 
 BoundsOption = Annotated[
     str | None,
@@ -42,133 +40,27 @@ AnchorIndexListOption = Annotated[
 ]
 DirectionsOption = Annotated[Path | None, typer.Option(help="File with the plane's two directions.")]
 
-
-def plane_from_options(
-    input_dim: int, bounds, anchors, dataset: Dataset | None, anchor_index, margin, origin, directions
-) -> Plane:
-    """The plane the options describe; without any, the input space itself for 2-D models."""
-    check_margin(margin)  # even where other options place the plane: a bad value is a mistake
-    box = parse_floats(bounds, 4, "--bounds")
-    if anchors is not None:
-        points = load_data(str(anchors)).x
-        if len(points) != 3:
-            raise UsageError(f"--anchors {anchors}: expected exactly three inputs, found {len(points)}")
-        what = f"--anchors {anchors}"
-        return anchor_plane(as_inputs(points, input_dim, what), margin, what)
-    if anchor_index is not None:
-        if dataset is None:
-            raise UsageError("--anchor-index needs --data")
-        rows = parse_ints(anchor_index, 3, "--anchor-index")
-        if any(not 0 <= r < len(dataset.x) for r in rows):
-            raise UsageError(f"--anchor-index {anchor_index}: rows must lie in 0..{len(dataset.x) - 1}")
-        points = as_inputs(dataset.x[list(rows)], input_dim, f"--data {dataset.source}")
-        return anchor_plane(points, margin, f"--data {dataset.source} with --anchor-index {anchor_index}")
-    if (origin is None) != (directions is None):
-        raise UsageError("--origin and --directions go together")
-    if origin is not None:
-        if box is None:
-            raise UsageError("--origin/--directions need --bounds in plane coordinates")
-        o, d = load_data(str(origin)).x, load_data(str(directions)).x
-        if o.size != input_dim or d.size != 2 * input_dim:
-            raise UsageError(
-                f"--origin {origin} and --directions {directions}: expected one input and two inputs of "
-                f"{input_dim} values each, found {o.size} and {d.size} values"
-            )
-        o = as_inputs(o.reshape(1, -1), input_dim, f"--origin {origin}")
-        d = as_inputs(d.reshape(2, -1), input_dim, f"--directions {directions}")
-        return given_plane(
-            o[0], d, box, f"--origin {origin}, --directions {directions} and --bounds {bounds}"
-        )
-    if box is not None:
-        return input_plane(input_dim, box, f"--bounds {bounds}")
-    if dataset is not None and input_dim == 2:
-        return input_plane(
-            input_dim, data_box(dataset), f"--data {dataset.source} (its box, the default --bounds)"
-        )
-    return input_plane(input_dim, (-1.0, 1.0, -1.0, 1.0))
+# the options that place planes, in the order --help lists them: (type, default)
+PLANE_OPTIONS = {
+    "bounds": (BoundsOption, None),
+    "anchors": (AnchorsOption, None),
+    "anchor_index": (AnchorIndexOption, None),
+    "anchors_list": (AnchorsListOption, None),
+    "anchor_index_list": (AnchorIndexListOption, None),
+    "margin": (MarginOption, 1.25),
+    "origin": (OriginOption, None),
+    "directions": (DirectionsOption, None),
+}
+# `bounds` means more than a plane to some commands: each declares its own
+ONE_PLANE = ("anchors", "anchor_index", "margin", "origin", "directions")
+LISTS = ("anchors_list", "anchor_index_list")
 
 
-def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
-    flat = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
-    if flat.shape[1] != input_dim:
-        raise UsageError(f"{what}: rows have {flat.shape[1]} values but the model takes {input_dim}-D inputs")
-    return torch.as_tensor(flat)
+def with_plane(*names: str) -> Callable[[Callable], Callable]:
+    """Give a command the plane options `names` (see `with_options`)."""
+    return with_options(PLANE_OPTIONS, *names)
 
 
-def data_box(dataset: Dataset) -> tuple[float, float, float, float]:
-    x = dataset.x.reshape(len(dataset.x), -1)
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    with np.errstate(over="ignore"):  # data spanning float64's range: the plane refuses the inf box
-        pad = 0.1 * np.maximum(hi - lo, 1e-9)
-        return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
-
-
-def check_plane_list(anchors_list, anchor_index_list, anchors, anchor_index, bounds, origin) -> bool:
-    """True for a list of planes, refusing the single-plane options beside it."""
-    given = [
-        name
-        for name, value in (("--anchors-list", anchors_list), ("--anchor-index-list", anchor_index_list))
-        if value is not None
-    ]
-    if not given:
-        return False
-    if len(given) == 2:
-        raise UsageError("--anchors-list and --anchor-index-list both give the planes: use one of them")
-    single = {"--anchors": anchors, "--anchor-index": anchor_index, "--bounds": bounds, "--origin": origin}
-    clash = [name for name, value in single.items() if value is not None]
-    if clash:
-        raise UsageError(
-            f"{given[0]} gives the planes (through anchors, with --margin): drop {', '.join(clash)}"
-        )
-    return True
-
-
-def plane_list(
-    input_dim, anchors_list, anchor_index_list, dataset, margin
-) -> tuple[list[Plane], list | None]:
-    """The planes of --anchors-list or --anchor-index-list, and the data rows of each (index list only)."""
-    check_margin(margin)
-    if anchors_list is not None:
-        what = f"--anchors-list {anchors_list}"
-        x = load_data(str(anchors_list)).x
-        if x.ndim < 3 or x.shape[1] != 3:
-            raise UsageError(
-                f"{what}: array of shape {list(x.shape)}; expected [planes, 3, ...], three inputs per plane"
-            )
-        triples, rows = [as_inputs(t, input_dim, what) for t in x], None
-    else:
-        if dataset is None:
-            raise UsageError("--anchor-index-list needs --data")
-        rows = index_rows(anchor_index_list, len(dataset.x))
-        triples = [as_inputs(dataset.x[list(r)], input_dim, f"--data {dataset.source}") for r in rows]
-        what = f"--anchor-index-list {anchor_index_list}"
-    planes = [anchor_plane(triple, margin, f"{what}, plane {i}") for i, triple in enumerate(triples)]
-    return planes, rows
-
-
-def index_rows(path: Path, count: int) -> list[tuple[int, int, int]]:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"--anchor-index-list {path}: cannot read it as text ({error})") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#")[0].replace(",", " ").strip()
-        if not text:
-            continue
-        try:
-            row = tuple(int(part) for part in text.split())
-        except ValueError:
-            row = ()
-        if len(row) != 3:
-            raise UsageError(
-                f"--anchor-index-list {path}, line {number}: expected three row numbers, found {line!r}"
-            )
-        if any(not 0 <= r < count for r in row):
-            raise UsageError(f"--anchor-index-list {path}, line {number}: rows must lie in 0..{count - 1}")
-        rows.append(row)
-    if not rows:
-        raise UsageError(
-            f"--anchor-index-list {path}: no planes in it (one line of three row numbers per plane)"
-        )
-    return rows
+def plane_options(ctx: typer.Context) -> PlaneOptions:
+    """Where the command's planes lie, from its options."""
+    return PlaneOptions(**{f.name: ctx.params[f.name] for f in fields(PlaneOptions) if f.name in ctx.params})

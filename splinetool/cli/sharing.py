@@ -8,18 +8,18 @@ the result; other ranks get None and print nothing.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import typer
 
 from splinetool import parallel
-from splinetool.cli.common import print_json, progress_bar, stdout
+from splinetool.cli.common import Shared, progress_bar, report
 from splinetool.errors import UsageError
 from splinetool.parallel import WHOLE, Share, Work
+from splinetool.render import tables
 
 # options that say where results go or how the run looks, not what the result is: shards of one run
 # may differ in them (each shard has its own -o); every other option must agree for `merge`
@@ -32,15 +32,24 @@ class Outcome:
     share: Share
     items: range
     total: int
+    # what this process's `prepare` returned (its inputs, for the outputs); kept here, never sent
+    # between ranks
+    work: Work | None = None
 
 
 def run_work(
     prepare: Callable[[], Work], shard: Share | None, device: torch.device, quiet: bool, label: str, unit: str
 ) -> Outcome | None:
-    """The result of the whole work (or of the --shard share) on rank 0 / alone; None on other ranks."""
+    """The result of the whole work (or of the --shard share) on rank 0 / alone; None on other ranks.
+
+    `prepare` returns a Work, or any object with its `total` and `compute`: the outcome hands it back
+    as `work`, so that what was loaded to compute the result also serves to write and draw it.
+    """
+    prepared: list[Work] = []
 
     def one_share(share: Share) -> Outcome:
         work = prepare()
+        prepared.append(work)
         items = share.items(work.total)
         with progress_bar(quiet or not parallel.is_leader(), label, unit) as report:
             return Outcome(work.compute(items, report), share, items, work.total)
@@ -49,11 +58,32 @@ def run_work(
     if outcomes is None:
         return None
     if len(outcomes) == 1:
-        return outcomes[0]
+        return replace(outcomes[0], work=prepared[0])
     from splinetool.io.shards import combine
 
     total = outcomes[0].total
-    return Outcome(combine([o.result for o in outcomes]), WHOLE, range(total), total)
+    return Outcome(combine([o.result for o in outcomes]), WHOLE, range(total), total, prepared[0])
+
+
+def run_shares(
+    shared: Shared,
+    command: str,
+    prepare: Callable[[], Work],
+    label: str,
+    unit: str,
+    whole: dict | None = None,
+) -> Outcome | None:
+    """The outcome of the whole work on rank 0 (or alone); None where nothing is left to report: on
+    other ranks, and with --shard, whose share is then written to -o. `whole`: the options (flag ->
+    value) that need the whole result, refused with --shard beside --png and --svg. The shard file
+    records the work's `checkpoint_sha256`."""
+    refused = {"--png": shared.png, "--svg": shared.svg, **(whole or {})}
+    share = check_shard(shared.shard, shared.output, refused)
+    outcome = run_work(prepare, share, shared.where, shared.quiet, label, unit)
+    if outcome is not None and share is not None:
+        write_shard(shared, outcome, command)
+        return None
+    return outcome
 
 
 def check_shard(shard: str | None, output: Path | None, refused: dict[str, object]) -> Share | None:
@@ -87,52 +117,15 @@ def _normalised(value):
     return str(value)
 
 
-def write_shard(
-    ctx: typer.Context,
-    outcome: Outcome,
-    command: str,
-    group: str,
-    output: Path,
-    checkpoint_sha256: str,
-    device: torch.device,
-    seed: int,
-    json: bool,
-    quiet: bool,
-) -> None:
-    """Write a --shard run's partial result with what `merge` checks, and say what was written."""
-    from splinetool.io import Provenance
+def write_shard(shared: Shared, outcome: Outcome, command: str) -> None:
+    """Write a --shard run's partial result (in the command's group) with what `merge` checks, and
+    say what was written."""
     from splinetool.io.shards import ShardInfo
     from splinetool.io.shards import write_shard as write
 
-    share = outcome.share
-    info = ShardInfo(
-        command,
-        parameters(ctx),
-        checkpoint_sha256,
-        share.index,
-        share.count,
-        outcome.items.start,
-        outcome.items.stop,
-        outcome.total,
-    )
-    write(
-        output,
-        {group: outcome.result},
-        Provenance(command, sys.argv, checkpoint_sha256, str(device), seed),
-        info,
-    )
-    summary = {
-        "shard": str(share),
-        "items": [outcome.items.start, outcome.items.stop],
-        "total": outcome.total,
-        "output": str(output),
-    }
-    if json:
-        print_json(summary)
-    elif not quiet:
-        stdout.print(
-            f"share {share}: items {outcome.items.start}:{outcome.items.stop} of {outcome.total} "
-            f"written to {output}; join the shares with splinetool merge",
-            soft_wrap=True,
-            highlight=False,
-        )
+    share, items, sha256 = outcome.share, outcome.items, outcome.work.checkpoint_sha256
+    place = (share.index, share.count, items.start, items.stop, outcome.total)
+    info = ShardInfo(command, parameters(shared.ctx), sha256, *place)
+    write(shared.output, {command: outcome.result}, shared.provenance(command, sha256), info)
+    summary = {"shard": str(share), "items": [items.start, items.stop], "total": outcome.total}
+    report(shared, summary | {"output": str(shared.output)}, tables.print_shard, summary, shared.output)

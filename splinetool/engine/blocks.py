@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from splinetool.engine.jacobian import jacobians
 from splinetool.engine.layer_jacobian import parameter_layers
+from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.engine.threads import one_thread
 from splinetool.ir import PLNet
-
-MEMORY = 256 * 2**20  # bytes the Jacobians of one chunk of points may take
 
 
 @dataclass(frozen=True)
@@ -96,28 +96,8 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def block_jacobians(net: PLNet, block: Block, z: torch.Tensor) -> torch.Tensor:
-    """[b, out_dim, in_dim]: the block's Jacobian at each of its inputs z ([b, *in_shape])."""
-
-    def flat(z_flat: torch.Tensor) -> torch.Tensor:
-        values = {block.start: z_flat.reshape(z_flat.shape[0], *block.in_shape)}
-        out = net.run_steps(values, block.start, block.stop)[block.stop]
-        return out.reshape(out.shape[0], -1)
-
-    z = z.reshape(z.shape[0], -1)
-    # rows are independent samples, so one product with a basis vector broadcast over the batch gives
-    # that row (or column) of every sample's Jacobian
-    if block.out_dim <= block.in_dim:
-        _, pullback = torch.func.vjp(flat, z)
-        basis = torch.eye(block.out_dim, dtype=z.dtype, device=z.device)[:, None, :].expand(-1, len(z), -1)
-        return torch.func.vmap(pullback)(basis)[0].transpose(0, 1)
-    basis = torch.eye(block.in_dim, dtype=z.dtype, device=z.device)[:, None, :].expand(-1, len(z), -1)
-    columns = torch.func.vmap(lambda t: torch.func.jvp(flat, (z,), (t,))[1])(basis)
-    return columns.permute(1, 2, 0)
-
-
 def block_singular_values(
-    net: PLNet, blocks: list[Block], x: torch.Tensor, memory: int = MEMORY, progress=None
+    net: PLNet, blocks: list[Block], x: torch.Tensor, memory: int = MEMORY_BUDGET, progress=None
 ) -> list[torch.Tensor]:
     """[points, min(in, out)] singular values (descending) of each block's Jacobian at each point."""
     itemsize = torch.finfo(net.dtype).bits // 8
@@ -131,9 +111,11 @@ def block_singular_values(
             for b, block in enumerate(blocks):
                 values = net.run_steps(values, at, block.start)
                 at = block.start
-                jacobians = block_jacobians(net, block, values[block.start])
+                block_jacobians = jacobians(
+                    net, values[block.start], start=block.start, stop=block.stop, budget=memory
+                )
                 with one_thread():
-                    found[b].append(torch.stack([_singular_values(j) for j in jacobians]))
+                    found[b].append(torch.stack([_singular_values(j) for j in block_jacobians]))
         if progress is not None:
             progress(min(begin + chunk, len(x)), len(x))
     return [torch.cat(parts) for parts in found]

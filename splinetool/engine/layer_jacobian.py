@@ -11,45 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.ir import PLNet
 from splinetool.ir.bound import Bound
-
-
-def _tensor_args(args: tuple) -> tuple[int, ...]:
-    return tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor))
-
-
-def _batch_norm_affine(args: tuple) -> tuple[int, ...]:
-    # (input, weight, bias, running_mean, running_var, ...): the running statistics are not trained
-    return tuple(i for i in (1, 2) if isinstance(args[i], torch.Tensor))
-
-
-MEMORY = 512 * 2**20  # bytes the suffix Jacobians B of one layer may take
-
-# op -> the positions of its arguments that are trained parameters
-PARAMETER_ARGS: dict[str, Callable[[tuple], tuple[int, ...]]] = {
-    "addmm": _tensor_args,
-    "linear": _tensor_args,
-    "mm": _tensor_args,
-    "matmul": _tensor_args,
-    "convolution": _tensor_args,
-    "_convolution": _tensor_args,
-    "conv1d": _tensor_args,
-    "conv2d": _tensor_args,
-    "conv3d": _tensor_args,
-    "conv_transpose1d": _tensor_args,
-    "conv_transpose2d": _tensor_args,
-    "batch_norm": _batch_norm_affine,
-    "native_batch_norm": _batch_norm_affine,
-    "_native_batch_norm_legit_no_training": _batch_norm_affine,
-    "prelu": _tensor_args,
-    "_prelu_kernel": _tensor_args,
-}
+from splinetool.ir.registry import family_of
 
 
 @dataclass(frozen=True)
@@ -68,11 +37,11 @@ class ParameterLayer:
 
 
 def parameter_layers(net: PLNet) -> list[ParameterLayer]:
-    """Every step of `net` whose op has trained parameters, in network order."""
+    """Every step of `net` whose op has trained parameters (as its op family declares), in network order."""
     layers = []
     for i, step in enumerate(net.steps):
-        pick = PARAMETER_ARGS.get(step.op)
-        positions = pick(step.call.args) if pick is not None else ()
+        family = family_of(step.op)
+        positions = family.trained_parameters(step.call.args) if family is not None else ()
         if positions:
             shapes = tuple(tuple(step.call.args[p].shape) for p in positions)
             layers.append(ParameterLayer(step.name, i, step.op, positions, shapes))
@@ -90,7 +59,7 @@ class LayerJacobian:
     """
 
     def __init__(
-        self, net: PLNet, layer: ParameterLayer, x: torch.Tensor, chunk_size: int, memory: int = MEMORY
+        self, net: PLNet, layer: ParameterLayer, x: torch.Tensor, chunk_size: int, memory: int = MEMORY_BUDGET
     ):
         self.net, self.layer = net, layer
         step = net.steps[layer.step]
@@ -106,7 +75,7 @@ class LayerJacobian:
         self.factored = self.points * self.outputs * width * itemsize <= memory
         self._suffix = [self._suffix_jacobian(inputs) for inputs in self._inputs] if self.factored else None
         if self.factored:
-            # every op of PARAMETER_ARGS is affine in its parameters: Z v = z(v) - z(0)
+            # every op is affine in its trained parameters (`OpFamily`): Z v = z(v) - z(0)
             with torch.no_grad():
                 zero = torch.zeros_like(self.theta)
                 self._offsets = [self.layer_output(zero, inputs) for inputs in self._inputs]

@@ -1,4 +1,4 @@
-"""Bytes this process may still allocate on the CPU: the least of the limits that really apply to it.
+"""Bytes this process may still allocate on the CPU, and how many points a chunk of work may take.
 
 The host's free memory is not what a batch job may use. Its memory cgroup (Slurm, Kubernetes, Docker)
 or an address-space limit (`ulimit -v`, RLIMIT_AS) stops it long before, and a tensor allocated past
@@ -10,8 +10,16 @@ an unlimited value, a system without /proc.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+
+import torch
+
+from splinetool.ir import PLNet
+from splinetool.ir.ops.conv import CONV
+from splinetool.ir.registry import family_of
+from splinetool.ir.step import Step
 
 try:
     import resource
@@ -150,3 +158,34 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, ImportError):  # no C library with mallopt in this process
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, KEPT_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_BYTES))
+
+
+# -- chunks of points -----------------------------------------------------------------------------------
+
+MEMORY_BUDGET = 512 * 2**20  # bytes one chunk of work may hold: activations, Jacobians, suffix products
+
+
+def auto_chunk(net: PLNet, rows_per_point: int, cpu_rows: int, budget: int = MEMORY_BUDGET) -> int:
+    """Points per chunk when each point sends `rows_per_point` rows through the network at once (the
+    vertices around it, or one tangent per direction): the chunk's activations fit `budget`, and on a
+    CPU its batch stays at `cpu_rows` rows, a cache-sized batch that runs fastest (bench/README.md)."""
+    widest = max(
+        [net.input_dim, net.output_dim]
+        + [math.prod(s.out_shape) for s in net.steps]
+        + [n.units * n.pl.values_per_unit() for n in net.pl_nodes]
+    )
+    itemsize = torch.finfo(net.dtype).bits // 8
+    # about four values of the widest size are live at once (a step's input and output, a node's
+    # boundary values with their min/max), plus the column buffer a convolution unfolds its input into
+    per_row = itemsize * (4 * widest + max([_conv_columns(s) for s in net.steps], default=0))
+    points = budget // (per_row * rows_per_point)
+    if net.device.type == "cpu":
+        points = min(points, cpu_rows // rows_per_point)
+    return max(1, points)
+
+
+def _conv_columns(step: Step) -> int:
+    if family_of(step.op) is not CONV:
+        return 0
+    weight = next((t for t in step.call.constants() if t.dim() >= 3), None)
+    return 0 if weight is None else math.prod(weight.shape[1:]) * math.prod(step.out_shape[1:])

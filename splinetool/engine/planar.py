@@ -67,6 +67,11 @@ BELOW, SCALE = "below", "scale"
 
 Progress = Callable[[int, int, int], None]  # (done, total, tiles so far); done / total: share of the area
 
+# what each kind of PL node registers here (PLKind.implements):
+# CUT(net, group, limit) -> bool runs one stage of the group's node, True once the node is done;
+# CODES(net, group) -> [T, bytes] reads the node's packed code on every tile (default: `_mean_codes`)
+CUT, CODES = "planar cut", "planar codes"
+
 
 class TooManyRegions(UsageError):
     pass
@@ -150,7 +155,8 @@ class Sweep:
             group = stack.pop()
             while group.node < nodes:
                 others = handed_out + sum(g.tiles.n for g in stack)
-                node_done = CUTTERS[type(net.pl_nodes[group.node].pl)](net, group, self._limit(others))
+                cut_stage = net.pl_nodes[group.node].pl.implementation(CUT)
+                node_done = cut_stage(net, group, self._limit(others))
                 if node_done:
                     self.tiles_per_node[group.node] += group.tiles.n
                     _finish_node(net, group, self.codes)
@@ -169,7 +175,7 @@ class Sweep:
         domain = self.domain.to(device=device, dtype=dtype)
         origin = self.origin.to(device=device, dtype=dtype)
         directions = self.directions.to(device=device, dtype=dtype)
-        first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
+        first = net.node_stop(0)
         corners = plane_inputs(net, origin, directions, domain)
         _check_reach(domain, corners)
         values = net.run_steps(net.input_values(corners), 0, first) | {BELOW: magnitude(corners)}
@@ -183,8 +189,8 @@ class Sweep:
             n = tiles.n + others
             if self.max_regions is not None and n > self.max_regions:
                 raise TooManyRegions(
-                    f"the slice has more than --max-regions {self.max_regions} regions ({n} so far); "
-                    "raise --max-regions or shrink the domain"
+                    f"the slice has more than `max_regions` {self.max_regions} regions ({n} so far); "
+                    "raise `max_regions` or shrink the domain"
                 )
 
         return check
@@ -246,6 +252,7 @@ def count_tiles(
 # -- one node, stage by stage ---------------------------------------------------------------------
 
 
+@SignKind.implements(CUT)
 def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]) -> bool:
     """One stage of a sign node (ReLU and kin); True once the node is done."""
     tiles, vertices = group.tiles, group.vertices
@@ -282,11 +289,12 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
     return _cut_in_rounds(net, group, cut_round, keep, limit)
 
 
+@ArgmaxKind.implements(CUT)
 def _cut_argmax_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]) -> bool:
     """One stage of an arg-max node (max-pool); True once the node is done."""
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
-    pre_key = net.steps[node.step].inputs[0]
+    pre_key = net.preactivation_key(group.node)
     taps = _window_taps(node.pl, vertices.field(pre_key))
 
     def scores() -> torch.Tensor:
@@ -459,7 +467,7 @@ class _Stage:
 def _start_node(net: PLNet, group: _Group) -> None:
     """Each vertex's scale for the node about to be cut (the zero rule, splinetool/ir/pl.py)."""
     vertices = group.vertices
-    pre = vertices.field(net.steps[net.pl_nodes[group.node].step].inputs[0])
+    pre = vertices.field(net.preactivation_key(group.node))
     vertices.add_field(SCALE, node_scale(pre, vertices.field(BELOW)))
 
 
@@ -472,13 +480,13 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
     """Record the node's code on every tile, then push the vertices to the next node."""
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
-    pre_key = net.steps[node.step].inputs[0]
+    pre_key = net.preactivation_key(group.node)
     if codes:
-        tiles.extend_payload(CODE_READERS[type(node.pl)](net, group))
+        tiles.extend_payload(node.pl.implementation(CODES, default=_mean_codes)(net, group))
     vertices.drop_field(("units", group.node))
     below = node_scale(vertices.field(pre_key), vertices.field(BELOW))
     vertices.drop_field(SCALE)
-    stop = net.pl_nodes[group.node + 1].step if group.node + 1 < len(net.pl_nodes) else len(net.steps)
+    stop = net.node_stop(group.node + 1)
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
     chunk = max(1, PAIR_CHUNK_BYTES // max(1, vertices.row_bytes()))
@@ -498,7 +506,7 @@ def _mean_codes(net: PLNet, group: _Group) -> torch.Tensor:
     pre-activation is the mean of theirs, and the scale, near enough, too)."""
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
-    pre, scale = vertices.field(net.steps[node.step].inputs[0]), vertices.field(SCALE)
+    pre, scale = vertices.field(net.preactivation_key(group.node)), vertices.field(SCALE)
     flat = pre.reshape(pre.shape[0], -1)
     parts = []
     for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
@@ -508,6 +516,7 @@ def _mean_codes(net: PLNet, group: _Group) -> torch.Tensor:
     return torch.cat(parts)
 
 
+@SignKind.implements(CODES)
 def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     """`_mean_codes` of a sign node, read from its corners where they agree.
 
@@ -541,16 +550,6 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
         weight.index_put_((tile[on], unit[on] // 8), (128 >> (unit[on] % 8)).to(torch.int32), accumulate=True)
         parts.append(every | weight.to(torch.uint8))
     return torch.cat(parts) if parts else torch.zeros((0, above.shape[1]), dtype=torch.uint8)
-
-
-CUTTERS: dict[type, Callable[[PLNet, _Group, Callable[[TileStore], None]], bool]] = {
-    SignKind: _cut_sign_node,
-    ArgmaxKind: _cut_argmax_node,
-}
-CODE_READERS: dict[type, Callable[[PLNet, _Group], torch.Tensor]] = {
-    SignKind: _sign_codes,
-    ArgmaxKind: _mean_codes,
-}
 
 
 def _corner_means(verts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -603,7 +602,7 @@ def _units_table(net: PLNet, group: _Group) -> Callable[[], torch.Tensor]:
     """[V, units] values whose zero sets are the node's breakpoints (read anew: vertices grow)."""
     node = net.pl_nodes[group.node]
     vertices = group.vertices
-    pre_key = net.steps[node.step].inputs[0]
+    pre_key = net.preactivation_key(group.node)
     key = pre_key
     if node.pl.thresholds != (0.0,):
         key = ("units", group.node)
@@ -1046,12 +1045,20 @@ def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
 
 def polygon_areas(verts_xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """Signed (counter-clockwise positive) areas of padded polygons [T, K, 2] with `count` corners."""
-    k = torch.arange(verts_xy.shape[1], device=verts_xy.device)
-    valid = k[None, :] < count[:, None]
-    nxt = (k[None, :] + 1) % count[:, None].clamp(min=1)
-    following = verts_xy.gather(1, nxt[:, :, None].expand(-1, -1, 2))
-    cross = verts_xy[..., 0] * following[..., 1] - verts_xy[..., 1] * following[..., 0]
-    return (cross * valid).sum(dim=1) / 2
+    valid = torch.arange(verts_xy.shape[1], device=verts_xy.device)[None, :] < count[:, None]
+    return ragged_areas(verts_xy[valid], torch.cat([count.new_zeros(1), count.cumsum(0)]))
+
+
+def ragged_areas(xy: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Signed (counter-clockwise positive) areas of polygons stored one after another: polygon r has
+    the corners xy[offsets[r]:offsets[r + 1]] (the shoelace formula, the one every area here uses)."""
+    counts = offsets[1:] - offsets[:-1]
+    following = torch.arange(1, xy.shape[0] + 1, device=xy.device)
+    ends = counts > 0
+    following[offsets[1:][ends] - 1] = offsets[:-1][ends]
+    cross = xy[:, 0] * xy[following, 1] - xy[:, 1] * xy[following, 0]
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=xy.device), counts)
+    return torch.zeros(len(counts), dtype=xy.dtype, device=xy.device).index_add_(0, owner, cross) / 2
 
 
 def _split(group: _Group, budget: int, max_resident: int | None) -> list[_Group]:

@@ -29,6 +29,10 @@ BELOW = "below"  # each point's previous node's scale, for the zero rule (spline
 
 Progress = Callable[[int, int], None]  # (segments done, segments)
 
+# what each kind of PL node registers here (PLKind.implements): CROSSINGS(batch, pl, pre, scale) ->
+# (piece, position in the piece) of every point where the node's boundary crosses a piece
+CROSSINGS = "segment crossings"
+
 
 @dataclass
 class SegmentPartition:
@@ -136,7 +140,7 @@ def _initial_batch(net: PLNet, starts: torch.Tensor, ends: torch.Tensor) -> tupl
     t = torch.tensor([0.0, 1.0], dtype=starts.dtype, device=device).repeat(n)
     segment = torch.arange(n, device=device).repeat_interleave(2)
     x = lerp(starts[segment], ends[segment], t)
-    first = net.pl_nodes[0].step if net.pl_nodes else len(net.steps)
+    first = net.node_stop(0)
     fields = net.run_steps(net.input_values(x.reshape(2 * n, *net.input_shape)), 0, first)
     fields[BELOW] = magnitude(x)
     labels = torch.full((2 * n,), SEGMENT_END, dtype=torch.long, device=device)
@@ -146,21 +150,19 @@ def _initial_batch(net: PLNet, starts: torch.Tensor, ends: torch.Tensor) -> tupl
 def _refine(net: PLNet, batch: _Batch, index: int, budget: int) -> _Batch:
     """Insert node `index`'s breakpoints, then push every point to the next node."""
     node = net.pl_nodes[index]
-    step = net.steps[node.step]
-    pre = batch.fields[step.inputs[0]]
+    pre_key = net.preactivation_key(index)
+    pre = batch.fields[pre_key]
     scale = node_scale(pre, batch.fields[BELOW])
-    if isinstance(node.pl, ArgmaxKind):
-        piece, lam = _window_crossings(batch, node.pl, pre, scale)
-    else:
-        piece, lam = _unit_crossings(batch, node.pl, pre, scale)
+    piece, lam = node.pl.implementation(CROSSINGS)(batch, node.pl, pre, scale)
     batch = _insert(batch, piece, lam, index, budget)
-    stop = net.pl_nodes[index + 1].step if index + 1 < len(net.pl_nodes) else len(net.steps)
+    stop = net.node_stop(index + 1)
     live = {key: batch.fields[key] for key in net.live_after(node.step)}
-    below = node_scale(batch.fields[step.inputs[0]], batch.fields[BELOW])
+    below = node_scale(batch.fields[pre_key], batch.fields[BELOW])
     batch.fields = net.run_steps(live, node.step, stop) | {BELOW: below}
     return batch
 
 
+@SignKind.implements(CROSSINGS)
 def _unit_crossings(
     batch: _Batch, pl: SignKind, pre: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,6 +189,7 @@ def _unit_crossings(
     return piece[clear], before / (before - after)
 
 
+@ArgmaxKind.implements(CROSSINGS)
 def _window_crossings(
     batch: _Batch, pl: ArgmaxKind, pre: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

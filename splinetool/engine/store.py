@@ -51,7 +51,7 @@ def available_memory(device: torch.device) -> int:
 def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:
     """Refuse work whose arrays alone would not fit, before allocating them: an allocator's failure
     names neither the option nor the number that asked for too much (and under overcommit the process
-    is killed instead). `what` names the work ("--grid 100000: a 100,000 × 100,000 grid"), `advice`
+    is killed instead). `what` names the work ("`grid` 100000: a 100,000 × 100,000 grid"), `advice`
     the option to change."""
     allowed = available_memory(device or torch.device("cpu"))
     if needed > allowed:
@@ -143,7 +143,7 @@ class VertexStore:
             raise OutOfMemory(
                 f"the slice needs about {needed / 2**30:.1f} GiB for {rows:,} vertices "
                 f"({row_bytes:,} bytes each), more than the {self.budget / 2**30:.1f} GiB allowed "
-                "(half of what this process may still allocate); shrink the domain (--margin, --bounds) "
+                "(half of what this process may still allocate); shrink the domain (`margin`, `bounds`) "
                 "or use a GPU with more memory"
             )
 

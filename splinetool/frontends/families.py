@@ -39,6 +39,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "abs": Abs,
     "hardtanh": nn.Hardtanh,
     "relu6": nn.ReLU6,
+    "softshrink": nn.Softshrink,
 }
 
 POOLS: dict[str, Callable[[], nn.Module]] = {

@@ -103,7 +103,7 @@ def load_model(
         recorded = _exported_shape(program)
         if shape is not None and recorded is not None and shape != recorded:
             raise CheckpointError(
-                f"checkpoint {path} was exported for inputs of shape {recorded}, not --input-shape {shape}"
+                f"checkpoint {path} was exported for inputs of shape {recorded}, not `input_shape` {shape}"
             )
         return LoadedModel(program, recorded, "export", path, digest)
     content = _load_weights_only(path, trust)
@@ -114,7 +114,7 @@ def load_model(
     state = _state_dict_of(content, path)
     if arch is None:
         raise CheckpointError(
-            f"checkpoint {path} holds a state dict (weights only): pass --arch with a TOML file "
+            f"checkpoint {path} holds a state dict (weights only): pass `arch` with a TOML file "
             "(e.g. configs/arch/mlp.toml), a built-in family such as 'mlp{widths=[20,20], outputs=1, "
             "input_shape=[2]}', or package.module:factory"
         )
@@ -134,7 +134,7 @@ def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
     try:
         module = build(family, options)
     except UsageError as err:
-        raise type(err)(f"--arch {spec}: {err}") from None
+        raise type(err)(f"`arch` {spec}: {err}") from None
     return module, tuple(shape) if shape else None
 
 
@@ -146,7 +146,7 @@ def _parse_inline(spec: str) -> tuple[str, dict]:
         options = tomllib.loads(f"options = {{{rest}")["options"]
     except tomllib.TOMLDecodeError as err:
         raise UsageError(
-            f"--arch {spec!r}: options must be a TOML inline table, e.g. "
+            f"`arch` {spec!r}: options must be a TOML inline table, e.g. "
             f"mlp{{widths=[20,20], outputs=1, input_shape=[2]}} ({err})"
         ) from None
     return family.strip(), options
@@ -162,21 +162,21 @@ def _call_factory(spec: str) -> torch.nn.Module:
         factory = getattr(importlib.import_module(module_name), attr)
     except SyntaxError as err:  # IndentationError too: the file and line say where
         raise UsageError(
-            f"--arch {spec}: {err.filename}, line {err.lineno}: {type(err).__name__}: {err.msg}"
+            f"`arch` {spec}: {err.filename}, line {err.lineno}: {type(err).__name__}: {err.msg}"
         ) from None
     except (ImportError, AttributeError) as err:
-        raise UsageError(f"--arch {spec}: cannot import {attr} from {module_name} ({err})") from None
+        raise UsageError(f"`arch` {spec}: cannot import {attr} from {module_name} ({err})") from None
     except (Exception, SystemExit) as err:  # user code run by the import: report it, do not crash
-        raise UsageError(f"--arch {spec}: importing {module_name} raised {_raised(err)}") from None
+        raise UsageError(f"`arch` {spec}: importing {module_name} raised {_raised(err)}") from None
     finally:
         if added:
             sys.path.remove(cwd)
     try:
         model = factory()
     except (Exception, SystemExit) as err:  # noqa: BLE001 - user code: report it, do not crash
-        raise UsageError(f"--arch {spec}: the factory raised {_raised(err)}") from None
+        raise UsageError(f"`arch` {spec}: the factory raised {_raised(err)}") from None
     if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"--arch {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"`arch` {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -234,7 +234,7 @@ def _refuse_unsafe(path: Path, entries: list[str], kind: str) -> None:
     if entries:
         raise UnsafeCheckpointError(
             f"checkpoint {path} is a {kind} whose loading would run code from the file: "
-            f"{_first(entries)}. Pass --trust-checkpoint only if you trust where this file came from."
+            f"{_first(entries)}. Pass `trust` only if you trust where this file came from."
         )
 
 
@@ -311,14 +311,14 @@ def _load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, tuple[int, ..
 
 def recorded_architecture(loaded: LoadedModel) -> tuple[str, dict] | None:
     """The built-in family and options a checkpoint was built from, where it says so: a TorchScript
-    archive's splinetool.json, or the --arch (TOML file or inline family) a state dict was loaded with."""
+    archive's splinetool.json, or the `arch` (TOML file or inline family) a state dict was loaded with."""
     if isinstance(loaded.recorded.get("family"), str) and isinstance(loaded.recorded.get("options"), dict):
         return loaded.recorded["family"], dict(loaded.recorded["options"])
     return arch_family(loaded.arch) if loaded.arch is not None else None
 
 
 def arch_family(spec: str) -> tuple[str, dict] | None:
-    """(family, options) of an --arch TOML file or inline family; None for a package.module:factory."""
+    """(family, options) of an `arch` TOML file or inline family; None for a package.module:factory."""
     if imports_code(spec):
         return None
     if spec.endswith(".toml") or Path(spec).is_file():
@@ -327,7 +327,7 @@ def arch_family(spec: str) -> tuple[str, dict] | None:
 
 
 def imports_code(spec: str) -> bool:
-    """Whether an --arch names a package.module:factory, which is imported and called."""
+    """Whether an `arch` names a package.module:factory, which is imported and called."""
     is_file = spec.endswith(".toml") or Path(spec).is_file()
     return not is_file and ":" in spec and "{" not in spec
 
@@ -378,7 +378,7 @@ def _load_weights_only(path: Path, trust: bool) -> Any:
             f"checkpoint {path} is a pickled Python object (e.g. a whole nn.Module saved with torch.save). "
             "Loading it executes whatever code the file names, so a malicious file could run anything. "
             "Save the state dict, a TorchScript archive or a torch.export .pt2 instead, or pass "
-            "--trust-checkpoint if you trust where this file came from."
+            "`trust` if you trust where this file came from."
         )
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
@@ -423,7 +423,7 @@ def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: P
         if mismatched:
             parts.append(f"shape mismatch (checkpoint vs architecture): {_first(mismatched)}")
         raise CheckpointError(
-            f"checkpoint {path} does not fit --arch {arch}: "
+            f"checkpoint {path} does not fit `arch` {arch}: "
             + "; ".join(parts)
             + f". Checkpoint keys start: {_first(list(state))}; "
             + f"architecture keys start: {_first(list(expected))}"

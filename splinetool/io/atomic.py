@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,3 +66,29 @@ def check_target(path: Path, option: str | None = None) -> None:
             f"{what}: that is not a regular file (a device, FIFO or socket); outputs replace only "
             "regular files"
         )
+
+
+def check_outputs(
+    outputs: Sequence[tuple[str, Path | None, tuple[str, ...] | None]], inputs: Sequence[tuple[str, Path]]
+) -> None:
+    """Refuse unwritable or unsafe outputs before the work, so that nothing is written if one fails.
+
+    `outputs`: (name, path or None, the suffixes it may end in or None); `inputs`: (name, path) of
+    the files the work reads. An output must be a new path or a regular file (`check_target`), in an
+    existing folder, and none of the inputs: writing replaces what is there, and replacing the
+    checkpoint being measured is never what was meant.
+    """
+    for option, path, suffixes in outputs:
+        if path is None:
+            continue
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            raise UsageError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: the folder {path.parent} does not exist")
+        check_target(path, option)
+        for source, found in inputs:
+            if path.exists() and found.exists() and path.samefile(found):
+                raise UsageError(
+                    f"{option} {path} is also an input of this command ({source} {found}): writing it "
+                    "would replace that input; write to another file"
+                )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from splinetool.analyses.count_regions import ARRAYS as PER_ITEM
-from splinetool.analyses.count_regions import CountResult
+from splinetool.analyses.count_regions import PlaneCount, RegionCount, SampledCount, SegmentCount
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.io.storage import put, scalar, string_list, strings
 
@@ -15,20 +14,24 @@ ENCODING_VERSION = "0.1.0"
 SWEEP_ENCODING_TYPE = "splinetool.count_sweep"
 SWEEP_ENCODING_VERSION = "0.1.0"
 
-# optional arrays, present for the methods that produce them (piece codes go with their bit order)
-ARRAYS = [name for names in PER_ITEM.values() for name in names if name != "piece_codes"]
-SCALARS = ["distinct_regions", "samples", "estimate", "singletons", "doubletons", "sampling"]
+# one encoding for every method: the `method` attribute says which result type a group holds
+TYPES = {kind.method: kind for kind in (SegmentCount, PlaneCount, SampledCount)}
+# each type's scalar fields, stored as attributes after the common ones
+SCALARS = {
+    SegmentCount: ("distinct_regions",),
+    PlaneCount: (),
+    SampledCount: ("samples", "estimate", "singletons", "doubletons", "sampling"),
+}
 
 
-def write(group: h5py.Group, result: CountResult) -> None:
+def write(group: h5py.Group, result: RegionCount) -> None:
     put(group, "per_layer", np.asarray(result.per_layer, dtype=np.int64))
-    for name in ARRAYS:
-        value = getattr(result, name)
-        if value is not None:
-            put(group, name, value)
-    if result.piece_codes is not None:
-        codes = put(group, "piece_codes", np.asarray(result.piece_codes, dtype=np.uint8))
-        codes.attrs["bit_order"] = "most significant bit first (numpy.packbits), nodes in order"
+    for name in result.PER_ITEM:
+        if name == "piece_codes":  # the codes go with their bit order
+            codes = put(group, name, np.asarray(result.piece_codes, dtype=np.uint8))
+            codes.attrs["bit_order"] = "most significant bit first (numpy.packbits), nodes in order"
+        else:
+            put(group, name, getattr(result, name))
     attrs = group.attrs
     attrs["method"] = result.method
     attrs["regions"] = int(result.regions)
@@ -37,18 +40,19 @@ def write(group: h5py.Group, result: CountResult) -> None:
     attrs["node_code_bits"] = np.asarray(result.node_code_bits, dtype=np.int64)
     attrs["dtype"] = result.dtype
     attrs["seconds"] = float(result.seconds)
-    for name in SCALARS:
-        value = getattr(result, name)
-        if value is not None:
-            attrs[name] = value
-    if result.distinct_per_layer is not None:
+    for name in SCALARS[type(result)]:
+        attrs[name] = getattr(result, name)
+    if isinstance(result, SegmentCount):
         put(group, "distinct_per_layer", np.asarray(result.distinct_per_layer, dtype=np.int64))
 
 
-def read(group: h5py.Group) -> CountResult:
+def read(group: h5py.Group) -> RegionCount:
     attrs = group.attrs
-    return CountResult(
-        method=str(scalar(attrs["method"])),
+    kind = TYPES[str(scalar(attrs["method"]))]
+    extra = {}
+    if kind is SegmentCount:
+        extra["distinct_per_layer"] = [int(v) for v in group["distinct_per_layer"][()]]
+    return kind(
         regions=int(scalar(attrs["regions"])),
         per_layer=[int(v) for v in group["per_layer"][()]],
         node_names=string_list(attrs["node_names"]),
@@ -56,11 +60,9 @@ def read(group: h5py.Group) -> CountResult:
         node_code_bits=[int(v) for v in attrs["node_code_bits"]],
         dtype=str(scalar(attrs["dtype"])),
         seconds=float(scalar(attrs["seconds"])),
-        **{name: group[name][()] for name in [*ARRAYS, "piece_codes"] if name in group},
-        **{name: scalar(attrs[name]) for name in SCALARS if name in attrs},
-        distinct_per_layer=(
-            [int(v) for v in group["distinct_per_layer"][()]] if "distinct_per_layer" in group else None
-        ),
+        **{name: group[name][()] for name in kind.PER_ITEM},
+        **{name: scalar(attrs[name]) for name in SCALARS[kind]},
+        **extra,
     )
 
 

@@ -4,36 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import NamedTuple
 
 import h5py
 import numpy as np
 import torch
 
-from splinetool.analyses.bn_density import BNDensityResult
-from splinetool.analyses.condition import ConditionResult
-from splinetool.analyses.count_regions import CountResult
-from splinetool.analyses.count_regions_sweep import SweepResult
-from splinetool.analyses.debias_sample import DebiasResult, PoolShare
-from splinetool.analyses.local_complexity import LCResult
-from splinetool.analyses.slice import SliceList, SliceResult
+from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
-from splinetool.io import (
-    bn_density_codec,
-    condition_codec,
-    count_regions_codec,
-    debias_sample_codec,
-    local_complexity_codec,
-    slice_codec,
-    slice_list_codec,
-)
+from splinetool.io import slice_codec
 from splinetool.io.atomic import atomic_path
+from splinetool.io.commands import GROUP_OF_OLD, KINDS, Codec, kind_of
 from splinetool.io.storage import scalar
 
 
@@ -44,74 +30,6 @@ class Provenance:
     checkpoint_sha256: str
     device: str
     seed: int
-
-
-class Codec(NamedTuple):
-    encoding_type: str
-    encoding_version: str
-    write: Callable[[h5py.Group, object], None]
-    read: Callable[[h5py.Group], object]
-
-
-CODECS: dict[type, Codec] = {
-    SliceResult: Codec(
-        slice_codec.ENCODING_TYPE, slice_codec.ENCODING_VERSION, slice_codec.write, slice_codec.read
-    ),
-    LCResult: Codec(
-        local_complexity_codec.ENCODING_TYPE,
-        local_complexity_codec.ENCODING_VERSION,
-        local_complexity_codec.write,
-        local_complexity_codec.read,
-    ),
-    CountResult: Codec(
-        count_regions_codec.ENCODING_TYPE,
-        count_regions_codec.ENCODING_VERSION,
-        count_regions_codec.write,
-        count_regions_codec.read,
-    ),
-    SweepResult: Codec(
-        count_regions_codec.SWEEP_ENCODING_TYPE,
-        count_regions_codec.SWEEP_ENCODING_VERSION,
-        count_regions_codec.write_sweep,
-        count_regions_codec.read_sweep,
-    ),
-    BNDensityResult: Codec(
-        bn_density_codec.ENCODING_TYPE,
-        bn_density_codec.ENCODING_VERSION,
-        bn_density_codec.write,
-        bn_density_codec.read,
-    ),
-    SliceList: Codec(
-        slice_list_codec.ENCODING_TYPE,
-        slice_list_codec.ENCODING_VERSION,
-        slice_list_codec.write,
-        slice_list_codec.read,
-    ),
-    DebiasResult: Codec(
-        debias_sample_codec.ENCODING_TYPE,
-        debias_sample_codec.ENCODING_VERSION,
-        debias_sample_codec.write,
-        debias_sample_codec.read,
-    ),
-    PoolShare: Codec(
-        debias_sample_codec.SHARE_ENCODING_TYPE,
-        debias_sample_codec.SHARE_ENCODING_VERSION,
-        debias_sample_codec.write_share,
-        debias_sample_codec.read_share,
-    ),
-    ConditionResult: Codec(
-        condition_codec.ENCODING_TYPE,
-        condition_codec.ENCODING_VERSION,
-        condition_codec.write,
-        condition_codec.read,
-    ),
-}
-
-
-# results that can also be written a piece at a time (`stream`): their appenders
-STREAMS: dict[type, Callable[[h5py.Group], slice_codec.SliceAppender]] = {
-    SliceResult: slice_codec.SliceAppender,
-}
 
 
 @dataclass(frozen=True)
@@ -151,21 +69,29 @@ def stream(
     The file appears at `path` only when the block ends without an error and after the appender's
     `finish`; until then it is a temporary file beside `path`, removed on any error or interrupt.
     """
-    appender_for = STREAMS.get(result_type)
-    if appender_for is None:
+    kind = KINDS.get(result_type)
+    if kind is None or kind.appender is None:
         raise TypeError(f"no streaming HDF5 encoding for {result_type.__name__}")
-    codec = CODECS[result_type]
     with _new_file(path, provenance, attrs) as f:
-        appender = appender_for(_result_group(f, name, codec))
+        appender = kind.appender(_result_group(f, name, kind.codec))
         yield appender
         if not appender.finished:
             raise RuntimeError(f"the stream to {path} ended before finish(): nothing was written")
 
 
 def read(path: str | os.PathLike) -> dict[str, object]:
-    """Every result in a run file, as group name -> the Result object the analysis returned."""
+    """Every result in a run file, as group name -> the Result object the analysis returned.
+
+    Groups are named after the command that wrote them; the group of a file an earlier version of
+    that command wrote under another name reads under today's name."""
     with _open(path) as f:
-        return {name: _read_group(path, group) for name, group in f.items()}
+        command = scalar(f.attrs["command"]) if "command" in f.attrs else None
+        return {_current_name(name, command): _read_group(path, group) for name, group in f.items()}
+
+
+def _current_name(group: str, command: object) -> str:
+    renamed = GROUP_OF_OLD.get(group)
+    return renamed if renamed is not None and renamed == command else group
 
 
 def read_provenance(path: str | os.PathLike) -> dict:
@@ -201,10 +127,7 @@ def _result_group(f: h5py.File, name: str, codec: Codec) -> h5py.Group:
 
 
 def _codec_for(result: object) -> Codec:
-    codec = CODECS.get(type(result))
-    if codec is None:
-        raise TypeError(f"no HDF5 encoding for {type(result).__name__}")
-    return codec
+    return kind_of(result).codec
 
 
 def _open(path: str | os.PathLike) -> h5py.File:
@@ -291,7 +214,7 @@ def _read_group(path, group) -> object:
 
 
 def _group_codec(path, group) -> Codec:
-    by_type = {codec.encoding_type: codec for codec in CODECS.values()}
+    by_type = {kind.codec.encoding_type: kind.codec for kind in KINDS.values()}
     encoding = group.attrs.get("encoding-type")
     codec = by_type.get(scalar(encoding))
     if codec is None:

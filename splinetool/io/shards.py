@@ -13,81 +13,24 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from splinetool.analyses import count_regions, debias_sample, local_complexity, slice
 from splinetool.errors import UsageError
+from splinetool.io.commands import KINDS
 from splinetool.io.hdf5 import Provenance, read, read_provenance, write
 from splinetool.parallel import Share
 
 SHARD_ATTRIBUTE = "shard"
 
-# how the partial results of consecutive shares become one result, per Result type
-COMBINERS: dict[type, Callable[[Sequence], object]] = {
-    count_regions.CountResult: count_regions.combine,
-    debias_sample.PoolShare: debias_sample.combine,
-    local_complexity.LCResult: local_complexity.combine,
-    slice.SliceList: slice.combine,
-}
-
-
-def _rows(array, axis: int = 0) -> int:
-    """Length of `array` along `axis` (0 where it has no such axis: it then holds no rows there)."""
-    return int(np.shape(array)[axis]) if np.ndim(array) > axis else 0
-
-
-def _span(offsets) -> int:
-    """Rows covered by an offsets array [k + 1] (rows offsets[0]:offsets[-1])."""
-    return int(offsets[-1] - offsets[0]) if _rows(offsets) else 0
-
-
-def _count_items(result: count_regions.CountResult) -> dict[str, int]:
-    # exact-1d shares out segments, exact-2d planes; breakpoints, outputs and piece codes are rows
-    # per breakpoint or piece, not per item. A sampled count is one estimate over all its points
-    # (count-regions refuses --shard with --sample): it holds no items, which merge refuses.
-    if result.method == "exact-1d":
-        held = {name: _rows(getattr(result, name)) for name in ("starts", "ends", "pieces_per_node")}
-        return held | {"offsets": _rows(result.offsets) - 1}  # one more offset than segments
-    if result.method == "exact-2d":
-        names = ("origins", "directions", "domains", "tiles_per_node")
-        return {name: _rows(getattr(result, name)) for name in names}
-    return {}
-
-
-# how many items (see parallel.Work) each per-item field of a partial result holds, per Result type:
-# merge checks every one against the item range the shard's header declares
-ITEMS: dict[type, Callable[[object], dict[str, int]]] = {
-    count_regions.CountResult: _count_items,
-    # pool rows (latents); candidates and outputs are only the rows a draw can pick
-    debias_sample.PoolShare: lambda share: {
-        "latents": _rows(share.latents),
-        **{name: _rows(value) for name, value in vars(share.measures).items()},
-    },
-    # points: per_point is [checkpoints, points, nodes], set_offsets splits the points into sets
-    local_complexity.LCResult: lambda lc: {
-        "per_point": _rows(lc.per_point, axis=1),
-        "set_offsets": _span(lc.set_offsets),
-    },
-    slice.SliceList: lambda planes: {"slices": len(planes.slices)},
-}
-
-# where a partial result itself records its place among the items (start, total), for the types that
-# do: a pool share knows its first row and the pool's size, which the header also declares
-PLACES: dict[type, Callable[[object], tuple[int, int]]] = {
-    debias_sample.PoolShare: lambda share: (share.start, share.plan.pool),
-}
-
 
 def combine(parts: Sequence[object]) -> object:
     """One result from the partial results of shares 0..n-1, in share order."""
-    kind = type(parts[0])
-    if kind not in COMBINERS:
-        raise TypeError(f"no way to combine shares of {kind.__name__}")
-    return COMBINERS[kind](parts)
+    kind = KINDS.get(type(parts[0]))
+    if kind is None or kind.combine is None:
+        raise TypeError(f"no way to combine shares of {type(parts[0]).__name__}")
+    return kind.combine(parts)
 
 
 @dataclass(frozen=True)
@@ -115,7 +58,7 @@ def write_shard(
 def read_shard_info(path: str | os.PathLike) -> ShardInfo:
     attrs = read_provenance(path)
     if SHARD_ATTRIBUTE not in attrs:
-        raise UsageError(f"{path} is not a shard file (those are written by a command run with --shard i/n)")
+        raise UsageError(f"{path} is not a shard file (those are written by a command run with `shard` i/n)")
     try:
         return ShardInfo(**json.loads(attrs[SHARD_ATTRIBUTE]))
     except (TypeError, ValueError) as error:
@@ -181,7 +124,7 @@ def _check_together(paths: Sequence[Path], infos: Sequence[ShardInfo]) -> None:
     missing = [str(i) for i in range(head.count) if i not in seen]
     if missing:
         raise UsageError(
-            f"missing share(s) {', '.join(missing)} of {head.count} (written by --shard i/{head.count})"
+            f"missing share(s) {', '.join(missing)} of {head.count} (written by `shard` i/{head.count})"
         )
 
 
@@ -193,15 +136,17 @@ def _check_contents(paths: Sequence[Path], infos: Sequence[ShardInfo], parts: Se
     """
     for name, first in parts[0].items():
         kind = type(first)
-        if kind not in ITEMS:
+        items, place = _items_of(kind), KINDS[kind].place if kind in KINDS else None
+        if items is None:
+            shared = sorted(t.__name__ for t, k in KINDS.items() if k.items is not None)
             raise UsageError(
                 f"{paths[0]}: its '{name}' result is a {kind.__name__}, which is not split into items "
-                f"(shards hold {', '.join(sorted(k.__name__ for k in ITEMS))})"
+                f"(shards hold {', '.join(shared)})"
             )
-        fields = sorted(ITEMS[kind](first))
+        fields = sorted(items(first))
         for path, info, part in zip(paths, infos, parts):
             result = part[name]
-            held = ITEMS[kind](result) if type(result) is kind else {}
+            held = items(result) if type(result) is kind else {}
             if not held and type(result) is kind:
                 raise UsageError(
                     f"{path}: its '{name}' result holds nothing per item (such as a sampled count, "
@@ -221,9 +166,14 @@ def _check_contents(paths: Sequence[Path], infos: Sequence[ShardInfo], parts: Se
                         f"{path}: declares items {info.start}:{info.stop} ({declared} items) but its "
                         f"'{name}' result holds {count} ({field})"
                     )
-            if kind in PLACES and PLACES[kind](result) != (info.start, info.total):
-                start, total = PLACES[kind](result)
+            if place is not None and place(result) != (info.start, info.total):
+                start, total = place(result)
                 raise UsageError(
                     f"{path}: declares items {info.start}:{info.stop} of {info.total} but its '{name}' "
                     f"result holds items from {start} of {total}"
                 )
+
+
+def _items_of(result_type: type):
+    kind = KINDS.get(result_type)
+    return None if kind is None else kind.items

@@ -1,9 +1,14 @@
 """The two shapes a piecewise-linear node can take, and the one rule that says when a value is zero.
 
-Sign nodes (ReLU, LeakyReLU, PReLU, abs, hardtanh, clamp) switch between affine pieces where
-their input crosses fixed thresholds: each (neuron, threshold) pair is one boundary unit whose
+Sign nodes (ReLU, LeakyReLU, PReLU, abs, hardtanh, clamp, softshrink) switch between affine pieces
+where their input crosses fixed thresholds: each (neuron, threshold) pair is one boundary unit whose
 zero set is a breakpoint. Arg-max nodes (max-pool) pick one of k affine candidates per window:
 the code is which candidate wins.
+
+Each kind is a `PLKind` subclass that answers everything the rest of splinetool asks of a node (its
+units, its code, which units a set of points crosses); the engine's cutting algorithms for a kind are
+registered with it from splinetool/engine (`PLKind.implements`), so that the IR never imports the
+engine and no caller tests which kind it holds.
 
 The zero rule (every sign decision in splinetool uses it: activation codes, `slice --verify`, sampled
 counts and distinct regions, the planar and segment engines' cuts, local complexity, bn-density):
@@ -47,7 +52,9 @@ groups, 2 instead of 1 on a box inside the region, 206 pieces instead of 200 on 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -94,20 +101,100 @@ def sign_of(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return (values > tol).to(torch.int8) - (values < -tol).to(torch.int8)
 
 
+def sign_changes(signs: torch.Tensor) -> torch.Tensor:
+    """[b] units (of [b, points, units] signs) positive at one point and negative at another."""
+    # amax and amin apart are several times faster than torch.aminmax over a middle dimension on CPU
+    return ((signs.amax(dim=1) > 0) & (signs.amin(dim=1) < 0)).sum(dim=1)
+
+
 def _per_point(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A [B] scale shaped to broadcast against [B, ...] values."""
     return scale.reshape(scale.shape[0], *[1] * (like.dim() - 1))
 
 
+class PLKind:
+    """What every kind of piecewise-linear node answers. Subclasses are frozen dataclasses.
+
+    Unit: the smallest part of a node with its own boundary (a sign node's (neuron, threshold) pair, a
+    max-pool window). `pre` is the node's input [B, *in_shape]; `scale` is [B], each point's
+    `node_scale`.
+    """
+
+    kind: str  # the name users see (e.g. "relu", "hardtanh", "maxpool")
+    # whether each unit is the zero set of one value (`boundaries`), so that a point's distance to it
+    # is about |value| / |gradient|
+    has_boundary_values: ClassVar[bool] = False
+    # engine algorithms for this kind, by role (each engine module names its roles): filled by `implements`
+    implementations: ClassVar[dict[str, Callable[..., Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls.implementations = {}
+
+    @classmethod
+    def implements(cls, role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: the function is this kind's algorithm for `role` (e.g. the planar engine's cut)."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            cls.implementations[role] = fn
+            return fn
+
+        return register
+
+    def implementation(self, role: str, default: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """This kind's algorithm for `role`, else `default`."""
+        found = self.implementations.get(role, default)
+        if found is None:
+            raise NotImplementedError(f"{self.kind} nodes have no {role}")
+        return found
+
+    def units(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """Boundary units of a node with these per-sample input and output shapes."""
+        raise NotImplementedError
+
+    def bits_per_unit(self) -> int:
+        """Bits of a unit's activation code."""
+        raise NotImplementedError
+
+    def values_per_unit(self) -> int:
+        """Values compared to read one unit's state at a point (for memory estimates)."""
+        return 1
+
+    def weak_sides(self, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """[B, units, sides] bool: the sides (or candidates) each point is on, zero counting as every
+        side it touches."""
+        raise NotImplementedError
+
+    def code_bits(self, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """[B, units * bits_per_unit] bool: each point's activation code."""
+        raise NotImplementedError
+
+    def sides(self, bits: torch.Tensor) -> torch.Tensor:
+        """[B, units] the `weak_sides` index a code stands for (the inverse of `code_bits`)."""
+        raise NotImplementedError
+
+    def crossed_units(self, pre: torch.Tensor, scale: torch.Tensor, points_per_set: int) -> torch.Tensor:
+        """[sets] units crossed by each set of `points_per_set` consecutive points: no side holds
+        every point of the set weakly (the zero rule above)."""
+        weak = self.weak_sides(pre, scale)
+        per_set = weak.reshape(weak.shape[0] // points_per_set, points_per_set, *weak.shape[1:])
+        return (~per_set.all(dim=1).any(dim=-1)).sum(dim=1)
+
+
 @dataclass(frozen=True)
-class SignKind:
+class SignKind(PLKind):
     """Breakpoints where the node's input equals one of `thresholds`."""
 
     kind: str
     thresholds: tuple[float, ...]
 
-    def units_per_neuron(self) -> int:
-        return len(self.thresholds)
+    has_boundary_values: ClassVar[bool] = True
+
+    def units(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        return math.prod(in_shape) * len(self.thresholds)
+
+    def bits_per_unit(self) -> int:
+        return 1
 
     def boundaries(self, pre: torch.Tensor) -> torch.Tensor:
         """[B, neurons * thresholds] values whose signs are the activation code."""
@@ -134,12 +221,14 @@ class SignKind:
         """[B, units] the `weak_sides` index a code stands for: 0 (at or above) for bit 1, else 1."""
         return (~bits).long()
 
-    def bits_per_neuron(self) -> int:
-        return len(self.thresholds)
+    def crossed_units(self, pre: torch.Tensor, scale: torch.Tensor, points_per_set: int) -> torch.Tensor:
+        # the signs alone: a third of the memory of `weak_sides`, and faster
+        signs = self.signs(pre, scale)
+        return sign_changes(signs.reshape(signs.shape[0] // points_per_set, points_per_set, signs.shape[1]))
 
 
 @dataclass(frozen=True)
-class ArgmaxKind:
+class ArgmaxKind(PLKind):
     """Max-pooling: each output neuron is the max over a window of the input."""
 
     kind: str
@@ -181,8 +270,14 @@ class ArgmaxKind:
         b = pre.shape[0]
         return channels_first.reshape(b, math.prod(channels_first.shape[1:]) // self.window, self.window)
 
-    def bits_per_neuron(self) -> int:
+    def units(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        return math.prod(out_shape)  # one per window
+
+    def bits_per_unit(self) -> int:
         return max(0, math.ceil(math.log2(self.window)))
+
+    def values_per_unit(self) -> int:
+        return self.window
 
     def weak_sides(self, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """[B, windows, k] bool: the candidates within the zero tolerance of their window's maximum
@@ -195,13 +290,13 @@ class ArgmaxKind:
     def code_bits(self, pre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The index of the first candidate on top (within the tolerance), bit by bit."""
         winner = self.weak_sides(pre, scale).int().argmax(dim=-1)
-        shifts = torch.arange(self.bits_per_neuron(), device=pre.device)
+        shifts = torch.arange(self.bits_per_unit(), device=pre.device)
         bits = (winner[..., None] >> shifts) & 1
         return bits.bool().reshape(pre.shape[0], bits.shape[1] * bits.shape[2])
 
     def sides(self, bits: torch.Tensor) -> torch.Tensor:
         """[B, windows] the candidate a code names (the inverse of `code_bits`)."""
-        per_window = bits.reshape(bits.shape[0], -1, self.bits_per_neuron()).long()
+        per_window = bits.reshape(bits.shape[0], -1, self.bits_per_unit()).long()
         return (per_window << torch.arange(per_window.shape[-1], device=bits.device)).sum(dim=-1)
 
 
@@ -213,6 +308,3 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int
     if ceil_mode and (n - 1) * s >= size + p:
         n -= 1
     return n
-
-
-PLKind = SignKind | ArgmaxKind

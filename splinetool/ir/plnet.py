@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from splinetool.errors import UsageError
 from splinetool.ir.codes import pack_bits
-from splinetool.ir.pl import ArgmaxKind, NodeScales, PLKind
+from splinetool.ir.pl import NodeScales, PLKind
 from splinetool.ir.step import Step, needed_steps
 
 
@@ -25,12 +26,7 @@ class PLNode:
     out_shape: tuple[int, ...]
     code_bits: int  # bits of its activation code per sample
     pl: PLKind
-
-
-@dataclass
-class Trace:
-    output: torch.Tensor
-    preactivations: list[torch.Tensor]  # one per PL node, [B, *in_shape]
+    units: int  # boundary units (hardtanh: two per neuron; max-pool: windows)
 
 
 class PLNet:
@@ -49,22 +45,7 @@ class PLNet:
         self.output_transforms = output_transforms
         shapes = [self.input_shape] + [s.out_shape for s in steps]
         self.output_shape = shapes[output_index]
-        self.pl_nodes = [
-            PLNode(
-                s.name,
-                s.pl.kind,
-                i,
-                math.prod(s.out_shape),
-                shapes[s.inputs[0]],
-                s.out_shape,
-                math.prod(s.out_shape) * s.pl.bits_per_neuron()
-                if isinstance(s.pl, ArgmaxKind)
-                else math.prod(shapes[s.inputs[0]]) * s.pl.bits_per_neuron(),
-                s.pl,
-            )
-            for i, s in enumerate(steps)
-            if s.pl is not None
-        ]
+        self.pl_nodes = [_pl_node(i, s, shapes[s.inputs[0]]) for i, s in enumerate(steps) if s.pl is not None]
         self._last_use = _last_uses(steps, output_index)
         constants = [t for s in steps for t in s.call.constants() if t.is_floating_point()]
         self.dtype = dtype or (constants[0].dtype if constants else torch.float32)
@@ -142,22 +123,6 @@ class PLNet:
             x = x.reshape(x.shape[0], *self.input_shape)
         return x.to(device=self.device, dtype=self.dtype)
 
-    def run(self, x: torch.Tensor, capture: bool = True, upto: int | None = None) -> Trace:
-        """Evaluate the network; with `capture`, keep each PL node's pre-activation."""
-        values: dict[int, torch.Tensor] = {0: self._prepare(x)}
-        preacts: list[torch.Tensor] = []
-        last = len(self.steps) if upto is None else upto
-        for i, step in enumerate(self.steps[:last]):
-            inputs = [values[j] for j in step.inputs]
-            if capture and step.pl is not None:
-                preacts.append(inputs[0])
-            values[i + 1] = step.call(*inputs)
-            for j in step.inputs:
-                if self._last_use[j] <= i and j != self.output_index:
-                    values.pop(j, None)
-        output = values.get(self.output_index) if upto is None else values.get(last)
-        return Trace(output, preacts)
-
     def live_after(self, stop: int) -> list[int]:
         """Values that steps[stop:] (or the output) still need once steps[:stop] have run."""
         return sorted(j for j, last in self._last_use.items() if j <= stop and last >= stop)
@@ -172,13 +137,41 @@ class PLNet:
         for i in range(start, stop):
             step = self.steps[i]
             values[i + 1] = step.call(*[values[j] for j in step.inputs])
+            for j in step.inputs:
+                if self._last_use[j] <= i:  # read for the last time: free it before the next step
+                    values.pop(j, None)
         return {j: values[j] for j in self.live_after(stop)}
+
+    def node_stop(self, index: int) -> int:
+        """The step at which PL node `index` runs (past the last node: the end), where a walk pauses."""
+        return self.pl_nodes[index].step if index < len(self.pl_nodes) else len(self.steps)
+
+    def preactivation_key(self, index: int) -> int:
+        """The value holding PL node `index`'s pre-activation once the steps before it have run."""
+        return self.steps[self.pl_nodes[index].step].inputs[0]
+
+    def walk(self, x: torch.Tensor, output: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+        """(index, pre-activation [B, *in_shape]) of each PL node in network order; with `output`, then
+        (len(pl_nodes), the network's output), the output taken as one more node.
+
+        The network runs only as far as the node being yielded and keeps only the values later steps
+        read, so a caller that reduces each pre-activation on the spot holds one node's values at a
+        time, and one that stops iterating stops the network there.
+        """
+        values, position = self.input_values(x), 0
+        for index in range(len(self.pl_nodes)):
+            values = self.run_steps(values, position, self.node_stop(index))
+            position = self.node_stop(index)
+            yield index, values[self.preactivation_key(index)]
+        if output:
+            values = self.run_steps(values, position, len(self.steps))
+            yield len(self.pl_nodes), values[self.output_index]
 
     def input_values(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         return {0: self._prepare(x)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x, capture=False).output
+        return self.run_steps(self.input_values(x), 0, len(self.steps))[self.output_index]
 
     __call__ = forward
 
@@ -188,7 +181,7 @@ class PLNet:
         return y
 
     def preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.run(x).preactivations
+        return [pre for _, pre in self.walk(x)]
 
     def code_bits(self, x: torch.Tensor) -> torch.Tensor:
         """[B, total bits] activation code: which side of every breakpoint each neuron is on, zero
@@ -211,40 +204,20 @@ class PLNet:
         """Bit-packed activation codes, [B, bytes] uint8; equal rows mean the same linear region."""
         return pack_bits(self.code_bits(x))
 
-    def affine_maps(self, x: torch.Tensor, chunk_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-        """Local affine map at each point: f(y) = A y + c on the point's region.
 
-        Returns A [B, outputs, inputs] and c [B, outputs] over flattened inputs and outputs.
-        """
-        x = self._prepare(x).reshape(x.shape[0], -1)
-        parts = [self._affine_chunk(chunk) for chunk in x.split(chunk_size)]
-        return torch.cat([a for a, _ in parts]), torch.cat([c for _, c in parts])
-
-    def _affine_chunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        def flat(z: torch.Tensor) -> torch.Tensor:
-            return self.forward(z.reshape(z.shape[0], *self.input_shape)).reshape(z.shape[0], -1)
-
-        # per-sample Jacobians through batched products: rows are independent samples, so one
-        # product with a basis vector broadcast over the batch gives that column (or row) for all
-        if self.output_dim <= self.input_dim:
-            y, pullback = torch.func.vjp(flat, x)
-            rows = [pullback(_basis(y, j))[0] for j in range(y.shape[1])]
-            jac = torch.stack(rows, dim=1)
-        else:
-            cols = []
-            for j in range(x.shape[1]):
-                y, col = torch.func.jvp(flat, (x,), (_basis(x, j),))
-                cols.append(col)
-            jac = torch.stack(cols, dim=2)
-        y = flat(x)
-        c = y - torch.einsum("boi,bi->bo", jac, x)
-        return jac, c
-
-
-def _basis(like: torch.Tensor, j: int) -> torch.Tensor:
-    e = torch.zeros_like(like)
-    e[:, j] = 1
-    return e
+def _pl_node(index: int, step: Step, in_shape: tuple[int, ...]) -> PLNode:
+    units = step.pl.units(in_shape, step.out_shape)
+    return PLNode(
+        step.name,
+        step.pl.kind,
+        index,
+        math.prod(step.out_shape),
+        in_shape,
+        step.out_shape,
+        units * step.pl.bits_per_unit(),
+        step.pl,
+        units,
+    )
 
 
 def _last_uses(steps: list[Step], output_index: int) -> dict[int, int]:

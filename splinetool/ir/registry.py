@@ -1,19 +1,42 @@
-"""Which handler lowers which ATen operation.
+"""Which handler lowers which ATen operation, and what each family of operations declares.
 
-Handlers live one op family per module in `splinetool.ir.ops`; each registers the ATen names
-(without namespace or overload, e.g. "conv2d", "addmm") it understands.
+Handlers live one op family per module in `splinetool.ir.ops`; each declares its `OpFamily` and
+registers the ATen names (without namespace or overload, e.g. "conv2d", "addmm") it understands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+
+def no_parameters(args: tuple) -> tuple[int, ...]:
+    return ()
+
+
+def tensor_arguments(args: tuple) -> tuple[int, ...]:
+    """Every constant tensor argument (weights and biases; network values are slots, not tensors)."""
+    return tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor))
+
+
+@dataclass(frozen=True)
+class OpFamily:
+    """Ops that one handler module lowers alike."""
+
+    name: str
+    # positions, among a lowered step's call arguments, of the trained parameters (the layers whose
+    # Jacobian `condition` measures); each op must be affine in them
+    trained_parameters: Callable[[tuple], tuple[int, ...]] = no_parameters
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {}
-FAMILY_OF: dict[str, str] = {}
+FAMILY_OF: dict[str, OpFamily] = {}
 
 
-def handles(family: str, *names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def handles(family: OpFamily, *names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
             if name in HANDLERS:
@@ -23,6 +46,13 @@ def handles(family: str, *names: str) -> Callable[[Callable[..., Any]], Callable
         return handler
 
     return register
+
+
+def family_of(op: str) -> OpFamily | None:
+    """The family of a lowered step's op (`Step.op`), None for an op no handler knows."""
+    from splinetool.ir import ops  # noqa: F401  (importing registers every handler)
+
+    return FAMILY_OF.get(op)
 
 
 def supported_ops() -> list[str]:

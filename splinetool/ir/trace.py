@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -95,6 +96,27 @@ SCRIPT_PRIMS = frozenset(
 )
 
 
+# Ops that torch rewrites in Python as they pass through autograd while a graph is traced again
+# (softshrink into abs, gt, sign and where, none of which lowers); the lowering takes them whole.
+KEPT_WHOLE = (torch.ops.aten.softshrink.default,)
+
+
+@contextmanager
+def _kept_whole() -> Iterator[None]:
+    """Hide the Python autograd rewrites of KEPT_WHOLE for the duration (the way torch.export
+    overrides decompositions itself), so that the traced graph keeps those ops."""
+    hidden = {op: op.py_kernels.pop(torch._C.DispatchKey.Autograd, None) for op in KEPT_WHOLE}
+    for op in hidden:
+        op._dispatch_cache.clear()
+    try:
+        yield
+    finally:
+        for op, kernel in hidden.items():
+            if kernel is not None:
+                op.py_kernels[torch._C.DispatchKey.Autograd] = kernel
+            op._dispatch_cache.clear()
+
+
 @dataclass
 class TracedGraph:
     graph: torch.fx.Graph
@@ -121,7 +143,7 @@ def trace(model: object, input_shape: tuple[int, ...] | None, source: str = "the
 def _require_shape(input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
     if input_shape is None:
         raise UsageError(
-            "the model's input shape is unknown: pass --input-shape (per-sample, e.g. 1,8,8 or 64)"
+            "the model's input shape is unknown: pass `input_shape` (per-sample, e.g. 1,8,8 or 64)"
         )
     return tuple(int(s) for s in input_shape)
 
@@ -159,14 +181,15 @@ def _check_accepts(model: torch.nn.Module, example: torch.Tensor) -> None:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
             f"the model does not accept inputs of per-sample shape {shape} ({first_line}); "
-            "check --input-shape or the architecture's input_shape"
+            "check `input_shape` or the architecture's input_shape"
         ) from None
 
 
 def _from_exported(program: torch.export.ExportedProgram, source: str = "the model") -> TracedGraph:
     # an empty decomposition table only functionalises: in-place ops such as relu_ become pure
     try:
-        program = program.run_decompositions({})
+        with _kept_whole():
+            program = program.run_decompositions({})
     except Exception as err:  # noqa: BLE001 - torch.export's own checks fail with many types
         # e.g. an integer constant (not a buffer) that forward updates in place
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -62,7 +62,7 @@ def draw_bn_density(result: BNDensityResult, title: str | None = None) -> Figure
 def draw_tessellation(result: BNDensityResult, title: str | None = None) -> Figure:
     """Per initialisation, the exact boundaries: earlier nodes thin and grey, the last chosen node on top."""
     if result.segments is None:
-        raise UsageError("the tessellation view needs the exact partition's edges (run with --tessellation)")
+        raise UsageError("the tessellation view needs the exact partition's edges (run with `segments`)")
     last = result.node_layers[-1]
     fig = Figure(figsize=(PANEL_INCHES * 1.4 * len(result.inits), PANEL_INCHES * 1.5), layout="constrained")
     axes = np.asarray(fig.subplots(1, len(result.inits), squeeze=False))[0]

@@ -1,4 +1,4 @@
-"""Draw region counts: the output along a segment with its breakpoints, prefix counts, and sweeps."""
+"""Draw region counts: the output along segments with their breakpoints, prefix counts, and sweeps."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ import numpy as np
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from splinetool.analyses.count_regions import CountResult
+from splinetool.analyses.count_regions import PlaneCount, SampledCount, SegmentCount
 from splinetool.analyses.count_regions_sweep import SweepResult
 
 MAX_OUTPUT_CURVES = 10
 MAX_MARKED_BREAKPOINTS = 3000  # beyond this, breakpoints are drawn as a rug, not as lines
-
-
-def draw_count(result: CountResult, title: str | None = None) -> Figure:
-    if result.method == "exact-1d":
-        return _draw_segments(result, title)
-    return _draw_per_layer(result, title)
 
 
 def _node_colours(count: int) -> list:
@@ -26,7 +20,8 @@ def _node_colours(count: int) -> list:
     return [cmap(i / max(1, count - 1)) for i in range(count)]
 
 
-def _draw_segments(result: CountResult, title: str | None) -> Figure:
+def draw_segments(result: SegmentCount, title: str | None = None) -> Figure:
+    """The output along the first segment with its breakpoints; with several, their pieces' histogram."""
     several = len(result.pieces) > 1
     fig = Figure(figsize=(11 if several else 8, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, width_ratios=[1.6, 1]) if several else [fig.subplots()]
@@ -84,7 +79,8 @@ def _draw_segments(result: CountResult, title: str | None) -> Figure:
     return fig
 
 
-def _draw_per_layer(result: CountResult, title: str | None) -> Figure:
+def draw_per_layer(result: PlaneCount | SampledCount, title: str | None = None) -> Figure:
+    """Regions of each prefix network: the tiles of planes, or the codes among samples."""
     fig = Figure(figsize=(max(5.0, 0.6 * len(result.per_layer) + 3), 4), layout="constrained")
     ax = fig.subplots()
     positions = np.arange(len(result.per_layer))
@@ -92,12 +88,12 @@ def _draw_per_layer(result: CountResult, title: str | None) -> Figure:
     ax.set_xticks(positions, [f"1..{k + 1}\n{name}" for k, name in enumerate(result.node_names)], fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("prefix network: PL nodes")
-    planes = (
-        "" if result.method != "exact-2d" or len(result.origins) == 1 else f", {len(result.origins)} planes"
-    )
-    what = f"tiles{planes}" if result.method == "exact-2d" else "distinct codes among the samples"
-    ax.set_ylabel(what)
-    if result.method == "sampled":
+    if isinstance(result, PlaneCount):
+        planes = f", {len(result.origins)} planes" if len(result.origins) != 1 else ""
+        ax.set_ylabel(f"tiles{planes}")
+    else:
+        ax.set_ylabel("distinct codes among the samples")
+    if isinstance(result, SampledCount):
         ax.axhline(
             result.estimate,
             color="tab:red",

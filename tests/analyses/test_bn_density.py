@@ -8,6 +8,7 @@ import torch
 from splinetool.analyses import bn_density as bd
 from splinetool.analyses.plane import input_plane
 from splinetool.data.generators import generate
+from splinetool.data.loading import Dataset
 
 ARCH = bd.Architecture("mlp", {"input_shape": [2], "outputs": 1, "widths": [12, 12, 12]})
 BOUNDS = (-1.3, 1.1, -1.2, 1.25)  # off-centre, so that no grid line runs through the origin
@@ -23,8 +24,9 @@ def result(star):
     x, y = star
     nets = bd.networks(bd.REINITS, torch.as_tensor(x), ARCH, seed=3)
     plane = input_plane(2, BOUNDS)
-    grid = bd.run(nets, plane, x, y, grid=24, seed=3)
-    exact = bd.run(nets, plane, x, y, grid=24, seed=3, exact=True)
+    data = Dataset(x, y, "star:50")
+    grid = bd.run(nets, plane, data, bd.BNDensityOptions(grid=24, seed=3))
+    exact = bd.run(nets, plane, data, bd.BNDensityOptions(grid=24, seed=3, exact=True))
     return nets, grid, exact
 
 

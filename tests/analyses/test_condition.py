@@ -1,4 +1,4 @@
-"""Layer Hessians against autograd and a closed form; Lanczos against the dense spectrum; block bounds."""
+"""Layer Hessians against autograd and a closed form; Lanczos against the dense spectrum; singular blocks."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from splinetool.analyses import condition
-from splinetool.engine.blocks import block_singular_values, find_blocks
 from splinetool.engine.layer_jacobian import parameter_layers
 from splinetool.frontends.families import build
 from splinetool.ir import lower
@@ -132,40 +131,12 @@ def test_a_short_lanczos_run_bounds_the_condition_number_from_below(mid_size):
     assert found.summary()["condition_number_is_lower_bound"]
 
 
-def test_residual_blocks_stay_within_one_plus_minus_the_weight_norm():
-    torch.manual_seed(5)
-    model = build("mlp", {"input_shape": [6], "outputs": 3, "widths": [6, 6, 6], "residual": True}).double()
-    with torch.no_grad():
-        for layer in model.hidden:
-            layer.linear.weight.mul_(0.8)
-    net = _net(model, (6,))
-    blocks = find_blocks(net)
-    assert [b.residual for b in blocks] == [True, True, True, False]
-    x = torch.randn(200, 6, dtype=torch.float64)
-    values = block_singular_values(net, blocks, x)
-    for dense, sv in zip(model.hidden, values):
-        norm = float(torch.linalg.matrix_norm(dense.linear.weight, ord=2))
-        assert sv.max() <= 1 + norm + 1e-12
-        assert sv.min() >= 1 - norm - 1e-12
-        assert sv.min() < 1 < sv.max()  # the bound is not met trivially
-
-
-def test_plain_block_singular_values_are_those_of_d_w():
-    torch.manual_seed(6)
-    model = build("mlp", {"input_shape": [5], "outputs": 2, "widths": [7, 4]}).double()
-    net = _net(model, (5,))
-    blocks = find_blocks(net)
-    assert [b.name for b in blocks] == ["hidden.0", "hidden.1", "output"]
-    x = torch.randn(50, 5, dtype=torch.float64)
-    first = block_singular_values(net, blocks, x)[0]
-    with torch.no_grad():
-        layer = model.hidden[0].linear
-        slopes = (layer(x) > 0).double()
-    expected = torch.linalg.svdvals(slopes[:, :, None] * layer.weight)
-    torch.testing.assert_close(first, expected, rtol=1e-12, atol=1e-12)
-    spectrum = condition.BlockSpectrum("b", False, 5, 7, [], first.numpy())
-    # D W (7 × 5) is singular exactly when fewer than 5 units are on
-    np.testing.assert_array_equal(spectrum.singular, slopes.sum(dim=1).numpy() < 5)
+def test_a_block_is_singular_where_its_smallest_singular_value_vanishes():
+    # D W (3 × 2) at three points: full rank, rank one up to rounding, rank one
+    values = np.array([[3.0, 1.5], [2.0, 1e-17], [4.0, 0.0]])
+    spectrum = condition.BlockSpectrum("b", False, 2, 3, [], values)
+    np.testing.assert_array_equal(spectrum.singular, [False, True, True])
+    np.testing.assert_array_equal(spectrum.kappa, [2.0, np.inf, np.inf])
 
 
 def test_run_compares_models_and_one_hot_targets():
@@ -175,7 +146,8 @@ def test_run_compares_models_and_one_hot_targets():
     x = np.random.default_rng(0).normal(size=(20, 2))
     labels = np.arange(20) % 3
     y = condition.one_hot(labels, 3)
-    result = condition.run([_net(a, (2,)), _net(b, (2,))], x, y, "labels", block_points=8)
+    targets, options = condition.Targets(y, "labels"), condition.ConditionOptions(block_points=8)
+    result = condition.run([_net(a, (2,)), _net(b, (2,))], x, targets, options)
     assert [len(m.layers) for m in result.models] == [2, 3]
     assert all(len(m.block_points) == 8 for m in result.models)
     with torch.no_grad():

@@ -20,10 +20,18 @@ def lowered(model, shape):
     return lower(model, shape).to(dtype=F64)
 
 
+def segments(net, starts, ends):
+    return counting.run(net, counting.Segments(torch.as_tensor(starts), torch.as_tensor(ends)))
+
+
+def plane(net, bounds, **options):
+    return counting.run(net, counting.Planes((input_plane(2, bounds),)), counting.CountOptions(**options))
+
+
 @pytest.mark.parametrize("depth", [1, 3, 16])
 def test_tent_map_composition_counts_two_to_the_depth(depth):
-    result = counting.count_segments(lowered(tent_network(depth), (1,)), torch.zeros(1, 1), torch.ones(1, 1))
-    assert result.method == "exact-1d"
+    result = segments(lowered(tent_network(depth), (1,)), torch.zeros(1, 1), torch.ones(1, 1))
+    assert isinstance(result, counting.SegmentCount) and result.method == "exact-1d"
     assert result.regions == 2**depth
     assert result.per_layer == [2**k for k in range(1, depth + 1)]
 
@@ -31,7 +39,7 @@ def test_tent_map_composition_counts_two_to_the_depth(depth):
 @pytest.mark.parametrize("depth", [1, 2, 4, 6])
 def test_product_of_two_tent_chains_has_four_to_the_depth_tiles(depth):
     net = lowered(tent_network(depth, dims=2, along=2), (2,))
-    result = counting.count_plane(net, input_plane(2, (0, 1, 0, 1)), max_resident=500)
+    result = plane(net, (0, 1, 0, 1), max_resident=500)
     assert result.regions == 4**depth
     assert result.per_layer == [4**k for k in range(1, depth + 1)]
 
@@ -39,7 +47,7 @@ def test_product_of_two_tent_chains_has_four_to_the_depth_tiles(depth):
 @pytest.mark.parametrize("n", [1, 4, 9, 20])
 def test_lines_in_general_position(n):
     w, b = tangent_lines(n)
-    result = counting.count_plane(lowered(first_layer_net(w, b), (2,)), input_plane(2, (-10, 10, -10, 10)))
+    result = plane(lowered(first_layer_net(w, b), (2,)), (-10, 10, -10, 10))
     assert result.regions == 1 + n + n * (n - 1) // 2
 
 
@@ -49,7 +57,7 @@ def test_pieces_along_a_segment_are_the_slice_tiles_it_crosses():
     tiles = slicing.run(net, input_plane(2, (-2, 2, -2, 2))).to_shapely()
     g = np.random.default_rng(3)
     starts, ends = g.uniform(-1.9, 1.9, size=(2, 6, 2))
-    result = counting.count_segments(net, torch.as_tensor(starts), torch.as_tensor(ends))
+    result = segments(net, starts, ends)
     for s in range(6):
         line = shapely.LineString([starts[s], ends[s]])
         crossed = sum(1 for tile in tiles if tile.intersection(line).length > 1e-9)
@@ -89,7 +97,7 @@ def test_one_segments_prefix_counts_are_its_pieces():
     torch.manual_seed(5)
     net = lowered(mlp((4, 10, 10, 10, 1)), (4,))
     g = torch.Generator().manual_seed(1)
-    result = counting.count_segments(net, torch.randn(1, 4, generator=g), torch.randn(1, 4, generator=g))
+    result = segments(net, torch.randn(1, 4, generator=g), torch.randn(1, 4, generator=g))
     assert result.per_layer == result.pieces_per_node[0].tolist() == result.distinct_per_layer
     assert result.regions == result.pieces[0] == result.distinct_regions
     # convexity, checked: the pieces' codes are all different, under every prefix network too
@@ -105,8 +113,8 @@ def test_distinct_regions_of_many_segments():
     point = lambda t: a + t * (b - a)  # noqa: E731
     starts = torch.stack([point(0.0), point(0.3), point(0.5)])
     ends = torch.stack([point(0.6), point(0.8), point(1.0)])
-    together = counting.count_segments(net, starts, ends)
-    whole = counting.count_segments(net, point(0.0)[None], point(1.0)[None])
+    together = segments(net, starts, ends)
+    whole = segments(net, point(0.0)[None], point(1.0)[None])
     assert together.distinct_regions == whole.regions == whole.distinct_regions
     assert together.regions == together.pieces.sum() > whole.regions
 
@@ -114,12 +122,12 @@ def test_distinct_regions_of_many_segments():
 def test_sampling_never_exceeds_the_exact_count():
     torch.manual_seed(11)
     net = lowered(mlp((2, 20, 20, 2)), (2,))
-    exact = counting.count_plane(net, input_plane(2, (-1, 1, -1, 1)))
+    exact = plane(net, (-1, 1, -1, 1))
     points, where = counting.sample_points(
         "bbox", 20000, 0, box=(np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
     )
-    sampled = counting.count_sampled(net, points, where)
-    assert sampled.method == "sampled"
+    sampled = counting.run(net, counting.Samples(points, where))
+    assert isinstance(sampled, counting.SampledCount) and sampled.method == "sampled"
     assert sampled.regions <= exact.regions
     assert all(s <= e for s, e in zip(sampled.per_layer, exact.per_layer))
     assert sampled.regions >= 0.8 * exact.regions  # 20,000 points find most of a few hundred tiles
@@ -132,11 +140,11 @@ def test_chao1():
     net = lowered(first_layer_net([[1.0, 0.0]], [0.0]), (2,))
     # two half-planes, 4 points: codes seen twice each, so nothing is unseen
     points = torch.tensor([[-1.0, 0.0], [-2.0, 0.0], [1.0, 0.0], [2.0, 3.0]], dtype=F64)
-    result = counting.count_sampled(net, points, "four points")
+    result = counting.run(net, counting.Samples(points, "four points"))
     assert (result.regions, result.singletons, result.doubletons, result.estimate) == (2, 0, 2, 2.0)
     assert result.estimate_caveat is None
     # every code seen once: Chao1 can only say that most regions went unseen, and the result says so
-    spread = counting.count_sampled(net, points[[0, 2]], "two points")
+    spread = counting.run(net, counting.Samples(points[[0, 2]], "two points"))
     assert (spread.singletons, spread.doubletons, spread.estimate) == (2, 0, 3.0)
     assert "seen exactly twice" in spread.summary()["estimate_caveat"]
 
@@ -167,13 +175,13 @@ def test_sweep_of_zero_bias_single_layers_counts_lines_through_the_origin(tmp_pa
         "[init]\nweight_gain = 1.0\nbias_std = 0.0\n"
         "[measure]\nplane = [-1.0, 1.0, -1.0, 1.0]\n",
     )
-    result = sweeps.run(sweep, torch.device("cpu"), F64)
+    result = sweeps.run(sweep, sweeps.SweepOptions(torch.device("cpu"), F64))
     assert result.depth.tolist() == [1, 1, 2, 2] and result.width.tolist() == [12, 12, 6, 6]
     assert result.regions[:2].tolist() == [24.0, 24.0]
     for row in range(4):
         model = sweeps.build_network(sweep, int(result.depth[row]), int(result.seed[row]))
         net = lowered(model, (2,))
-        assert result.regions[row] == counting.count_plane(net, input_plane(2, (-1, 1, -1, 1))).regions
+        assert result.regions[row] == plane(net, (-1, 1, -1, 1)).regions
 
 
 def test_sweep_over_segments(tmp_path):
@@ -182,7 +190,7 @@ def test_sweep_over_segments(tmp_path):
         'family = "mlp"\nneurons = 8\ndepths = [1, 4]\nseeds = [3]\n'
         "[options]\ninput_shape = [3]\noutputs = 2\n[measure]\nsegments = 5\nbox = [-2.0, 2.0]\n",
     )
-    result = sweeps.run(sweep, torch.device("cpu"), F64)
+    result = sweeps.run(sweep, sweeps.SweepOptions(torch.device("cpu"), F64))
     assert result.method == "exact-1d"
     # a single layer of 8 ReLUs cuts a segment at most 8 times
     assert 1 <= result.regions[0] <= 9
@@ -223,6 +231,6 @@ def test_bad_sweep_files_are_refused(tmp_path, body, message):
 
 def test_no_pl_nodes_is_one_region():
     net = lowered(nn.Sequential(nn.Linear(2, 3)), (2,))
-    assert counting.count_plane(net, input_plane(2, (-1, 1, -1, 1))).regions == 1
-    result = counting.count_segments(net, torch.zeros(2, 2), torch.ones(2, 2))
+    assert plane(net, (-1, 1, -1, 1)).regions == 1
+    result = segments(net, torch.zeros(2, 2), torch.ones(2, 2))
     assert result.distinct_regions == 1 and result.pieces.tolist() == [1, 1]

@@ -1,5 +1,6 @@
 """debias-sample against analytic volumes, dense autograd Jacobians and exact sampling probabilities."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ def dense_log_volume(module: nn.Module, z: np.ndarray) -> np.ndarray:
 def test_identity_and_relu_volumes_and_selected_share():
     net = net_of(IdentityAndRelu(), 1)
     pool, n = 20_000, 4000
-    result = ds.run(net, n=n, pool=pool, rhos=[1.0, 0.0], prior="uniform", replace=True, seed=1)
+    result = ds.run(net, ds.DebiasOptions(n, pool, (1.0, 0.0), "uniform", replace=True, seed=1))
     z = result.pool_latents[:, 0]
     assert z.min() >= -1 and z.max() <= 1
     expected = np.where(z > 0, 0.5 * math.log(2.0), 0.0)  # log 1 and log √2
@@ -48,7 +49,7 @@ def test_identity_and_relu_volumes_and_selected_share():
 def test_selected_share_without_replacement():
     net = net_of(IdentityAndRelu(), 1)
     n = 2000
-    result = ds.run(net, n=n, pool=100_000, prior="uniform", seed=2)
+    result = ds.run(net, ds.DebiasOptions(n, 100_000, prior="uniform", seed=2))
     share = math.sqrt(2) / (1 + math.sqrt(2))
     assert len(set(result.selected_index[0].tolist())) == n
     assert abs(np.mean(result.latents[0, :, 0] > 0) - share) < 4 * math.sqrt(share * (1 - share) / n) + 0.01
@@ -57,7 +58,7 @@ def test_selected_share_without_replacement():
 def test_affine_generator_gives_equal_weights_and_full_ess():
     torch.manual_seed(0)
     layer = nn.Linear(3, 5).double()
-    result = ds.run(net_of(layer, 3), n=10, pool=500, rhos=[1.0, -2.0])
+    result = ds.run(net_of(layer, 3), ds.DebiasOptions(10, 500, (1.0, -2.0)))
     np.testing.assert_allclose(result.weights, 1 / 500, rtol=1e-12)
     np.testing.assert_allclose(result.ess, 500, rtol=1e-9)
     w = layer.weight.detach()
@@ -100,8 +101,8 @@ def test_reverse_mode_top_k_and_projection_against_dense_jacobians():
     np.testing.assert_allclose(
         full.log_volume, 0.5 * np.linalg.slogdet(jac @ jac.transpose(0, 2, 1))[1], rtol=1e-9
     )
-    with pytest.raises(UsageError, match="--top-k 3 or less"):
-        ds.run(net, n=2, pool=10)
+    with pytest.raises(UsageError, match="`top_k` 3 or less"):
+        ds.run(net, ds.DebiasOptions(n=2, pool=10))
 
     wide = mlp((2, 16, 7)).double().eval()
     p = ds.projection_matrix(7, 4, seed=9)
@@ -123,7 +124,7 @@ def test_magnet_samples_are_uniform_along_two_unequal_segments():
     slope = 3.0
     net = net_of(two_segments(slope), 1)
     n = 3000
-    result = ds.run(net, n=n, pool=50_000, rhos=[1.0, 0.0], prior="uniform", replace=True, seed=3)
+    result = ds.run(net, ds.DebiasOptions(n, 50_000, (1.0, 0.0), "uniform", replace=True, seed=3))
     stretch = math.sqrt(slope**2 + 1)
     length = 1 + stretch
     for r, uniform in ((0, True), (1, False)):
@@ -137,7 +138,7 @@ def test_magnet_samples_are_uniform_along_two_unequal_segments():
 
 def test_collapsed_tiles_get_no_weight_and_are_left_out_for_negative_rho():
     net = net_of(nn.Sequential(nn.ReLU()), 1)  # G(z) = relu(z): A = 0 for z < 0
-    result = ds.run(net, n=50, pool=400, rhos=[1.0, -1.0, 0.0], prior="uniform", seed=4)
+    result = ds.run(net, ds.DebiasOptions(50, 400, (1.0, -1.0, 0.0), "uniform", seed=4))
     z = result.pool_latents[:, 0]
     assert result.collapsed == (z < 0).sum() and np.isneginf(result.log_volume[z < 0]).all()
     for r in (0, 1):
@@ -145,7 +146,7 @@ def test_collapsed_tiles_get_no_weight_and_are_left_out_for_negative_rho():
     assert (result.latents[2, :, 0] < 0).any()  # ρ = 0 draws from the whole pool
     assert any("collapsed" in w and "ρ = -1" in w for w in result.warnings)
     with pytest.raises(UsageError, match="non-zero weight"):
-        ds.run(net, n=300, pool=400, prior="uniform", seed=4)
+        ds.run(net, ds.DebiasOptions(300, 400, prior="uniform", seed=4))
 
 
 def test_gumbel_top_k_draws_without_replacement_in_proportion_to_the_weights():
@@ -187,10 +188,10 @@ def test_shares_of_the_pool_combine_to_the_whole_run(replace):
     torch.manual_seed(0)
     module = mlp((2, 8, 8, 3))
     net = net_of(module, 2)
-    options = {"n": 12, "pool": 101, "rhos": [-1.0, 2.0], "replace": replace, "seed": 5}
-    whole = ds.run(net, **options, chunk_size=7)
-    plan = ds.plan(net, **options)
-    shares = [ds.measure_share(net, plan, rows, chunk_size=4) for rows in (range(0, 30), range(30, 101))]
+    options = ds.DebiasOptions(12, 101, (-1.0, 2.0), replace=replace, seed=5)
+    whole = ds.run(net, dataclasses.replace(options, batch_size=7))
+    plan = ds.plan(net, options)
+    shares = [ds.measure_share(net, plan, rows, batch_size=4) for rows in (range(0, 30), range(30, 101))]
     joined = ds.combine(shares)
     for name in ("selected_index", "baseline_index", "tile_index", "tile_codes"):
         np.testing.assert_array_equal(getattr(joined, name), getattr(whole, name))
@@ -211,7 +212,7 @@ def test_shares_of_the_pool_combine_to_the_whole_run(replace):
 def test_shares_must_be_consecutive_and_cover_the_pool():
     torch.manual_seed(0)
     net = net_of(mlp((2, 8, 3)), 2)
-    plan = ds.plan(net, n=3, pool=20)
+    plan = ds.plan(net, ds.DebiasOptions(n=3, pool=20))
     first, last = (ds.measure_share(net, plan, rows) for rows in (range(0, 8), range(10, 20)))
     with pytest.raises(UsageError, match="rows 8:10 are missing"):
         ds.combine([first, last])
@@ -224,19 +225,19 @@ def test_shares_must_be_consecutive_and_cover_the_pool():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"n": 20, "pool": 10}, "more than --pool"),
-        ({"n": 0}, "--n 0: expected a positive number"),
-        ({"pool": 0}, "--pool 0: expected a positive number"),
-        ({"top_k": 3}, "--top-k 3: expected 1 to 2"),
-        ({"proj_dim": 9}, "--proj-dim 9: expected 1 to 3"),
+        ({"n": 20, "pool": 10}, "more than `pool`"),
+        ({"n": 0}, "`n` 0: expected a positive number"),
+        ({"pool": 0}, "`pool` 0: expected a positive number"),
+        ({"top_k": 3}, "`top_k` 3: expected 1 to 2"),
+        ({"proj_dim": 9}, "`proj_dim` 9: expected 1 to 3"),
         ({"proj_dim": 1}, "fewer than the 2 of the latent"),
         ({"output_shape": (2, 2)}, "holds 4 values"),
-        ({"prior": "cauchy"}, "--prior 'cauchy'"),
-        ({"rhos": [math.nan]}, "finite"),
+        ({"prior": "cauchy"}, "`prior` 'cauchy'"),
+        ({"rho": (math.nan,)}, "finite"),
     ],
 )
 def test_bad_options_are_usage_errors(options, message):
     torch.manual_seed(0)
     net = net_of(mlp((2, 4, 3)), 2)
     with pytest.raises(UsageError, match=message):
-        ds.run(net, **({"n": 5, "pool": 10} | options))
+        ds.run(net, ds.DebiasOptions(**({"n": 5, "pool": 10} | options)))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from splinetool.analyses import local_complexity as lc
 from splinetool.analyses import local_complexity_gate as gating
+from splinetool.engine.memory import auto_chunk
 from splinetool.errors import UsageError
 from splinetool.ir import lower
 from tests.zoo import build, mlp
@@ -41,7 +42,7 @@ def test_one_hidden_layer_counts_the_hyperplanes_that_separate_the_vertices():
     model = one_layer()
     w, b = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
     x = gaussian_points(40, 5)
-    result = lc.run(net_of(model, (5,)), [lc.PointSet("data", x)], directions=4, radius=0.7)
+    result = lc.run(net_of(model, (5,)), [lc.PointSet("data", x)], lc.LCOptions(directions=4, radius=0.7))
     v = vertices(x, result.frame_vectors, 0.7)
     side = v @ w.T + b > 0  # [N, 2P, hidden]: which side of each hyperplane w·x + b = 0
     separating = (side.any(axis=1) & ~side.all(axis=1)).sum(axis=1)
@@ -56,7 +57,9 @@ def test_output_units_are_counted_on_request():
     model = one_layer()
     x = gaussian_points(30, 5)
     net = net_of(model, (5,))
-    result = lc.run(net, [lc.PointSet("data", x)], directions=5, radius=1.5, include_output=True)
+    result = lc.run(
+        net, [lc.PointSet("data", x)], lc.LCOptions(directions=5, radius=1.5, include_output=True)
+    )
     assert result.node_names[1] == "output" and result.node_units == [12, 3]
     v = torch.as_tensor(vertices(x, result.frame_vectors, 1.5))
     with torch.no_grad():
@@ -71,10 +74,11 @@ def test_lc_is_zero_far_from_every_boundary_and_grows_with_the_radius():
     x = gaussian_points(50, 5)
     distance = (np.abs(x @ w.T + b) / np.linalg.norm(w, axis=1)).min(axis=1)  # to the nearest hyperplane
     net = net_of(model, (5,))
-    far = lc.run(net, [lc.PointSet("data", x)], directions=5, radius=0.99 * distance.min())
+    far = lc.run(net, [lc.PointSet("data", x)], lc.LCOptions(directions=5, radius=0.99 * distance.min()))
     assert far.per_point.sum() == 0
     counts = [
-        lc.run(net, [lc.PointSet("data", x)], directions=5, radius=r).lc(0) for r in (0.05, 0.2, 0.5, 1, 3)
+        lc.run(net, [lc.PointSet("data", x)], lc.LCOptions(directions=5, radius=r)).lc(0)
+        for r in (0.05, 0.2, 0.5, 1, 3)
     ]
     # on a fixed frame each segment [x - r u, x + r u] contains the shorter ones: a hyperplane crossing
     # a small neighbourhood also crosses every larger one
@@ -87,14 +91,18 @@ def test_reproducible_with_a_seed_and_independent_of_chunking():
     x = gaussian_points(23, 36)
     for frame in lc.FRAMES:
         runs = [
-            lc.run(net, [lc.PointSet("data", x)], 6, radius=0.4, frame=frame, seed=3, chunk_size=size)
+            lc.run(
+                net,
+                [lc.PointSet("data", x)],
+                lc.LCOptions(directions=6, radius=0.4, frame=frame, seed=3, batch_size=size),
+            )
             for size in (1, 7, None)
         ]
         for other in runs[1:]:
             np.testing.assert_array_equal(other.per_point, runs[0].per_point)
         assert runs[0].per_point.sum() > 0
-    shared = lc.run(net, [lc.PointSet("data", x)], 6, radius=0.4, seed=3)
-    moved = lc.run(net, [lc.PointSet("data", x)], 6, radius=0.4, seed=4)
+    shared = lc.run(net, [lc.PointSet("data", x)], lc.LCOptions(directions=6, radius=0.4, seed=3))
+    moved = lc.run(net, [lc.PointSet("data", x)], lc.LCOptions(directions=6, radius=0.4, seed=4))
     assert not np.allclose(shared.frame_vectors, moved.frame_vectors)
 
 
@@ -157,7 +165,9 @@ def test_conv_residual_and_two_breakpoint_nodes_match_a_brute_force_count(name, 
     net = net_of(model, shape)
     x = gaussian_points(12, int(np.prod(shape)))
     directions = min(5, x.shape[1])
-    result = lc.run(net, [lc.PointSet("data", x)], directions=directions, radius=radius, chunk_size=5)
+    result = lc.run(
+        net, [lc.PointSet("data", x)], lc.LCOptions(directions=directions, radius=radius, batch_size=5)
+    )
     if name == "convnet":
         # the max-pool index is constant over the vertices iff it is the same as at the first vertex
         with torch.no_grad():
@@ -195,7 +205,7 @@ def test_random_points_are_seeded_and_inside_the_data_box():
     box = np.concatenate([s.x for s in sets])
     assert (r1.x >= box.min(axis=0)).all() and (r1.x <= box.max(axis=0)).all()
     net = net_of(one_layer(inputs=4), (4,))
-    result = lc.run(net, [*sets, r1], directions=2)
+    result = lc.run(net, [*sets, r1], lc.LCOptions(directions=2))
     # the random points do not change the radius, which comes from the data
     assert result.radius == pytest.approx(0.05 * lc.data_scale(sets))
     assert result.set_names == ["train", "test", "random"] and list(result.set_offsets) == [0, 40, 50, 150]
@@ -207,10 +217,10 @@ def test_a_trajectory_is_each_checkpoint_measured_alone():
     y = np.arange(20) % 3
     sets = [lc.PointSet("data", x, y)]
     trajectory = lc.run(
-        iter(nets), sets, directions=3, radius=0.5, checkpoints=["a", "b", "c"], steps=[0, 5, 9]
+        iter(nets), sets, lc.LCOptions(directions=3, radius=0.5), checkpoints=["a", "b", "c"], steps=[0, 5, 9]
     )
     for c, net in enumerate(nets):
-        alone = lc.run(net, sets, directions=3, radius=0.5)
+        alone = lc.run(net, sets, lc.LCOptions(directions=3, radius=0.5))
         np.testing.assert_array_equal(trajectory.per_point[c], alone.per_point[0])
         with torch.no_grad():
             predicted = net(torch.as_tensor(x)).argmax(dim=1).numpy()
@@ -219,13 +229,13 @@ def test_a_trajectory_is_each_checkpoint_measured_alone():
     assert [e["step"] for e in summary["checkpoints"]] == [0, 5, 9]
     for other in (net_of(one_layer(hidden=13), (5,)), net_of(mlp((5, 12, 4, 3)), (5,))):
         with pytest.raises(UsageError, match="a trajectory must keep one architecture"):
-            lc.run([nets[0], other], sets, directions=2, radius=0.5)
+            lc.run([nets[0], other], sets, lc.LCOptions(directions=2, radius=0.5))
 
 
 def test_statistics_of_a_set():
     net = net_of(one_layer(), (5,))
     x = gaussian_points(37, 5)
-    result = lc.run(net, [lc.PointSet("data", x)], directions=4, radius=0.7)
+    result = lc.run(net, [lc.PointSet("data", x)], lc.LCOptions(directions=4, radius=0.7))
     totals = result.per_point[0].sum(axis=1)
     stats = result.stats(0, "data")
     assert stats["lc_mean"] == pytest.approx(totals.mean())
@@ -240,18 +250,18 @@ def test_statistics_of_a_set():
 @pytest.mark.parametrize(
     "options,message",
     [
-        ({"directions": 6}, "--directions 6"),
-        ({"directions": 0}, "--directions 0"),
-        ({"radius": -1.0}, "--radius"),
-        ({"relative_radius": 0.0}, "--relative-radius"),
-        ({"frame": "fresh"}, "--frame"),
-        ({"chunk_size": 0}, "--batch-size"),
+        ({"directions": 6}, "`directions` 6"),
+        ({"directions": 0}, "`directions` 0"),
+        ({"radius": -1.0}, "`radius`"),
+        ({"relative_radius": 0.0}, "`relative_radius`"),
+        ({"frame": "fresh"}, "`frame`"),
+        ({"batch_size": 0}, "`batch_size`"),
     ],
 )
 def test_bad_options_are_usage_errors(options, message):
     net = net_of(one_layer(), (5,))
     with pytest.raises(UsageError, match=message):
-        lc.run(net, [lc.PointSet("data", gaussian_points(5, 5))], **options)
+        lc.run(net, [lc.PointSet("data", gaussian_points(5, 5))], lc.LCOptions(**options))
 
 
 def test_points_of_the_wrong_size_are_a_usage_error():
@@ -264,7 +274,9 @@ def test_points_of_the_wrong_size_are_a_usage_error():
 
 def test_gate_checks_and_baseline(tmp_path):
     net = net_of(one_layer(), (5,))
-    result = lc.run(net, [lc.PointSet("data", gaussian_points(40, 5))], directions=4, radius=0.7)
+    result = lc.run(
+        net, [lc.PointSet("data", gaussian_points(40, 5))], lc.LCOptions(directions=4, radius=0.7)
+    )
     stats = result.stats(0)
     gate_file = tmp_path / "gate.toml"
     gate_file.write_text(
@@ -301,3 +313,17 @@ def test_bad_gate_files_are_usage_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         gating.load_gate(path)
+
+
+def test_the_memory_estimate_counts_a_convolution_whichever_format_it_came_from(tmp_path):
+    # modules and .pt2 files lower a convolution to conv2d, TorchScript to convolution: the column
+    # buffer it unfolds its input into is the same, so the points per chunk must be too
+    model, shape = build("convnet")
+    scripted, exported = tmp_path / "m.ts", tmp_path / "m.pt2"
+    torch.jit.save(torch.jit.script(model), str(scripted))
+    torch.export.save(torch.export.export(model, (torch.randn(3, *shape),)), str(exported))
+    sources = [model, torch.jit.load(str(scripted)), torch.export.load(str(exported))]
+    nets = [lower(source, shape).to(dtype=torch.float64) for source in sources]
+    # no CPU batch cap, so that nothing hides the estimate
+    chunks = {auto_chunk(net, rows_per_point=4, cpu_rows=2**40, budget=2**24) for net in nets}
+    assert len(chunks) == 1

@@ -46,7 +46,7 @@ def moons_like():
     model = mlp((2, 12, 12, 10, 3))
     net = lower(model, (2,)).to(dtype=F64)
     plane = input_plane(2, (-4, 4, -4, 4))
-    return net, plane, analysis.run(net, plane, verify_samples=3, jacobian_norm=True)
+    return net, plane, analysis.run(net, plane, analysis.SliceOptions(verify_samples=3, jacobian_norm=True))
 
 
 def test_tiles_cover_the_domain_and_match_grid_codes(moons_like):
@@ -124,7 +124,7 @@ def test_every_layer_kind_is_sliced_exactly(name):
     net = lower(model, shape).to(dtype=F64)
     anchors = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1), dtype=F64)
     plane = anchor_plane(anchors)
-    result = analysis.run(net, plane, verify_samples=2)
+    result = analysis.run(net, plane, analysis.SliceOptions(verify_samples=2))
     assert result.verify["passed"]
     check_exact(net, plane, result, n_grid=60)
 
@@ -190,10 +190,12 @@ def test_streamed_groups_read_back_equal_to_the_slice_in_memory(tmp_path):
     model, shape = build("resnet")
     net = lower(model, shape).to(dtype=F64)
     plane = anchor_plane(torch.randn(3, *shape, generator=torch.Generator().manual_seed(2), dtype=F64))
-    in_memory = analysis.run(net, plane, budget=1 << 19, jacobian_norm=True)
+    in_memory = analysis.run(net, plane, analysis.SliceOptions(jacobian_norm=True, budget=1 << 19))
     path = tmp_path / "slice.h5"
     with stream(path, Provenance("slice", [], "0" * 64, "cpu", 0)) as appender:
-        streamed = analysis.run(net, plane, budget=1 << 19, jacobian_norm=True, sink=appender.append)
+        streamed = analysis.run(
+            net, plane, analysis.SliceOptions(jacobian_norm=True, budget=1 << 19), appender.append
+        )
         appender.finish(streamed)
     back = read(path)["slice"]
     for name in ("vertices", "offsets", "codes", "affine_A", "affine_c", "jacobian_norm", "edge_node"):

@@ -46,8 +46,8 @@ def concurrent():
 @pytest.mark.parametrize("budget", [None, 1])
 def test_concurrent_lines_make_six_tiles_and_pass_verify(concurrent, budget):
     plane = input_plane(2, (-1, 1, -1, 1))
-    assert counting.count_plane(concurrent, plane).regions == 6
-    result = slicing.run(concurrent, plane, verify_samples=8, budget=budget)
+    assert counting.run(concurrent, counting.Planes((plane,))).regions == 6
+    result = slicing.run(concurrent, plane, slicing.SliceOptions(verify_samples=8, budget=budget))
     assert result.regions == 6 and result.verify["passed"]
     assert len(np.unique(result.codes, axis=0)) == 6
 
@@ -56,38 +56,38 @@ def test_concurrent_lines_segments_and_samples_see_six_regions(concurrent):
     plane = input_plane(2, (-1, 1, -1, 1))
     tiles = slicing.run(concurrent, plane).to_shapely()
     starts, ends = uniform(200, (-1, 1, -1, 1), 0), uniform(200, (-1, 1, -1, 1), 1)
-    result = counting.count_segments(concurrent, torch.as_tensor(starts), torch.as_tensor(ends))
+    result = counting.run(concurrent, counting.Segments(torch.as_tensor(starts), torch.as_tensor(ends)))
     assert result.distinct_regions == 6
     # each segment's pieces are the tiles it crosses
     for s in range(200):
         line = shapely.LineString([starts[s], ends[s]])
         assert result.pieces[s] == sum(1 for t in tiles if t.intersection(line).length > 1e-9)
     points = torch.as_tensor(uniform(200_000, (-1, 1, -1, 1), 2))
-    assert counting.count_sampled(concurrent, points, "bbox").regions == 6
+    assert counting.run(concurrent, counting.Samples(points, "bbox")).regions == 6
 
 
 def test_inside_the_cancelling_region_everything_sees_one_region(concurrent):
     plane = input_plane(2, CANCELLING_BOX)
-    assert counting.count_plane(concurrent, plane).regions == 1
-    result = slicing.run(concurrent, plane, verify_samples=16, budget=1)
+    assert counting.run(concurrent, counting.Planes((plane,))).regions == 1
+    result = slicing.run(concurrent, plane, slicing.SliceOptions(verify_samples=16, budget=1))
     assert result.regions == 1 and result.verify["passed"]
     starts, ends = uniform(200, CANCELLING_BOX, 3), uniform(200, CANCELLING_BOX, 4)
-    segments = counting.count_segments(concurrent, torch.as_tensor(starts), torch.as_tensor(ends))
+    segments = counting.run(concurrent, counting.Segments(torch.as_tensor(starts), torch.as_tensor(ends)))
     assert segments.regions == 200 and segments.distinct_regions == 1
     points = torch.as_tensor(uniform(2000, CANCELLING_BOX, 5))
-    assert counting.count_sampled(concurrent, points, "bbox").regions == 1
+    assert counting.run(concurrent, counting.Samples(points, "bbox")).regions == 1
 
 
 def test_local_complexity_does_not_count_a_unit_that_is_zero_around_the_points(concurrent):
     # the second node is ±1e-16 around every point, the first node's lines are far away
     points = uniform(100, (-0.1, 0.5, 0.0, 0.6), 6)
-    result = lc.run(concurrent, [lc.PointSet("data", points)], directions=2, radius=0.05)
+    result = lc.run(concurrent, [lc.PointSet("data", points)], lc.LCOptions(directions=2, radius=0.05))
     assert result.per_point.sum() == 0
     assert result.stats()["lc_mean"] == 0
     # on z0's line (x = -0.5 / 0.8125) z0 changes sign and counts; the second unit is -z0 > 0 on one
     # side and 0 on the other: it touches zero without changing sign, and does not count
     on_line = np.array([[-0.5 / 0.8125, 0.3]])
-    counted = lc.run(concurrent, [lc.PointSet("data", on_line)], directions=2, radius=0.05)
+    counted = lc.run(concurrent, [lc.PointSet("data", on_line)], lc.LCOptions(directions=2, radius=0.05))
     assert counted.per_point[0, 0].tolist() == [1, 0]
 
 
@@ -173,7 +173,7 @@ HYPERPLANE = (torch.tensor([[0.125, 0.25, 0.375]]), torch.tensor([[1.0, -1.0, 0.
 def test_a_plane_inside_a_units_hyperplane_keeps_it_off(bounds):
     net = lowered(hyperplane_net(), (3,))
     plane = given_plane(*HYPERPLANE, bounds)
-    result = slicing.run(net, plane, verify_samples=16, budget=1)
+    result = slicing.run(net, plane, slicing.SliceOptions(verify_samples=16, budget=1))
     expected = 2 if bounds[0] < -0.125 < bounds[1] else 1  # x1 = 0.125 + t1 vanishes at t1 = -0.125
     assert result.regions == expected and result.verify["passed"]
     assert not np.unpackbits(result.codes, axis=1)[:, 0].any()  # the first unit reads 0 everywhere
@@ -213,15 +213,15 @@ def test_integer_weight_networks_match_exact_arithmetic(widths, seed, cancel):
         exact = exact_tile_count(model, bounds)
         assert exact_region_count(model, bounds) == exact  # two exact methods agree
         plane = input_plane(2, bounds)
-        assert counting.count_plane(net, plane).regions == exact
+        assert counting.run(net, counting.Planes((plane,))).regions == exact
         for budget in (None, 1):
-            result = slicing.run(net, plane, verify_samples=4, budget=budget)
+            result = slicing.run(net, plane, slicing.SliceOptions(verify_samples=4, budget=budget))
             assert result.regions == exact and result.verify["passed"]
         starts, ends = uniform(200, bounds, seed + 10), uniform(200, bounds, seed + 20)
-        segments = counting.count_segments(net, torch.as_tensor(starts), torch.as_tensor(ends))
+        segments = counting.run(net, counting.Segments(torch.as_tensor(starts), torch.as_tensor(ends)))
         assert segments.distinct_regions <= exact
         points = uniform(3000, bounds, seed + 30)
-        assert counting.count_sampled(net, torch.as_tensor(points), "bbox").regions <= exact
+        assert counting.run(net, counting.Samples(torch.as_tensor(points), "bbox")).regions <= exact
         # every code is the exact one (a float that is zero in reals reads 0, as exact zero does)
         bits = net.code_bits(torch.as_tensor(points)).numpy()
         np.testing.assert_array_equal(bits, exact_codes(model, points))
@@ -272,7 +272,9 @@ def test_verify_passes_on_every_zoo_slice(name, seed, inside, grouped):
         directions = torch.randn(2, origin.numel(), generator=generator, dtype=F64)
     half = 0.1 if name == "resnet" else 0.5
     plane = given_plane(origin, directions, (-half, half, -half, half))
-    result = slicing.run(net, plane, verify_samples=2, budget=1 << 16 if grouped else None)
+    result = slicing.run(
+        net, plane, slicing.SliceOptions(verify_samples=2, budget=1 << 16 if grouped else None)
+    )
     assert result.verify["passed"], result.verify
     if inside:
         # the unit the plane lies in is zero all over it: one bit, the same in every tile

@@ -38,7 +38,7 @@ def test_arch_without_checkpoint_writes_json_hdf5_and_pictures(tmp_path):
         assert all(set(node) >= KEYS for node in init.values())
     # every first-layer line of a bias-free network passes through the origin, inside the view
     assert payload["inits"]["zero-bias"]["hidden.0.act"]["boundaries_in_view"] == 6
-    stored = read(out)["bn_density"]
+    stored = read(out)["bn-density"]
     assert stored.density.shape == (2, 2, 16, 16) and stored.segments is not None
     for i, init in enumerate(stored.inits):
         for k, node in enumerate(stored.node_names):

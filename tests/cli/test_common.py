@@ -290,3 +290,20 @@ def test_counts_too_large_to_allocate_are_refused_naming_the_option(tmp_path, op
     message = " ".join(result.output.split())
     assert message.startswith(f"error: {option} 100,000,000,000") and "GiB" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_parameters_become_the_command_options_that_set_them():
+    from types import SimpleNamespace
+
+    from splinetool.cli.common import in_flags
+
+    params = [
+        SimpleNamespace(name="relative_radius", opts=["--relative-radius"]),
+        SimpleNamespace(name="output", opts=["-o", "--output"]),
+    ]
+    ctx = SimpleNamespace(command=SimpleNamespace(params=params))
+    message = "`relative_radius` -1: expected > 0; `output` and `trust`, not `unknown_name`"
+    assert in_flags(message, ctx) == (
+        "--relative-radius -1: expected > 0; --output and --trust-checkpoint, not `unknown_name`"
+    )
+    assert in_flags(message, None).startswith("`relative_radius` -1")

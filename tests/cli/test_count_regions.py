@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from splinetool.analyses.count_regions import CountResult
+from splinetool.analyses.count_regions import SegmentCount
 from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.cli import app
 from splinetool.io import read, read_provenance
@@ -67,8 +67,8 @@ def test_bounds_on_a_one_dimensional_model_is_a_segment(tent, tmp_path):
     assert payload["method"] == "exact-1d"
     assert payload["regions"] == 2**12 == payload["distinct_regions"]
     assert payload["per_layer"] == [2**k for k in range(1, 13)]
-    result = read(out)["count"]
-    assert isinstance(result, CountResult)
+    result = read(out)["count-regions"]
+    assert isinstance(result, SegmentCount)
     assert np.allclose(result.breakpoints, np.arange(2**12 + 1) / 2**12, atol=1e-12)
     assert result.offsets.tolist() == [0, 2**12 + 1]
     assert read_provenance(out)["command"] == "count-regions"
@@ -83,7 +83,7 @@ def test_random_pairs_of_digits(tmp_path):
     assert stats["min"] <= stats["median"] <= stats["max"] and stats["min"] >= 1
     assert len(payload["per_layer"]) == 4 and payload["per_layer"] == sorted(payload["per_layer"])
     assert payload["distinct_regions"] <= payload["regions"]
-    result = read(out)["count"]
+    result = read(out)["count-regions"]
     assert result.pieces.sum() == payload["regions"] == payload["per_layer"][-1]
     assert result.piece_codes.shape == (payload["regions"], 100)  # 4 × 200 ReLU bits per piece
     # the same seed picks the same pairs, another seed others
@@ -125,7 +125,7 @@ def test_sweep_writes_its_table_and_plot(tmp_path):
     payload = run_json("--sweep", config, "-o", out, "--png", tmp_path / "sweep.png")
     assert [row["depth"] for row in payload["sweep"]] == [1, 2]
     assert len(payload["rows"]) == 4
-    result = read(out)["count"]
+    result = read(out)["count-regions"]
     assert isinstance(result, SweepResult)
     assert result.regions.tolist() == [row["regions"] for row in payload["rows"]]
     assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -29,7 +29,7 @@ def test_segment_shards_merge_to_the_whole_run(tmp_path):
     shards = [tmp_path / f"s{i}.h5" for i in (2, 0, 1)]
     assert invoke("merge", *shards, "-o", tmp_path / "merged.h5").exit_code == 0
     assert_same_file(tmp_path / "merged.h5", tmp_path / "whole.h5", ROUNDING)
-    whole, part = read(tmp_path / "whole.h5")["count"], read(tmp_path / "s1.h5")["count"]
+    whole, part = read(tmp_path / "whole.h5")["count-regions"], read(tmp_path / "s1.h5")["count-regions"]
     assert part.pieces.tolist() == whole.pieces[4:8].tolist()
     # distinct regions are recounted over all shares: no share alone sees them all
     assert part.distinct_regions < whole.distinct_regions
@@ -46,7 +46,7 @@ def test_plane_list_shards_merge_to_the_whole_run(tmp_path):
     assert invoke("merge", tmp_path / "s0.h5", tmp_path / "s1.h5", "-o", tmp_path / "m.h5").exit_code == 0
     assert_same_file(tmp_path / "m.h5", tmp_path / "whole.h5")
     # the same planes as slice's tiles
-    assert read(tmp_path / "m.h5")["count"].tiles.tolist() == [207, 1596, 268]
+    assert read(tmp_path / "m.h5")["count-regions"].tiles.tolist() == [207, 1596, 268]
 
 
 def test_segments_on_two_ranks_equal_one_process(tmp_path):
@@ -94,6 +94,6 @@ def test_an_empty_share_merges_like_any_other(tmp_path):
     assert invoke(*args, "-o", tmp_path / "whole.h5").exit_code == 0
     for i in range(2):  # share 0 of 1 plane in 2 holds no plane
         assert invoke(*args, "--shard", f"{i}/2", "-o", tmp_path / f"s{i}.h5").exit_code == 0
-    assert read(tmp_path / "s0.h5")["count"].regions == 0
+    assert read(tmp_path / "s0.h5")["count-regions"].regions == 0
     assert invoke("merge", tmp_path / "s0.h5", tmp_path / "s1.h5", "-o", tmp_path / "m.h5").exit_code == 0
     assert_same_file(tmp_path / "m.h5", tmp_path / "whole.h5")

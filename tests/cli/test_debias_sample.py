@@ -34,7 +34,7 @@ def test_json_has_the_issue_fields_and_matches_the_library():
         assert key in payload
     assert payload["pool"] == 2000 and payload["n"] == 100 and payload["rho"] == 1.0
     net = lower(load_model(GMM)).to(dtype=torch.float64)
-    direct = ds.run(net, n=100, pool=2000, seed=3)
+    direct = ds.run(net, ds.DebiasOptions(n=100, pool=2000, seed=3))
     finite = direct.log_volume[np.isfinite(direct.log_volume)]
     assert payload["ess"] == pytest.approx(direct.ess[0])
     assert payload["log_volume_mean"] == pytest.approx(finite.mean())
@@ -51,7 +51,7 @@ def test_several_rho_hdf5_and_picture(tmp_path):
     assert payload["rho"] == [-1.0, 0.0, 1.0] and len(payload["ess"]) == 3
     from splinetool.io import read, read_provenance
 
-    stored = read(out)["debias"]
+    stored = read(out)["debias-sample"]
     np.testing.assert_array_equal(stored.rho, [-1.0, 0.0, 1.0])
     np.testing.assert_array_equal(stored.selected_index[1], stored.baseline_index)  # ρ = 0 is the baseline
     assert stored.summary()["ess"] == pytest.approx(payload["ess"])

@@ -66,7 +66,7 @@ def test_json_reports_the_published_statistics_and_matches_the_library(digits):
     scale = np.sqrt(((both - both.mean(axis=0)) ** 2).sum(axis=1).mean())
     assert payload["radius"] == pytest.approx(0.05 * scale, rel=1e-12)
     net = lower(load_model(MLP)).to(dtype=__import__("torch").float64)
-    direct = lc.run(net, [lc.PointSet("train", x_train)], radius=payload["radius"])
+    direct = lc.run(net, [lc.PointSet("train", x_train)], lc.LCOptions(radius=payload["radius"]))
     assert payload["lc_mean"] == pytest.approx(direct.stats(0)["lc_mean"])
     assert payload["per_node_mean"] == pytest.approx(direct.stats(0)["per_node_mean"])
 
@@ -78,7 +78,7 @@ def test_hdf5_and_pictures(digits, tmp_path):
     result, payload = run_json(
         MLP, "--data", digits, "--split", "test", "-o", out, "--png", png, "--svg", svg
     )
-    stored = read(out)["local_complexity"]
+    stored = read(out)["local-complexity"]
     assert stored.per_point.shape == (1, 40, 4)
     assert stored.stats(0)["lc_mean"] == pytest.approx(payload["lc_mean"])
     assert stored.frame_vectors.shape == (25, 64) and stored.radius == payload["radius"]

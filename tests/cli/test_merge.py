@@ -63,11 +63,11 @@ def test_merged_trajectory_shards_equal_the_unshared_run(lc_shards, tmp_path):
     result = invoke("merge", shards[2], shards[0], shards[1], "-o", merged)  # any order
     assert result.exit_code == 0, result.output
     assert_same_file(merged, folder / "whole.h5")
-    whole = read(folder / "whole.h5")["local_complexity"]
+    whole = read(folder / "whole.h5")["local-complexity"]
     assert 0 < whole.accuracy[0, 1] < 1  # the shuffled test labels: hits from every shard add up
     assert read_provenance(merged)["command"] == "local-complexity"
     # a shard holds exactly its points' rows of the unshared result
-    part = read(shards[1])["local_complexity"]
+    part = read(shards[1])["local-complexity"]
     assert np.array_equal(part.per_point, whole.per_point[:, 19:38])
 
 
@@ -220,11 +220,11 @@ def assert_refused(shards, folder, *fragments):
 def test_merge_refuses_a_local_complexity_shard_cut_short(lc_shards, tmp_path):
     _, _, _, shards = lc_shards
     # per_point is [checkpoints, points, nodes]: keep 12 of the share's 19 points
-    short = edited(shards[1], tmp_path, cut("local_complexity/per_point", 12, axis=1))
+    short = edited(shards[1], tmp_path, cut("local-complexity/per_point", 12, axis=1))
     assert_refused(
         [shards[0], short, shards[2]],
         tmp_path,
-        f"{short}: declares items 19:38 (19 items) but its 'local_complexity' result holds 12 (per_point)",
+        f"{short}: declares items 19:38 (19 items) but its 'local-complexity' result holds 12 (per_point)",
     )
 
 
@@ -243,7 +243,7 @@ def test_merge_refuses_set_offsets_that_disagree_with_the_points(lc_shards, tmp_
     _, _, _, shards = lc_shards
 
     def edit(f):
-        f["local_complexity/set_offsets"][-1] -= 1
+        f["local-complexity/set_offsets"][-1] -= 1
 
     changed = edited(shards[2], tmp_path, edit)
     assert_refused([*shards[:2], changed], tmp_path, f"{changed}:", "holds 19 (set_offsets)")
@@ -251,17 +251,17 @@ def test_merge_refuses_set_offsets_that_disagree_with_the_points(lc_shards, tmp_
 
 @pytest.mark.parametrize("field", ["starts", "ends", "pieces_per_node", "offsets"])
 def test_merge_refuses_a_segment_shard_cut_short(segment_shards, tmp_path, field):
-    short = edited(segment_shards[1], tmp_path, cut(f"count/{field}", 3 + (field == "offsets")))
+    short = edited(segment_shards[1], tmp_path, cut(f"count-regions/{field}", 3 + (field == "offsets")))
     assert_refused(
         [segment_shards[0], short, segment_shards[2]],
         tmp_path,
-        f"{short}: declares items 4:8 (4 items) but its 'count' result holds 3 ({field})",
+        f"{short}: declares items 4:8 (4 items) but its 'count-regions' result holds 3 ({field})",
     )
 
 
 @pytest.mark.parametrize("field", ["origins", "directions", "domains", "tiles_per_node"])
 def test_merge_refuses_a_plane_shard_cut_short(plane_shards, tmp_path, field):
-    short = edited(plane_shards[1], tmp_path, cut(f"count/{field}", 1))  # share 1/2 of 3 planes: 2
+    short = edited(plane_shards[1], tmp_path, cut(f"count-regions/{field}", 1))  # share 1/2 of 3 planes: 2
     assert_refused(
         [plane_shards[0], short], tmp_path, f"{short}: declares items 1:3 (2 items)", f"holds 1 ({field})"
     )
@@ -270,9 +270,9 @@ def test_merge_refuses_a_plane_shard_cut_short(plane_shards, tmp_path, field):
 def test_merge_refuses_results_of_other_methods(segment_shards, plane_shards, tmp_path):
     def swap(source):
         def edit(f):
-            del f["count"]
+            del f["count-regions"]
             with h5py.File(source, "r") as other:
-                other.copy("count", f)
+                other.copy("count-regions", f)
 
         return edit
 
@@ -280,13 +280,17 @@ def test_merge_refuses_results_of_other_methods(segment_shards, plane_shards, tm
     whole = tmp_path / "segments.h5"
     assert invoke(*SEGMENTS[:-1], "random:2", "-q", "-o", whole).exit_code == 0
     mixed = edited(plane_shards[1], tmp_path, swap(whole))
-    assert_refused([plane_shards[0], mixed], tmp_path, f"{mixed}: its 'count' result", "does not combine")
+    assert_refused(
+        [plane_shards[0], mixed], tmp_path, f"{mixed}: its 'count-regions' result", "does not combine"
+    )
     # a sampled count is one estimate, not a share of items
     sampled = tmp_path / "sampled.h5"
     counted = invoke("count-regions", MOONS, "--sample", "50", "--bounds", "0,1,0,1", "-q", "-o", sampled)
     assert counted.exit_code == 0
     alone = edited(plane_shards[0], tmp_path, swap(sampled))
-    assert_refused([alone, plane_shards[1]], tmp_path, f"{alone}: its 'count' result holds nothing per item")
+    assert_refused(
+        [alone, plane_shards[1]], tmp_path, f"{alone}: its 'count-regions' result holds nothing per item"
+    )
 
 
 def test_merge_refuses_a_slice_list_shard_missing_a_plane(tmp_path):
@@ -304,11 +308,11 @@ def test_merge_refuses_a_slice_list_shard_missing_a_plane(tmp_path):
 def test_merge_refuses_pool_shards_that_disagree_with_their_headers(tmp_path):
     (tmp_path / "shards").mkdir()
     shards = shards_of(POOL, 2, tmp_path / "shards")  # rows 0:150 and 150:300
-    short = edited(shards[1], tmp_path, cut("debias/log_volume", 100))
+    short = edited(shards[1], tmp_path, cut("debias-sample/log_volume", 100))
     assert_refused([shards[0], short], tmp_path, f"{short}: declares items 150:300", "holds 100 (log_volume)")
 
     def edit(f):
-        f["debias"].attrs["start"] = 140
+        f["debias-sample"].attrs["start"] = 140
 
     moved = edited(shards[1], tmp_path, edit)
     assert_refused([shards[0], moved], tmp_path, f"{moved}: declares items 150:300 of 300", "from 140 of 300")

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from splinetool.engine import memory
-from splinetool.engine.store import available_memory
+from splinetool.ir import lower
+from tests.zoo import mlp
 
 GIB = 1 << 30
 V1_UNLIMITED = 9223372036854771712  # what cgroup v1 writes for "no limit"
@@ -110,19 +111,6 @@ def test_address_space_limit_minus_the_virtual_size(tmp_path, monkeypatch):
     assert memory.rlimit_left(proc) is None
 
 
-def test_available_memory_is_half_the_least_limit(monkeypatch):
-    monkeypatch.setattr(memory, "host_available", lambda proc: 40 * GIB)
-    monkeypatch.setattr(memory, "cgroup_left", lambda proc: 6 * GIB)
-    monkeypatch.setattr(memory, "rlimit_left", lambda proc: None)
-    assert available_memory(torch.device("cpu")) == 3 * GIB
-    monkeypatch.setattr(memory, "rlimit_left", lambda proc: -5)  # already past the limit
-    assert available_memory(torch.device("cpu")) == 0
-    monkeypatch.setattr(memory, "cgroup_left", lambda proc: None)
-    monkeypatch.setattr(memory, "rlimit_left", lambda proc: None)
-    monkeypatch.setattr(memory, "host_available", lambda proc: None)
-    assert available_memory(torch.device("cpu")) == 8 * GIB
-
-
 ARCH = "mlp{widths=[512, 512, 512, 512, 512, 512], outputs=1, input_shape=[2]}"
 # the CLI, started once torch and splinetool are imported, under RLIMIT_AS = that virtual size + headroom
 UNDER_LIMIT = textwrap.dedent(
@@ -179,3 +167,11 @@ def test_freed_memory_is_kept_unless_the_user_chose_otherwise():
     assert kept() == "True"
     assert kept(MALLOC_TRIM_THRESHOLD_="0") == "False"
     assert kept(MALLOC_MMAP_THRESHOLD_="131072") == "False"
+
+
+def test_auto_chunk_keeps_the_rows_of_a_chunk_within_the_cpu_batch_and_the_budget():
+    net = lower(mlp((3, 10, 10, 7)), (3,)).to(dtype=torch.float64)
+    assert memory.auto_chunk(net, 50, 1024) == 1024 // 50
+    # each row holds four values of the widest step (10 floats of 8 bytes): 320 bytes
+    assert memory.auto_chunk(net, 2, 10**6, budget=320 * 2 * 7) == 7
+    assert memory.auto_chunk(net, 2, 10**6, budget=1) == 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from splinetool.analyses.plane import anchor_plane, box, polygon_areas
+from splinetool.analyses.plane import anchor_plane, box, input_plane, polygon_areas
 from splinetool.engine import planar
 from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
 from splinetool.ir import lower
@@ -140,7 +140,7 @@ def test_prefix_counts_are_non_decreasing_and_end_at_the_total():
 
 def test_too_many_regions_stops_early():
     w, b = tangent_lines(12)
-    with pytest.raises(TooManyRegions, match="max-regions"):
+    with pytest.raises(TooManyRegions, match="`max_regions`"):
         tiles_of(first_layer_net(w, b), box(-20, 20, -20, 20), max_regions=10)
 
 
@@ -249,13 +249,30 @@ def test_codes_from_the_engine_equal_the_network_codes_inside_each_tile(name):
     assert torch.equal(net.codes(x), part.codes)
 
 
-@pytest.mark.parametrize("name", ["mlp", "clamps", "convnet", "resnet"])
+def test_softshrink_bands_give_the_tiles_of_their_lines_and_of_a_dense_grid():
+    # three neurons at 0, 60 and 120 degrees: six lines, two parallel ones per neuron, each meeting the
+    # four lines of the other neurons inside the box and no three at one point: 1 + 6 + 12 tiles
+    angles = torch.tensor([0.0, math.pi / 3, 2 * math.pi / 3])
+    model = nn.Sequential(nn.Linear(2, 3), nn.Softshrink(0.5), nn.Linear(3, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.stack([angles.cos(), angles.sin()], dim=1))
+        model[0].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    net = lower(model, (2,)).to(dtype=F64)
+    plane = input_plane(2, (-2, 2, -2, 2))
+    tiles = count_tiles(net, plane.origin, plane.directions, plane.domain)
+    assert tiles == [19]
+    side = torch.linspace(-1.999, 1.999, 500, dtype=F64)
+    grid = torch.stack(torch.meshgrid(side, side, indexing="xy"), dim=-1).reshape(-1, 2)
+    assert len(torch.unique(net.codes(grid), dim=0)) == 19
+
+
+@pytest.mark.parametrize("name", ["mlp", "clamps", "shrinks", "convnet", "resnet"])
 def test_sign_codes_read_from_corners_equal_the_codes_read_at_every_tile_mean(name, monkeypatch):
     # the shortcut reads a unit at the mean only where corners disagree; reading every unit there
     # (as max-pool nodes do) is the slower second implementation
     net, plane = zoo_plane(name)
     fast = partition(net, plane.origin, plane.directions, plane.domain)
-    monkeypatch.setitem(planar.CODE_READERS, SignKind, planar._mean_codes)
+    monkeypatch.setitem(SignKind.implementations, planar.CODES, planar._mean_codes)
     slow = partition(net, plane.origin, plane.directions, plane.domain)
     assert torch.equal(fast.verts, slow.verts)
     assert torch.equal(fast.codes, slow.codes)

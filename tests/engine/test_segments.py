@@ -76,7 +76,24 @@ def test_breakpoints_of_lines_on_a_segment_are_where_each_unit_vanishes():
     assert part.labels.tolist() == [SEGMENT_END, 0, 0, 0, 0, SEGMENT_END]
 
 
-@pytest.mark.parametrize("name", ["mlp", "nested", "convnet", "conv1d", "clamps", "resnet"])
+def test_softshrink_breaks_a_segment_at_each_centre_plus_and_minus_lambda():
+    # softshrink(x - c) has breakpoints at c - lambd and c + lambd: along [-1, 1] the pieces end there
+    lambd = 0.25
+    centres = torch.tensor([-0.6, 0.1, 0.9])
+    model = nn.Sequential(nn.Linear(1, 3), nn.Softshrink(lambd), nn.Linear(3, 1))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.copy_(-centres)
+    net = lowered(model, (1,))
+    part = partition_segments(net, torch.tensor([[-1.0]]), torch.tensor([[1.0]]))
+    expected = [-1.0, -0.85, -0.35, -0.15, 0.35, 0.65, 1.0]  # 1.15 lies past the end
+    assert torch.allclose(-1 + 2 * part.t, torch.tensor(expected, dtype=F64), atol=1e-12)
+    assert part.pieces.tolist() == [6]
+    # each piece holds one activation code, and each breakpoint changes it
+    assert_exact(net, torch.tensor([[-1.0]], dtype=F64), torch.tensor([[1.0]], dtype=F64), part)
+
+
+@pytest.mark.parametrize("name", ["mlp", "nested", "convnet", "conv1d", "clamps", "shrinks", "resnet"])
 def test_every_piece_is_one_region_and_every_breakpoint_changes_region(name):
     model, shape = build(name, seed=3)
     net = lowered(model, shape)

@@ -94,7 +94,7 @@ def test_state_dict_with_factory_from_the_current_directory(tmp_path, monkeypatc
 
 def test_state_dict_without_arch_asks_for_one(tmp_path):
     torch.save(_family_mlp().state_dict(), tmp_path / "m.pt")
-    with pytest.raises(CheckpointError, match="--arch"):
+    with pytest.raises(CheckpointError, match="`arch`"):
         load_model(tmp_path / "m.pt")
 
 
@@ -130,7 +130,7 @@ def test_malicious_pickle_is_not_executed(tmp_path):
         pickle.dump(_Payload(marker), handle)
     torch.save(_Payload(marker), tmp_path / "evil_zip.pt")
     for candidate in (path, tmp_path / "evil_zip.pt"):
-        with pytest.raises(UnsafeCheckpointError, match="--trust-checkpoint"):
+        with pytest.raises(UnsafeCheckpointError, match="`trust`"):
             load_model(candidate)
     assert not marker.exists()
 

@@ -11,7 +11,7 @@ from tests.zoo import bn_density_result
 
 def written(tmp_path, result):
     path = tmp_path / "run.h5"
-    write(path, {"bn_density": result}, Provenance("bn-density", ["splinetool"], "", "cpu", 0))
+    write(path, {"bn-density": result}, Provenance("bn-density", ["splinetool"], "", "cpu", 0))
     return path
 
 
@@ -31,13 +31,13 @@ def assert_same(got, expected):
 def test_round_trip_with_and_without_segments(tmp_path):
     for segments in (True, False):
         result = bn_density_result(segments=segments)
-        assert_same(read(written(tmp_path, result))["bn_density"], result)
+        assert_same(read(written(tmp_path, result))["bn-density"], result)
 
 
 def test_layout_density_per_init_and_node_with_dimension_scales(tmp_path):
     result = bn_density_result()
     with h5py.File(written(tmp_path, result)) as f:
-        group = f["bn_density"]
+        group = f["bn-density"]
         assert group.attrs["encoding-type"] == "splinetool.bn_density"
         density = group["batchnorm/hidden.2.act/density"]
         np.testing.assert_array_equal(density[()], result.density[1, 2])

@@ -16,17 +16,9 @@ def test_round_trip(tmp_path):
     x = np.random.default_rng(0).normal(size=(12, 2))
     y = condition.one_hot(np.arange(12) % 2, 2)
     names, shas = ["a/m.pt", "b/m.pt"], ["1", "2"]
-    result = condition.run(
-        [net, net],
-        x,
-        y,
-        "labels",
-        max_dense=10,
-        k=2,
-        block_points=5,
-        checkpoints=names,
-        checkpoint_sha256=shas,
-    )
+    options = condition.ConditionOptions(max_dense=10, k=2, block_points=5)
+    targets = condition.Targets(y, "labels")
+    result = condition.run([net, net], x, targets, options, checkpoints=names, checkpoint_sha256=shas)
     assert {layer.method for layer in result.models[0].layers} == {"lanczos", "dense JᵀJ"}
     path = tmp_path / "c.h5"
     write(path, {"condition": result}, Provenance("condition", ["x"], "1,2", "cpu", 0))

@@ -18,7 +18,7 @@ PROVENANCE = Provenance("debias-sample", ["debias-sample", "g.pt"], "ab" * 32, "
 def result(**options) -> ds.DebiasResult:
     torch.manual_seed(0)
     net = lower(mlp((3, 8, 12)).double(), (3,)).to(dtype=torch.float64)
-    return ds.run(net, n=6, pool=40, **options)
+    return ds.run(net, ds.DebiasOptions(6, 40, **options))
 
 
 def assert_same(a: ds.DebiasResult, b: ds.DebiasResult) -> None:
@@ -34,20 +34,20 @@ def assert_same(a: ds.DebiasResult, b: ds.DebiasResult) -> None:
     "options",
     [
         {},
-        {"rhos": [-1.0, 0.0, 2.0], "top_k": 2, "proj_dim": 5, "replace": True, "output_shape": (1, 3, 4)},
+        {"rho": (-1.0, 0.0, 2.0), "top_k": 2, "proj_dim": 5, "replace": True, "output_shape": (1, 3, 4)},
     ],
     ids=["one rho", "several rho, projected, images"],
 )
 def test_round_trip(tmp_path, options):
     path = tmp_path / "debias.h5"
     original = result(**options)
-    write(path, {"debias": original}, PROVENANCE)
-    back = read(path)["debias"]
+    write(path, {"debias-sample": original}, PROVENANCE)
+    back = read(path)["debias-sample"]
     assert isinstance(back, ds.DebiasResult)
     assert_same(original, back)
     assert back.summary() | {"seconds": 0} == original.summary() | {"seconds": 0}
     with h5py.File(path) as f:
-        group = f["debias"]
+        group = f["debias-sample"]
         rows = len(original.rho)
         assert group["latents"].shape == (rows, 6, 3)
         np.testing.assert_array_equal(group["latents"][()], original.latents)
@@ -60,12 +60,12 @@ def test_round_trip(tmp_path, options):
 def test_share_round_trip_and_combine(tmp_path):
     torch.manual_seed(0)
     net = lower(mlp((3, 8, 12)).double(), (3,)).to(dtype=torch.float64)
-    plan = ds.plan(net, n=4, pool=30, rhos=[-1.0, 2.0], top_k=2, proj_dim=5, output_shape=(1, 3, 4))
+    plan = ds.plan(net, ds.DebiasOptions(4, 30, (-1.0, 2.0), top_k=2, proj_dim=5, output_shape=(1, 3, 4)))
     shares = [ds.measure_share(net, plan, rows) for rows in (range(0, 15), range(15, 30))]
     back = []
     for i, share in enumerate(shares):
-        write(tmp_path / f"s{i}.h5", {"debias": share}, PROVENANCE)
-        back.append(read(tmp_path / f"s{i}.h5")["debias"])
+        write(tmp_path / f"s{i}.h5", {"debias-sample": share}, PROVENANCE)
+        back.append(read(tmp_path / f"s{i}.h5")["debias-sample"])
     for share, other in zip(shares, back):
         assert isinstance(other, ds.PoolShare) and other.start == share.start
         for name in ("latents", "candidates", "outputs"):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
 from splinetool.io import Provenance, iter_slice, read, read_provenance, slice_info, stream, write
-from splinetool.io import hdf5 as hdf5_module
+from splinetool.io.commands import KINDS
 from tests.zoo import joined_slices, slice_grid, slice_parts
 
 
@@ -101,13 +102,17 @@ def test_root_attributes_and_encoding(tmp_path):
         assert json.loads(group.attrs["verify"]) == {"points": 20, "passed": True}
 
 
+def _replace_codec(monkeypatch, **parts):
+    kind = KINDS[SliceResult]
+    monkeypatch.setitem(KINDS, SliceResult, dataclasses.replace(kind, codec=kind.codec._replace(**parts)))
+
+
 def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     def fail(group, result):
         group.create_dataset("partial", data=np.zeros(3))
         raise RuntimeError("disk on fire")
 
-    codec = hdf5_module.CODECS[SliceResult]._replace(write=fail)
-    monkeypatch.setitem(hdf5_module.CODECS, SliceResult, codec)
+    _replace_codec(monkeypatch, write=fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write(tmp_path / "run.h5", {"slice": two_triangles()}, PROVENANCE)
     assert list(tmp_path.iterdir()) == []
@@ -116,7 +121,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "run.h5"
     path.write_bytes(b"previous")
-    monkeypatch.setitem(hdf5_module.CODECS, SliceResult, hdf5_module.CODECS[SliceResult]._replace(write=None))
+    _replace_codec(monkeypatch, write=None)
     with pytest.raises(TypeError):
         write(path, {"slice": two_triangles()}, PROVENANCE)
     assert list(tmp_path.iterdir()) == [path]
@@ -273,3 +278,20 @@ def test_paged_reading_refuses_what_is_not_a_slice(tmp_path):
         iter_slice(path, tiles=0)
     with pytest.raises(UsageError, match="no such file"):
         iter_slice(tmp_path / "missing.h5")
+
+
+@pytest.mark.parametrize(
+    "command, old, new",
+    [
+        ("count-regions", "count", "count-regions"),
+        ("debias-sample", "debias", "debias-sample"),
+        ("local-complexity", "local_complexity", "local-complexity"),
+        ("bn-density", "bn_density", "bn-density"),
+    ],
+)
+def test_groups_of_earlier_versions_read_under_the_command_name(tmp_path, command, old, new):
+    path = tmp_path / "old.h5"
+    write(path, {old: two_triangles()}, Provenance(command, [command], "", "cpu", 0))
+    assert list(read(path)) == [new]
+    write(path, {old: two_triangles()}, Provenance("slice", ["slice"], "", "cpu", 0))
+    assert list(read(path)) == [old]  # another command's group of that name is its own

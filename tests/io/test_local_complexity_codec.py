@@ -53,8 +53,8 @@ def assert_same(a: LCResult, b: LCResult) -> None:
 def test_round_trip(tmp_path, overrides):
     path = tmp_path / "lc.h5"
     original = result(**overrides)
-    write(path, {"local_complexity": original}, PROVENANCE)
-    back = read(path)["local_complexity"]
+    write(path, {"local-complexity": original}, PROVENANCE)
+    back = read(path)["local-complexity"]
     assert isinstance(back, LCResult)
     assert_same(original, back)
     assert back.stats(1, "train") == original.stats(1, "train")
@@ -62,9 +62,9 @@ def test_round_trip(tmp_path, overrides):
 
 def test_layout_names_its_axes(tmp_path):
     path = tmp_path / "lc.h5"
-    write(path, {"local_complexity": result()}, PROVENANCE)
+    write(path, {"local-complexity": result()}, PROVENANCE)
     with h5py.File(path) as f:
-        group = f["local_complexity"]
+        group = f["local-complexity"]
         assert group.attrs["encoding-type"] == "splinetool.local_complexity"
         assert list(group["per_point"].attrs["dims"]) == ["checkpoint", "point", "node"]
         assert group["directions"].shape == (2, 6) and group.attrs["radius"] == 0.125

@@ -63,6 +63,27 @@ def test_two_breakpoint_activations_have_two_units_per_neuron():
     assert [(n.kind, n.neurons, n.code_bits) for n in net.pl_nodes] == [("hardtanh", 6, 12)] * 3
 
 
+@pytest.mark.parametrize("frontend", [*FRONTENDS, "traced"])
+def test_softshrink_is_a_node_with_a_breakpoint_at_minus_and_plus_lambda(frontend, tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.3), nn.Linear(4, 2)).eval()
+    if frontend == "traced":
+        path = tmp_path / "m.ts"
+        torch.jit.save(torch.jit.trace(model, torch.randn(5, 3)), str(path))
+        source = torch.jit.load(str(path))
+    else:
+        source = as_frontend(model, (3,), frontend, tmp_path)
+    net = lower(source, (3,)).to(dtype=torch.float64)
+    (node,) = net.pl_nodes
+    assert (node.kind, node.neurons, node.units, node.code_bits) == ("softshrink", 4, 8, 8)
+    x = torch.randn(50, 3, dtype=torch.float64)
+    model.double()
+    with torch.no_grad():
+        pre = model[0](x)
+        torch.testing.assert_close(net(x), model(x), rtol=0, atol=1e-12)
+    bits = torch.stack([pre > -0.3, pre > 0.3], dim=2).reshape(50, -1)
+    assert torch.equal(net.code_bits(x), bits)
+
+
 def test_unsupported_ops_are_all_listed_at_once():
     class Bad(nn.Module):
         def __init__(self):

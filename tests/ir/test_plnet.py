@@ -1,4 +1,4 @@
-"""Codes, pre-activations and local affine maps against quantities computed by hand."""
+"""Codes and pre-activations against quantities computed by hand."""
 
 import math
 
@@ -103,32 +103,22 @@ def test_max_pool_candidates_reproduce_the_pool(kernel, stride, padding, dilatio
     assert node.code_bits == expected[0].numel() * math.ceil(math.log2(candidates.shape[-1]))
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
-def test_local_affine_map_reproduces_the_output(name):
-    model, shape = build(name)
+def test_walk_yields_each_node_then_the_output_and_stops_where_asked():
+    model, shape = build("resnet")
     net = lower(model, shape).to(dtype=torch.float64)
-    x = torch.randn(6, *shape, dtype=torch.float64)
-    a, c = net.affine_maps(x, chunk_size=4)
-    assert a.shape == (6, net.output_dim, net.input_dim)
-    y = net(x).reshape(6, -1)
-    torch.testing.assert_close(torch.einsum("boi,bi->bo", a, x.reshape(6, -1)) + c, y, rtol=0, atol=1e-11)
-
-
-@pytest.mark.parametrize("name", ["mlp", "convnet", "resnet"])
-def test_local_affine_map_matches_finite_differences_inside_the_region(name):
-    model, shape = build(name)
-    net = lower(model, shape).to(dtype=torch.float64)
-    x = torch.randn(4, *shape, dtype=torch.float64)
-    a, _ = net.affine_maps(x)
-    step = 1e-7
-    direction = torch.randn_like(x)
-    direction /= direction.reshape(4, -1).norm(dim=1).reshape(4, *[1] * len(shape))
-    moved = x + step * direction
-    same_region = (net.codes(moved) == net.codes(x)).all(dim=1)
-    assert same_region.all()
-    numeric = (net(moved) - net(x)).reshape(4, -1) / step
-    analytic = torch.einsum("boi,bi->bo", a, direction.reshape(4, -1))
-    torch.testing.assert_close(numeric, analytic, rtol=1e-6, atol=1e-6)
+    x = torch.randn(5, *shape, dtype=torch.float64)
+    walked = list(net.walk(x, output=True))
+    assert [index for index, _ in walked] == list(range(len(net.pl_nodes) + 1))
+    for (_, got), want in zip(walked, net.preactivations(x)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(walked[-1][1], net(x), rtol=0, atol=0)
+    assert [pre.shape[1:] for _, pre in walked[:-1]] == [node.in_shape for node in net.pl_nodes]
+    ran = []
+    for index, _ in net.walk(x):
+        ran.append(index)
+        if index == 1:
+            break
+    assert ran == [0, 1]
 
 
 def test_region_ids_group_equal_codes():

@@ -18,7 +18,8 @@ def test_draws_one_panel_per_layer_and_the_blocks():
         for w in ([4], [4, 4])
     ]
     x = np.random.default_rng(0).normal(size=(10, 2))
-    result = condition.run(nets, x, block_points=6, checkpoints=["a.pt", "b.pt"])
+    options = condition.ConditionOptions(block_points=6)
+    result = condition.run(nets, x, options=options, checkpoints=["a.pt", "b.pt"])
     fig = draw_condition(result)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 3 + 1  # the deeper model's 3 layers, then the blocks

@@ -13,11 +13,11 @@ from tests.zoo import mlp
 def run(widths, **options):
     torch.manual_seed(0)
     net = lower(mlp(widths).double(), (widths[0],)).to(dtype=torch.float64)
-    return ds.run(net, n=30, pool=300, **options)
+    return ds.run(net, ds.DebiasOptions(30, 300, **options))
 
 
 def test_two_dimensional_outputs_draw_a_scatter_per_draw_and_the_plain_one_once(tmp_path):
-    result = run((2, 16, 2), rhos=[-1.0, 0.0, 1.0])
+    result = run((2, 16, 2), rho=(-1.0, 0.0, 1.0))
     fig = draw_debias(result, title="toy")
     panels = fig.axes
     assert len(panels) == 4  # ρ = -1, 0, 1, then the log-volume histogram
@@ -29,7 +29,7 @@ def test_two_dimensional_outputs_draw_a_scatter_per_draw_and_the_plain_one_once(
 
 
 def test_images_draw_a_grid_per_draw_with_the_baseline_first():
-    result = run((2, 16, 12), rhos=[1.0], output_shape=(1, 3, 4))
+    result = run((2, 16, 12), rho=(1.0,), output_shape=(1, 3, 4))
     panels = draw_debias(result).axes
     assert len(panels) == 3  # baseline, ρ = 1, histogram
     assert "plain" in panels[0].get_title()

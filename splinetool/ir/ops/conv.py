@@ -1,11 +1,13 @@
 """Convolutions of any dimension, stride, padding, dilation and groups, transposed or not."""
 
 from splinetool.ir.context import LoweringContext, require_dynamic_only_at
-from splinetool.ir.registry import handles
+from splinetool.ir.registry import OpFamily, handles, tensor_arguments
+
+CONV = OpFamily("conv", trained_parameters=tensor_arguments)
 
 
 @handles(
-    "conv",
+    CONV,
     "conv1d",
     "conv2d",
     "conv3d",

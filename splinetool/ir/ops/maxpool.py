@@ -2,13 +2,15 @@
 
 from splinetool.ir.context import LoweringContext, NotLowerable, require_dynamic_only_at
 from splinetool.ir.pl import ArgmaxKind
-from splinetool.ir.registry import handles
+from splinetool.ir.registry import OpFamily, handles
+
+MAX_POOL = OpFamily("max-pool")
 
 _NDIM = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3}
 
 
 @handles(
-    "max-pool",
+    MAX_POOL,
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",

@@ -1,11 +1,13 @@
 """Average pooling and means over feature dimensions: linear maps."""
 
 from splinetool.ir.context import LoweringContext, NotLowerable, require_dynamic_only_at
-from splinetool.ir.registry import handles
+from splinetool.ir.registry import OpFamily, handles
+
+AVG_POOL = OpFamily("avg-pool")
 
 
 @handles(
-    "avg-pool",
+    AVG_POOL,
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
@@ -19,7 +21,7 @@ def lower_avg_pool(ctx: LoweringContext, fn, args, kwargs):
     return ctx.add(fn, args, kwargs)
 
 
-@handles("avg-pool", "mean", "sum")
+@handles(AVG_POOL, "mean", "sum")
 def lower_reduction(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "a reduction")
     dims = args[1] if len(args) > 1 else kwargs.get("dim")

@@ -5,14 +5,22 @@ per-sample shape they produced and work for any batch size.
 """
 
 from splinetool.ir.context import Dyn, LoweringContext, NotLowerable, require_dynamic_only_at
-from splinetool.ir.registry import handles
+from splinetool.ir.registry import OpFamily, handles
+
+RESHAPE = OpFamily("reshape")
+IDENTITY = OpFamily("identity")
+DROPOUT = OpFamily("dropout")
+SELECT = OpFamily("select")
+PERMUTE = OpFamily("permute")
+CONCAT = OpFamily("concat")
+PAD = OpFamily("pad")
 
 
 def reshape_batch(x, per_sample_shape):
     return x.reshape(x.shape[0], *per_sample_shape)
 
 
-@handles("reshape", "view", "reshape", "_unsafe_view", "flatten", "squeeze", "unsqueeze")
+@handles(RESHAPE, "view", "reshape", "_unsafe_view", "flatten", "squeeze", "unsqueeze")
 def lower_reshape(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "a reshape")
     source = args[0]
@@ -22,13 +30,13 @@ def lower_reshape(ctx: LoweringContext, fn, args, kwargs):
     return ctx.add(reshape_batch, (source, tuple(out.shape[1:])))
 
 
-@handles("identity", "clone", "contiguous", "detach", "alias", "lift_fresh_copy")
+@handles(IDENTITY, "clone", "contiguous", "detach", "alias", "lift_fresh_copy")
 def lower_identity(ctx: LoweringContext, fn, args, kwargs) -> Dyn:
     require_dynamic_only_at(args, {0}, "a copy")
     return args[0]
 
 
-@handles("dropout", "dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "native_dropout")
+@handles(DROPOUT, "dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "native_dropout")
 def lower_dropout(ctx: LoweringContext, fn, args, kwargs) -> Dyn:
     training = args[2] if len(args) > 2 else kwargs.get("train", False)
     if training:
@@ -40,7 +48,7 @@ def _keeps_batch(dim: int, rank: int) -> bool:
     return dim % rank != 0
 
 
-@handles("select", "select", "slice", "narrow")
+@handles(SELECT, "select", "slice", "narrow")
 def lower_select(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "an index")
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
@@ -58,7 +66,7 @@ def _whole_range(args: tuple, batch: int) -> bool:
     return start in (None, 0) and (end is None or end >= batch) and step == 1
 
 
-@handles("permute", "permute", "transpose")
+@handles(PERMUTE, "permute", "transpose")
 def lower_permute(ctx: LoweringContext, fn, args, kwargs):
     require_dynamic_only_at(args, {0}, "a permutation")
     rank = args[0].example.dim()
@@ -68,7 +76,7 @@ def lower_permute(ctx: LoweringContext, fn, args, kwargs):
     return ctx.add(fn, args, kwargs)
 
 
-@handles("concat", "cat", "concat", "stack")
+@handles(CONCAT, "cat", "concat", "stack")
 def lower_cat(ctx: LoweringContext, fn, args, kwargs):
     tensors = args[0]
     rank = next(t.example.dim() for t in tensors if isinstance(t, Dyn))
@@ -83,7 +91,7 @@ def lower_cat(ctx: LoweringContext, fn, args, kwargs):
 
 # every padding mode copies entries (or adds a constant): an affine map
 @handles(
-    "pad",
+    PAD,
     "constant_pad_nd",
     "pad",
     "reflection_pad1d",

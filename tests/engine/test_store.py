@@ -1,0 +1,102 @@
+"""The engine's growable vertex and tile tables, and the memory they may take."""
+
+import pytest
+import torch
+
+from splinetool.engine import memory
+from splinetool.engine.store import (
+    OutOfMemory,
+    TileStore,
+    VertexStore,
+    available_memory,
+    check_memory,
+    grow,
+    take_rows,
+)
+
+F64 = torch.float64
+GIB = 1 << 30
+
+
+def test_grow_doubles_and_keeps_the_rows():
+    t = torch.arange(6.0).reshape(3, 2)
+    assert grow(t, 3) is t  # room enough: the same tensor
+    out = grow(t, 4, fill=-1)
+    assert out.shape == (6, 2)  # doubled, not just the 4 asked for
+    torch.testing.assert_close(out[:3], t)
+    assert (out[3:] == -1).all()
+    assert grow(t, 20).shape == (20, 2)  # more than double: as many as asked
+
+
+def test_take_rows_is_indexing_by_ids_of_any_shape():
+    t = torch.arange(24.0).reshape(6, 2, 2)
+    ids = torch.tensor([[5, 0, 2], [1, 1, 4]])
+    torch.testing.assert_close(take_rows(t, ids), t[ids])
+    assert take_rows(t, ids).shape == (2, 3, 2, 2)
+
+
+def test_vertices_appended_on_edges_and_inside_tiles_carry_interpolated_fields():
+    coords = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]], dtype=F64)
+    # fields affine in the coordinates: f = 3x - y + 1, g = (x, y, x + y) per row
+    f = 3 * coords[:, 0] - coords[:, 1] + 1
+    g = torch.stack([coords[:, 0], coords[:, 1], coords.sum(dim=1)], dim=1)
+    store = VertexStore(coords.clone(), {"f": f.clone(), "g": g.clone()})
+    for _ in range(3):  # past the first doubling of every table
+        store.interpolate(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([0.25, 0.5], dtype=F64))
+    ids = store.combine(torch.tensor([[0, 1, 2]]), torch.tensor([[0.5, 0.25, 0.25]], dtype=F64))
+    assert store.n == 10 and ids.tolist() == [9]
+    torch.testing.assert_close(store.coords[:3], coords)  # the first rows survive growing
+    torch.testing.assert_close(store.coords[3], torch.tensor([0.5, 0.0], dtype=F64))
+    torch.testing.assert_close(store.coords[4], torch.tensor([1.0, 2.0], dtype=F64))
+    torch.testing.assert_close(store.coords[9], torch.tensor([0.5, 1.0], dtype=F64))
+    x, y = store.coords[:, 0], store.coords[:, 1]
+    torch.testing.assert_close(store.field("f"), 3 * x - y + 1)
+    torch.testing.assert_close(store.field("g"), torch.stack([x, y, x + y], dim=1))
+
+
+def test_a_vertex_table_past_its_budget_is_refused_before_growing():
+    coords = torch.zeros(4, 2, dtype=F64)
+    store = VertexStore(coords, {}, budget=380)  # 16 bytes a row: growing to 8 rows needs 3 × 8 × 16
+    with pytest.raises(OutOfMemory, match="`margin`"):
+        store.interpolate(torch.tensor([0] * 4), torch.tensor([1] * 4), torch.full((4,), 0.5, dtype=F64))
+    assert store.n == 4
+    VertexStore(coords, {}, budget=384).interpolate(  # 384 bytes: just enough
+        torch.tensor([0] * 4), torch.tensor([1] * 4), torch.full((4,), 0.5, dtype=F64)
+    )
+
+
+def test_tiles_append_inherit_their_parents_payload_and_keep_trims():
+    verts = torch.tensor([[0, 1, 2, -1], [2, 3, 4, 5]])
+    tiles = TileStore(
+        verts, torch.where(verts >= 0, verts + 10, -1), torch.tensor([[7], [9]], dtype=torch.uint8)
+    )
+    tiles.append(torch.tensor([[6, 7, 8, 9, 10]]), torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([1]))
+    assert tiles.n == 3 and tiles.verts.shape == (3, 5)
+    assert tiles.count.tolist() == [3, 4, 5] and tiles.payload[:, 0].tolist() == [7, 9, 9]
+    assert tiles.verts[0].tolist() == [0, 1, 2, -1, -1]  # widened with padding
+    tiles.keep(torch.tensor([1, 0]))
+    assert tiles.n == 2 and tiles.verts.tolist() == [[2, 3, 4, 5], [0, 1, 2, -1]]
+    assert tiles.labels.tolist() == [[12, 13, 14, 15], [10, 11, 12, -1]]
+    assert tiles.payload[:, 0].tolist() == [9, 7]
+
+
+def test_check_memory_names_the_work_and_the_advice(monkeypatch):
+    monkeypatch.setattr(memory, "host_available", lambda proc: 4 * GIB)
+    monkeypatch.setattr(memory, "cgroup_left", lambda proc: None)
+    monkeypatch.setattr(memory, "rlimit_left", lambda proc: None)
+    check_memory(2 * GIB, "`grid` 10", "use a smaller `grid`")  # half of 4 GiB: allowed
+    with pytest.raises(OutOfMemory, match=r"`grid` 10 needs about 3.0 GiB, more than the 2.0 GiB .*smaller"):
+        check_memory(3 * GIB, "`grid` 10", "use a smaller `grid`")
+
+
+def test_available_memory_is_half_the_least_limit(monkeypatch):
+    monkeypatch.setattr(memory, "host_available", lambda proc: 40 * GIB)
+    monkeypatch.setattr(memory, "cgroup_left", lambda proc: 6 * GIB)
+    monkeypatch.setattr(memory, "rlimit_left", lambda proc: None)
+    assert available_memory(torch.device("cpu")) == 3 * GIB
+    monkeypatch.setattr(memory, "rlimit_left", lambda proc: -5)  # already past the limit
+    assert available_memory(torch.device("cpu")) == 0
+    monkeypatch.setattr(memory, "cgroup_left", lambda proc: None)
+    monkeypatch.setattr(memory, "rlimit_left", lambda proc: None)
+    monkeypatch.setattr(memory, "host_available", lambda proc: None)
+    assert available_memory(torch.device("cpu")) == 8 * GIB
