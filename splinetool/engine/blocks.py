@@ -20,6 +20,7 @@ from splinetool.engine.layer_jacobian import parameter_layers
 from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.engine.threads import one_thread
 from splinetool.ir import PLNet
+from splinetool.ir.lower import unique_name
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def find_blocks(net: PLNet) -> list[Block]:
         reads = [j for s in steps for j in s.inputs]
         residual = any(reads.count(v) > 1 for v in set(reads))
         names = [s.name for s in steps]
-        name = _unique(
+        name = unique_name(
             _common_prefix(names)
             or _common_prefix([net.steps[i].name for i in range(start, stop) if i in parameterised])
             or f"steps {start}-{stop - 1}",
@@ -86,14 +87,6 @@ def _common_prefix(names: list[str]) -> str:
             break
         common.append(pieces[0])
     return ".".join(common)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, k = name, 1
-    while candidate in taken:
-        candidate, k = f"{name}_{k}", k + 1
-    taken.add(candidate)
-    return candidate
 
 
 def block_singular_values(

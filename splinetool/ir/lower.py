@@ -68,7 +68,7 @@ def lower(model: Any, input_shape: tuple[int, ...] | None = None) -> PLNet:
         if node.target is operator.getitem:
             values[node.name] = _getitem(node, args, unsupported)
             continue
-        ctx.name = _unique(traced.names.get(node.name, node.name), taken)
+        ctx.name = unique_name(traced.names.get(node.name, node.name), taken)
         ctx.op = op
         handler = HANDLERS.get(op)
         try:
@@ -200,7 +200,8 @@ def _getitem(node: torch.fx.Node, args: tuple, unsupported: list) -> Any:
     return _Blocked()
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name_1`, `name_2`, ... the first not in `taken` (which then holds it)."""
     candidate, k = name, 1
     while candidate in taken:
         candidate, k = f"{name}_{k}", k + 1
