@@ -107,6 +107,9 @@ class DebiasOptions:
     output_shape: tuple[int, ...] | None = None  # per-sample shape of the samples (None: the model's)
     batch_size: int | None = None  # latents per Jacobian batch (None: sized to the memory)
 
+    def __post_init__(self) -> None:
+        _check_counts(self.n, self.pool, self.replace)  # before any work is started
+
 
 @dataclass
 class Plan:

@@ -246,6 +246,11 @@ class SliceJob:
     # with one plane: opens where its tiles go as they are found, instead of the result's arrays
     stream: Callable[[], AbstractContextManager[Appender]] | None = None
 
+    def __post_init__(self) -> None:
+        # the points drawn with one plane must live in its space: a wrong --data fails before the work
+        if not self.listed and self.data is not None and self.planes:
+            self._data_rows(self.planes[0])
+
     @property
     def total(self) -> int:
         return len(self.planes)
@@ -282,17 +287,21 @@ class SliceJob:
         if self.data is None:
             return None, None
         plane, dataset = self.planes[index], self.data
-        x = torch.as_tensor(dataset.x.reshape(len(dataset.x), -1), dtype=torch.float64)
-        if x.shape[1] != plane.origin.shape[0]:
-            dims = plane.origin.shape[0]
-            raise UsageError(
-                f"`data` {dataset.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
-            )
+        x = self._data_rows(plane)
         t, distance = plane.project(x)
         scale = max(1.0, float(x.abs().max()))
         keep = torch.ones_like(distance, dtype=torch.bool) if project else distance <= IN_PLANE_TOL * scale
         labels = None if dataset.y is None else dataset.y[keep.numpy()]
         return t[keep].numpy(), labels
+
+    def _data_rows(self, plane: Plane) -> torch.Tensor:
+        x = torch.as_tensor(self.data.x.reshape(len(self.data.x), -1), dtype=torch.float64)
+        if x.shape[1] != plane.origin.shape[0]:
+            dims = plane.origin.shape[0]
+            raise UsageError(
+                f"`data` {self.data.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
+            )
+        return x
 
 
 def peak_memory(device: torch.device) -> int:

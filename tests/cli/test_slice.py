@@ -40,3 +40,13 @@ def test_verify_passes_on_three_concurrent_lines(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["regions"] == 6 and payload["verify"]["passed"]
+
+
+def test_data_of_another_dimension_is_refused_before_the_work(tmp_path):
+    from tests.conftest import SAMPLES
+
+    digits = SAMPLES / "data" / "digits.npz"
+    result = invoke(SAMPLES / "moons-mlp.ts.pt", "--data", digits, "-o", tmp_path / "s.h5")
+    assert result.exit_code == 2
+    assert f"--data {digits}: rows have 64 values, the plane lives in 2-D" in result.output
+    assert list(tmp_path.iterdir()) == []
