@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -63,17 +63,22 @@ def parse_share(text: str, option: str = "`shard`") -> Share:
     return Share(index, count)
 
 
-@dataclass(frozen=True)
-class Work:
+class Job(Protocol):
     """A command's work as items: how many there are, and how to compute a contiguous share of them.
 
     `compute(items, progress)` returns the partial result over `items` (a range of 0..total), of a
-    Result type whose combiner (io/shards.py, COMBINERS) joins consecutive shares into the result
-    of all items; progress, when given, is called as progress(done, total) within the share.
+    Result type whose `combine` (registered in io/commands.py) joins consecutive shares into the
+    result of all items; progress, when given, is called as progress(done, total, note="") within
+    the share. `checkpoint_sha256` names the checkpoints measured, for shard files. The analyses'
+    jobs (SliceJob, CountJob, LCJob, DebiasJob) are such objects.
     """
 
-    total: int
-    compute: Callable[[range, Callable[[int, int], None] | None], Any]
+    checkpoint_sha256: str
+
+    @property
+    def total(self) -> int: ...
+
+    def compute(self, items: range, progress: Callable[..., None] | None) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,7 @@ class SliceJob:
     stream: Callable[[], AbstractContextManager[Appender]] | None = None
 
     def __post_init__(self) -> None:
-        # the points drawn with one plane must live in its space: a wrong --data fails before the work
+        # the points drawn with one plane must live in its space: a wrong `data` fails before the work
         if not self.listed and self.data is not None and self.planes:
             self._data_rows(self.planes[0])
 

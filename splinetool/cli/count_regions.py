@@ -29,7 +29,7 @@ from splinetool.render import tables
 
 COMMAND = "count-regions"
 # the options that place planes: beside --sample or segments, they are refused
-PLANE_PLACES = ("anchors", "anchor_index", "origin", "anchors_list", "anchor_index_list")
+PLANE_PLACES = tuple(name for name in (*ONE_PLANE, *LISTS) if name not in ("margin", "directions"))
 
 
 @with_shared(*MODEL, "shard", *OUTPUTS)
@@ -135,6 +135,6 @@ def command(
         outcome = run_shares(shared, COMMAND, prepare, "counting", unit, {"--sample": sample})
         if outcome is None:
             return
-        result, sha = outcome.result, outcome.work.checkpoint_sha256
+        result, sha = outcome.result, outcome.job.checkpoint_sha256
         write_outputs(shared, COMMAND, result, sha, title=checkpoint.name)
     report(shared, result.summary(), tables.print_count, result, checkpoint.name)

@@ -107,7 +107,7 @@ def command(
         result = outcome.result
         if isinstance(result, analysis.PoolShare):  # one process measured the whole pool: draw here
             result = analysis.combine([result])
-        write_outputs(shared, "debias-sample", result, outcome.work.checkpoint_sha256, title=checkpoint.name)
+        write_outputs(shared, "debias-sample", result, outcome.job.checkpoint_sha256, title=checkpoint.name)
     report(shared, result.summary(), tables.print_debias, result, checkpoint)
     if not shared.quiet:
         for warning in result.warnings:

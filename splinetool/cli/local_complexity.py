@@ -133,7 +133,7 @@ def command(
         outcome = run_shares(shared, "local-complexity", prepare, "local complexity", "points", whole)
         if outcome is None:
             return
-        result, sha = outcome.result, outcome.work.checkpoint_sha256
+        result, sha = outcome.result, outcome.job.checkpoint_sha256
         checks = gating.run(result, plan)
         write_outputs(shared, "local-complexity", result, sha, title=_title(result.checkpoints))
     report(shared, result.summary() | checks.summary(), tables.print_local_complexity, result, checks)

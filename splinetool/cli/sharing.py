@@ -1,6 +1,6 @@
 """What a command that splits its work needs from the CLI: run it alone, under torchrun or as a shard.
 
-A command joins by building its work lazily, `prepare() -> parallel.Work`, and calling `run_work`:
+A command joins by building its work lazily, `prepare() -> parallel.Job`, and calling `run_shares`:
 preparing (loading checkpoints and data) happens inside the guarded share, so that a rank that
 cannot prepare fails the whole run like a rank whose share fails. Rank 0 (or the only process) gets
 the result; other ranks get None and print nothing.
@@ -18,7 +18,7 @@ import typer
 from splinetool import parallel
 from splinetool.cli.common import Shared, progress_bar, report
 from splinetool.errors import UsageError
-from splinetool.parallel import WHOLE, Share, Work
+from splinetool.parallel import WHOLE, Job, Share
 from splinetool.render import tables
 
 # options that say where results go or how the run looks, not what the result is: shards of one run
@@ -34,18 +34,18 @@ class Outcome:
     total: int
     # what this process's `prepare` returned (its inputs, for the outputs); kept here, never sent
     # between ranks
-    work: Work | None = None
+    job: Job | None = None
 
 
 def run_work(
-    prepare: Callable[[], Work], shard: Share | None, device: torch.device, quiet: bool, label: str, unit: str
+    prepare: Callable[[], Job], shard: Share | None, device: torch.device, quiet: bool, label: str, unit: str
 ) -> Outcome | None:
     """The result of the whole work (or of the --shard share) on rank 0 / alone; None on other ranks.
 
-    `prepare` returns a Work, or any object with its `total` and `compute`: the outcome hands it back
-    as `work`, so that what was loaded to compute the result also serves to write and draw it.
+    `prepare` returns the Job: the outcome hands it back as `job`, so that what was loaded to compute
+    the result also serves to write and draw it.
     """
-    prepared: list[Work] = []
+    prepared: list[Job] = []
 
     def one_share(share: Share) -> Outcome:
         work = prepare()
@@ -58,7 +58,7 @@ def run_work(
     if outcomes is None:
         return None
     if len(outcomes) == 1:
-        return replace(outcomes[0], work=prepared[0])
+        return replace(outcomes[0], job=prepared[0])
     from splinetool.io.shards import combine
 
     total = outcomes[0].total
@@ -68,7 +68,7 @@ def run_work(
 def run_shares(
     shared: Shared,
     command: str,
-    prepare: Callable[[], Work],
+    prepare: Callable[[], Job],
     label: str,
     unit: str,
     whole: dict | None = None,
@@ -123,7 +123,7 @@ def write_shard(shared: Shared, outcome: Outcome, command: str) -> None:
     from splinetool.io.shards import ShardInfo
     from splinetool.io.shards import write_shard as write
 
-    share, items, sha256 = outcome.share, outcome.items, outcome.work.checkpoint_sha256
+    share, items, sha256 = outcome.share, outcome.items, outcome.job.checkpoint_sha256
     place = (share.index, share.count, items.start, items.stop, outcome.total)
     info = ShardInfo(command, parameters(shared.ctx), sha256, *place)
     write(shared.output, {command: outcome.result}, shared.provenance(command, sha256), info)

@@ -100,7 +100,7 @@ def command(
         outcome = run_shares(shared, "slice", prepare, "slicing", unit)
         if outcome is None:
             return
-        job, result = outcome.work, outcome.result
+        job, result = outcome.job, outcome.result
         _write(shared, job, result, color=color, project=project, title=checkpoint.name)
     if listed:
         summary = job.summary(result)

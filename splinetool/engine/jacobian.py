@@ -15,7 +15,6 @@ import torch
 from splinetool.engine.memory import MEMORY_BUDGET, auto_chunk
 from splinetool.ir import PLNet
 
-MODES = ("forward", "reverse")
 # rows = points × directions; on a CPU, about 8,000 rows per pass ran fastest (bench/README.md)
 CPU_BATCH_ROWS = 8192
 

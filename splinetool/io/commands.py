@@ -69,17 +69,9 @@ class CommandSpec:
     old_groups: tuple[str, ...] = ()
 
 
-def _codec(module, prefix: str = "") -> Codec:
-    """The codec a codec module defines: ENCODING_TYPE, ENCODING_VERSION, write and read (with a prefix,
-    e.g. SHARE_ENCODING_TYPE and write_share)."""
-    suffix = f"_{prefix.lower()}" if prefix else ""
-    head = f"{prefix}_" if prefix else ""
-    return Codec(
-        getattr(module, f"{head}ENCODING_TYPE"),
-        getattr(module, f"{head}ENCODING_VERSION"),
-        getattr(module, f"write{suffix}"),
-        getattr(module, f"read{suffix}"),
-    )
+def _codec(module) -> Codec:
+    """The codec a codec module defines: ENCODING_TYPE, ENCODING_VERSION, write and read."""
+    return Codec(module.ENCODING_TYPE, module.ENCODING_VERSION, module.write, module.read)
 
 
 def _rows(array, axis: int = 0) -> int:
@@ -136,7 +128,12 @@ COMMANDS: dict[str, CommandSpec] = {
                 _count_kind(count_regions.SampledCount, "count_regions:draw_per_layer", joined=False),
                 ResultKind(
                     count_regions_sweep.SweepResult,
-                    _codec(count_regions_codec, "SWEEP"),
+                    Codec(
+                        count_regions_codec.SWEEP_ENCODING_TYPE,
+                        count_regions_codec.SWEEP_ENCODING_VERSION,
+                        count_regions_codec.write_sweep,
+                        count_regions_codec.read_sweep,
+                    ),
                     draw="count_regions:draw_sweep",
                 ),
             ),
@@ -184,7 +181,12 @@ COMMANDS: dict[str, CommandSpec] = {
                 ),
                 ResultKind(
                     debias_sample.PoolShare,
-                    _codec(debias_sample_codec, "SHARE"),
+                    Codec(
+                        debias_sample_codec.SHARE_ENCODING_TYPE,
+                        debias_sample_codec.SHARE_ENCODING_VERSION,
+                        debias_sample_codec.write_share,
+                        debias_sample_codec.read_share,
+                    ),
                     combine=debias_sample.combine,
                     # pool rows (latents); candidates and outputs are only the rows a draw can pick
                     items=lambda share: {
