@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from splinetool.analyses.plane import Plane, as_inputs, check_reach
+from splinetool.analyses.plane import PLANE_LISTS, Plane, as_inputs, check_reach
 from splinetool.data.loading import Dataset, load_data, spread
 from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
@@ -43,8 +43,6 @@ DEFAULT_RELATIVE_RADIUS = 0.1  # box/ball radius: 0.1 × the RMS distance of the
 CODES_CHUNK = 8192
 MAX_PAIRS = 10_000_000
 RANDOM_PAIRS = re.compile(r"random:(\d+)")
-ONE_PAIR = re.compile(r"\s*([+-]?\d+)\s*,\s*([+-]?\d+)\s*")
-PLANE_LISTS = ("anchors_list", "anchor_index_list")
 
 
 # --- what to count ---------------------------------------------------------------------------------
@@ -196,10 +194,10 @@ def pair_rows(text: str, rows: int, seed: int) -> np.ndarray:
         # the second end is any other row, so no segment is a single point
         second = (first + rng.integers(1, rows, size=count)) % rows
         return np.stack([first, second], axis=1)
-    one = ONE_PAIR.fullmatch(text)
-    if one is None:
-        raise UsageError(f"`pairs` {text!r}: expected 'i,j' (two row numbers) or 'random:N'")
-    i, j = int(one.group(1)), int(one.group(2))
+    try:
+        i, j = numbers(text, 2, "pairs", int)
+    except UsageError:
+        raise UsageError(f"`pairs` {text!r}: expected 'i,j' (two row numbers) or 'random:N'") from None
     if not (0 <= i < rows and 0 <= j < rows):
         raise UsageError(f"`pairs` {text}: rows must lie in 0..{rows - 1}")
     return np.array([[i, j]])

@@ -412,7 +412,6 @@ def plan(net: PLNet, options: DebiasOptions) -> Plan:
         projection = projection_matrix(out_dim, proj_dim, seed)
     measured_dim = min(d, out_dim if proj_dim is None else proj_dim)
     _check_top_k(top_k, measured_dim, d, proj_dim)
-    _check_counts(n, pool, replace)
     _check_memory(net, pool, n, len(rhos), measured_dim)
     return Plan(
         n=n,

@@ -38,6 +38,7 @@ from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import NodeScales, sign_changes, sign_of
+from splinetool.parsing import numbers as parse_numbers
 
 DEFAULT_DIRECTIONS = 25  # 2P = 50 vertices, as the published MLP experiments
 DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data points to their mean
@@ -45,7 +46,6 @@ DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data point
 # than batches of 10,000 or more, which spill out of the caches)
 CPU_BATCH_VERTICES = 1024
 FRAMES = ("shared", "per-point")
-GLOB_CHARACTERS = set("*?[")
 OUTPUT_NODE = "output"
 
 # numpy seed sequences keyed by purpose, so the frames and the random points never share a stream
@@ -207,7 +207,7 @@ def trajectory(
     each file name; (files, None) for one checkpoint without steps."""
     paths: list[Path] = []
     for path in map(Path, checkpoints):
-        if not path.exists() and GLOB_CHARACTERS & set(str(path)):
+        if not path.exists() and glob.has_magic(str(path)):
             found = sorted(Path(p) for p in glob.glob(str(path)))
             if not found:
                 raise UsageError(f"checkpoint pattern {path}: no file matches it")
@@ -216,12 +216,7 @@ def trajectory(
             paths.append(path)
     if steps is not None:
         text = steps if isinstance(steps, str) else ",".join(map(str, steps))
-        try:
-            numbers = [int(part) for part in text.split(",")]
-        except ValueError:
-            numbers = []
-        if len(numbers) != len(paths):
-            raise UsageError(f"`steps` {text!r}: expected {len(paths)} integers separated by commas")
+        numbers = list(parse_numbers(text, len(paths), "steps", int))
         if min(numbers) < 0:
             raise UsageError(f"`steps` {text}: training steps count from 0")
     elif len(paths) > 1:

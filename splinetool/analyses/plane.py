@@ -169,6 +169,8 @@ def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
 
 # -- planes chosen by options -------------------------------------------------------------------------
 
+PLANE_LISTS = ("anchors_list", "anchor_index_list")  # the options that give many planes
+
 
 @dataclass(frozen=True)
 class PlaneOptions:
@@ -189,7 +191,7 @@ class PlaneOptions:
     @property
     def listed(self) -> bool:
         """True for a list of planes, refusing the single-plane options beside it."""
-        lists = [name for name in ("anchors_list", "anchor_index_list") if getattr(self, name) is not None]
+        lists = [name for name in PLANE_LISTS if getattr(self, name) is not None]
         if not lists:
             return False
         if len(lists) == 2:

@@ -171,21 +171,6 @@ def with_shared(*names: str) -> Callable[[Callable], Callable]:
     return with_options(SHARED_OPTIONS, *names)
 
 
-def check_outputs(
-    ctx: typer.Context,
-    output: Path | None,
-    png: Path | None,
-    svg: Path | None,
-    figures: dict[str, Path | None] | None = None,
-) -> None:
-    """Refuse unwritable or unsafe outputs before the work (see io.atomic.check_outputs), among them
-    any of the command's input files. `figures`: other picture options (flag -> path) that take
-    either a .png or an .svg file."""
-    outputs = [("-o", output, None), ("--png", png, (".png",)), ("--svg", svg, (".svg",))]
-    outputs += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
-    io_check_outputs(outputs, _input_files(ctx, {"--output", *(option for option, _, _ in outputs)}))
-
-
 def _input_files(ctx: typer.Context, outputs: set[str]) -> list[tuple[str, Path]]:
     """(option, path) for every existing file the command's parameters but `outputs` name, globs
     expanded."""
@@ -363,7 +348,13 @@ class Shared:
         return [path for path in (self.png, self.svg) if path is not None]
 
     def check_outputs(self, figures: dict[str, Path | None] | None = None) -> None:
-        check_outputs(self.ctx, self.output, self.png, self.svg, figures)
+        """Refuse unwritable or unsafe outputs before the work (see io.atomic.check_outputs), among
+        them any of the command's input files. `figures`: other picture options (flag -> path) that
+        take either a .png or an .svg file."""
+        outputs = [("-o", self.output, None), ("--png", self.png, (".png",)), ("--svg", self.svg, (".svg",))]
+        outputs += [(option, path, (".png", ".svg")) for option, path in (figures or {}).items()]
+        inputs = _input_files(self.ctx, {"--output", *(option for option, _, _ in outputs)})
+        io_check_outputs(outputs, inputs)
 
     def open(self, checkpoint: Path):
         """The LoadedModel of one checkpoint, not lowered (for commands that lower it themselves)."""

@@ -11,6 +11,7 @@ import typer
 from splinetool import parallel
 from splinetool.analyses import count_regions as analysis
 from splinetool.analyses import count_regions_sweep as sweeps
+from splinetool.analyses.plane import PLANE_LISTS
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -22,18 +23,18 @@ from splinetool.cli.common import (
     with_shared,
     write_outputs,
 )
-from splinetool.cli.planes import LISTS, ONE_PLANE, SplitOption, plane_options, with_plane
+from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
 from splinetool.cli.sharing import run_shares
 from splinetool.errors import UsageError
 from splinetool.render import tables
 
 COMMAND = "count-regions"
 # the options that place planes: beside --sample or segments, they are refused
-PLANE_PLACES = tuple(name for name in (*ONE_PLANE, *LISTS) if name not in ("margin", "directions"))
+PLANE_PLACES = tuple(name for name in (*ONE_PLANE, *PLANE_LISTS) if name not in ("margin", "directions"))
 
 
 @with_shared(*MODEL, "shard", *OUTPUTS)
-@with_plane(*ONE_PLANE, *LISTS)
+@with_plane(*ONE_PLANE, *PLANE_LISTS)
 def command(
     ctx: typer.Context,
     checkpoint: Annotated[

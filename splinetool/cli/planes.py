@@ -53,7 +53,6 @@ PLANE_OPTIONS = {
 }
 # `bounds` means more than a plane to some commands: each declares its own
 ONE_PLANE = ("anchors", "anchor_index", "margin", "origin", "directions")
-LISTS = ("anchors_list", "anchor_index_list")
 
 
 def with_plane(*names: str) -> Callable[[Callable], Callable]:

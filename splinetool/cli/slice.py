@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from splinetool.analyses import slice as analysis
+from splinetool.analyses.plane import PLANE_LISTS
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -20,7 +21,7 @@ from splinetool.cli.common import (
     with_shared,
     write_outputs,
 )
-from splinetool.cli.planes import LISTS, ONE_PLANE, SplitOption, plane_options, with_plane
+from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
 from splinetool.cli.sharing import run_shares
 from splinetool.errors import UsageError
 from splinetool.render import tables
@@ -29,7 +30,7 @@ COLORS = ("jacobian", "region", "layer", "class")
 
 
 @with_shared(*MODEL, "shard", *OUTPUTS)
-@with_plane("bounds", *ONE_PLANE, *LISTS)
+@with_plane("bounds", *ONE_PLANE, *PLANE_LISTS)
 def command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
@@ -61,7 +62,7 @@ def command(
     through its three anchors (one result per plane); the planes split into shares under torchrun
     and with --shard.
     """
-    shared, where = Shared.of(ctx), plane_options(ctx)
+    shared, places = Shared.of(ctx), plane_options(ctx)
     with reported_errors(ctx):
         # pictures coloured by the Jacobian need its norm
         wanted = jacobian_norm or (color == "jacobian" and bool(shared.figures))
@@ -71,7 +72,7 @@ def command(
         if color not in COLORS:
             raise UsageError(f"--color {color!r}: expected one of {', '.join(COLORS)}")
         shared.check_outputs()
-        listed = where.listed
+        listed = places.listed
         if shared.shard is not None and not listed:
             raise UsageError(
                 f"--shard {shared.shard} splits a list of planes: give --anchors-list or --anchor-index-list"
@@ -82,7 +83,7 @@ def command(
 
             loaded, net = shared.load(checkpoint)
             dataset = load_dataset(data, split, shared.seed)
-            planes, rows = where.planes(net.input_dim, dataset)
+            planes, rows = places.planes(net.input_dim, dataset)
             # one plane: its tiles go to -o as they are found
             to_file = None if listed or shared.output is None else shared.provenance("slice", loaded.sha256)
             return analysis.SliceJob(
