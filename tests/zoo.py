@@ -363,3 +363,29 @@ def joined_slices(parts):
 
     names = ["vertices", "codes", "affine_A", "affine_c", "jacobian_norm", "edge_node", "boundary"]
     return dataclasses.replace(parts[0], offsets=offsets, **{name: joined(name) for name in names})
+
+
+class HyperParameters(dict):
+    """A dict subclass in a training checkpoint's hyper-parameters, as Lightning's AttributeDict is:
+    torch's safe loader cannot read it, and unpickling it imports this module."""
+
+
+def lightning_checkpoint(state: dict[str, torch.Tensor], attribute: str = "model", hyper=dict) -> dict:
+    """What a LightningModule's trainer saves: the state dict under the module's attribute prefix,
+    hyper-parameters, optimiser state and loop bookkeeping."""
+    weights = [nn.Parameter(t.detach().clone().float()) for t in state.values() if t.is_floating_point()]
+    optimiser = torch.optim.SGD(weights, lr=0.1, momentum=0.9)
+    sum(w.sum() for w in weights).backward()
+    optimiser.step()
+    return {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {f"{attribute}.{name}": tensor for name, tensor in state.items()},
+        "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": 3}}}},
+        "callbacks": {},
+        "optimizer_states": [optimiser.state_dict()],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
+        "hyper_parameters": hyper(lr=0.1, widths=[5, 4]),
+    }

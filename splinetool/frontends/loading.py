@@ -1,22 +1,22 @@
 """Open a checkpoint file as a model, whatever its format.
 
 Formats are told apart by content, not by extension: TorchScript and torch.export archives are
-zip files with their own layouts; anything else goes through torch.load(weights_only=True),
-which cannot run code. A file that needs full unpickling is refused unless trusted, because
-unpickling runs whatever code the file names.
+zip files with their own layouts; a safetensors file starts with its JSON header's length; anything
+else goes through torch.load(weights_only=True), which cannot run code. A file that needs full
+unpickling is refused unless trusted, because unpickling runs whatever code the file names.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import io
 import json
 import logging
-import sys
+import pickletools
+import re
+import struct
 import tomllib
-import traceback
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -26,7 +26,10 @@ from typing import Any
 import torch
 
 from splinetool.errors import CheckpointError, UnsafeCheckpointError, UsageError
+from splinetool.frontends.factories import call_factory, importable_from_cwd, is_factory
 from splinetool.frontends.families import build, load_arch_toml
+from splinetool.frontends.matching import NoFit, first_items, fit_state
+from splinetool.quiet import torch_notices_hidden
 
 EXTRA_FILE = "splinetool.json"  # metadata stored inside TorchScript archives (input shape, family)
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
@@ -39,11 +42,13 @@ PICKLED_CONSTANT_PREFIXES = ("custom_obj_", "opaque_obj_")
 class LoadedModel:
     module: Any  # nn.Module, ScriptModule or torch.export.ExportedProgram
     input_shape: tuple[int, ...] | None
-    format: str  # torchscript | export | state_dict | pickle
+    format: str  # torchscript | export | state_dict | safetensors | pickle
     path: Path
     sha256: str
     arch: str | None = None
     recorded: dict = field(default_factory=dict)  # a TorchScript archive's splinetool.json
+    # checkpoint tensor name -> architecture parameter name, for every tensor loaded under another name
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def parameter_count(self) -> int:
         if self.format == "export":
@@ -67,7 +72,8 @@ class LoadedModel:
 
     def _exported_reference(self, x: torch.Tensor) -> torch.Tensor:
         # an exported graph is specialised to the batch size it was exported with
-        module = copy.deepcopy(self.module.module()).to(dtype=x.dtype)
+        with torch_notices_hidden():
+            module = copy.deepcopy(self.module.module()).to(dtype=x.dtype)
         batch = _exported_batch(self.module)
         outputs = []
         with torch.no_grad():
@@ -95,7 +101,8 @@ def load_model(
         if not trust:
             _refuse_unsafe(path, _script_code_on_load(path), "TorchScript archive")
         module, stored_shape, recorded = _load_torchscript(path)
-        return LoadedModel(module, shape or stored_shape, "torchscript", path, digest, recorded=recorded)
+        shape = shape or stored_shape or linear_input_shape(module)
+        return LoadedModel(module, shape, "torchscript", path, digest, recorded=recorded)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in layout):
         if not trust:
             _refuse_unsafe(path, _export_code_on_load(path), "torch.export archive")
@@ -106,12 +113,16 @@ def load_model(
                 f"checkpoint {path} was exported for inputs of shape {recorded}, not `input_shape` {shape}"
             )
         return LoadedModel(program, recorded, "export", path, digest)
-    content = _load_weights_only(path, trust)
-    if isinstance(content, dict) and isinstance(content.get("model"), torch.nn.Module):
-        content = content["model"]  # a trusted training checkpoint holding the whole module
-    if isinstance(content, torch.nn.Module):
-        return LoadedModel(content.eval(), shape or _declared_shape(content), "pickle", path, digest)
-    state = _state_dict_of(content, path)
+    if _is_safetensors(path):
+        state, kind, ordered = _load_safetensors(path), "safetensors", False
+    else:
+        content = _load_weights_only(path, trust)
+        if isinstance(content, dict) and isinstance(content.get("model"), torch.nn.Module):
+            content = content["model"]  # a trusted training checkpoint holding the whole module
+        if isinstance(content, torch.nn.Module):
+            shape = shape or _declared_shape(content) or linear_input_shape(content)
+            return LoadedModel(content.eval(), shape, "pickle", path, digest)
+        state, kind, ordered = _state_dict_of(content, path), "state_dict", True
     if arch is None:
         raise CheckpointError(
             f"checkpoint {path} holds a state dict (weights only): pass `arch` with a TOML file "
@@ -119,15 +130,16 @@ def load_model(
             "input_shape=[2]}', or package.module:factory"
         )
     module, arch_shape = build_arch(arch)
-    _load_state(module, state, path, arch)
-    return LoadedModel(module.eval(), shape or arch_shape, "state_dict", path, digest, arch)
+    renamed = _load_state(module, state, path, arch, ordered)
+    shape = shape or arch_shape or linear_input_shape(module)
+    return LoadedModel(module.eval(), shape, kind, path, digest, arch, renamed=renamed)
 
 
 def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
-    """An architecture from a TOML file, 'family{options}', or 'package.module:factory'."""
+    """An architecture from a TOML file, 'family{options}', or 'package.module:factory(key=value)'."""
     found = arch_family(spec)
     if found is None:
-        module = _call_factory(spec)
+        module = call_factory(spec)
         return module, _declared_shape(module)
     family, options = found
     shape = options.get("input_shape")
@@ -152,46 +164,22 @@ def _parse_inline(spec: str) -> tuple[str, dict]:
     return family.strip(), options
 
 
-def _call_factory(spec: str) -> torch.nn.Module:
-    module_name, _, attr = spec.partition(":")
-    cwd = str(Path.cwd())
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except SyntaxError as err:  # IndentationError too: the file and line say where
-        raise UsageError(
-            f"`arch` {spec}: {err.filename}, line {err.lineno}: {type(err).__name__}: {err.msg}"
-        ) from None
-    except (ImportError, AttributeError) as err:
-        raise UsageError(f"`arch` {spec}: cannot import {attr} from {module_name} ({err})") from None
-    except (Exception, SystemExit) as err:  # user code run by the import: report it, do not crash
-        raise UsageError(f"`arch` {spec}: importing {module_name} raised {_raised(err)}") from None
-    finally:
-        if added:
-            sys.path.remove(cwd)
-    try:
-        model = factory()
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - user code: report it, do not crash
-        raise UsageError(f"`arch` {spec}: the factory raised {_raised(err)}") from None
-    if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"`arch` {spec}: the factory returned {type(model).__name__}, not a torch.nn.Module")
-    return model
-
-
-def _raised(err: BaseException) -> str:
-    """An exception from user code in one line: its type, message and the line that raised it."""
-    ours = ("<frozen", __file__)  # the import machinery and the call into user code
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(ours)]
-    where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
-    what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    return what + where
-
-
 def _declared_shape(module: Any) -> tuple[int, ...] | None:
     shape = getattr(module, "input_shape", None)
     return tuple(int(s) for s in shape) if shape else None
+
+
+def linear_input_shape(module: Any) -> tuple[int, ...] | None:
+    """`(in,)` where the module's first layer with parameters is a `Linear(in, ...)` (a module or a
+    scripted one); None otherwise (a convolution first, say, whose spatial size nothing records)."""
+    for layer in module.modules():
+        own = dict(layer.named_parameters(recurse=False))
+        if not own:
+            continue
+        linear = isinstance(layer, torch.nn.Linear) or getattr(layer, "original_name", None) == "Linear"
+        weight = own.get("weight")
+        return (int(weight.shape[1]),) if linear and weight is not None and weight.dim() == 2 else None
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -234,7 +222,7 @@ def _refuse_unsafe(path: Path, entries: list[str], kind: str) -> None:
     if entries:
         raise UnsafeCheckpointError(
             f"checkpoint {path} is a {kind} whose loading would run code from the file: "
-            f"{_first(entries)}. Pass `trust` only if you trust where this file came from."
+            f"{first_items(entries)}. Pass `trust` only if you trust where this file came from."
         )
 
 
@@ -329,7 +317,7 @@ def arch_family(spec: str) -> tuple[str, dict] | None:
 def imports_code(spec: str) -> bool:
     """Whether an `arch` names a package.module:factory, which is imported and called."""
     is_file = spec.endswith(".toml") or Path(spec).is_file()
-    return not is_file and ":" in spec and "{" not in spec
+    return not is_file and is_factory(spec)
 
 
 def _load_export(path: Path) -> torch.export.ExportedProgram:
@@ -368,22 +356,86 @@ def _load_weights_only(path: Path, trust: bool) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
         # a pickle that torch's safe unpickler refuses needs full unpickling; anything else is not ours
-        if "Unsupported global" not in str(err) and not _starts_like_pickle(path):
+        refused = str(err)
+        if "Unsupported global" not in refused and not _starts_like_pickle(path):
             raise CheckpointError(
-                f"checkpoint {path}: not a PyTorch checkpoint, TorchScript archive or .pt2 export "
-                "(torch.load cannot read it)"
+                f"checkpoint {path}: not a PyTorch checkpoint, TorchScript archive, .pt2 export or "
+                "safetensors file (torch.load cannot read it)"
             ) from None
     if not trust:
-        raise UnsafeCheckpointError(
-            f"checkpoint {path} is a pickled Python object (e.g. a whole nn.Module saved with torch.save). "
-            "Loading it executes whatever code the file names, so a malicious file could run anything. "
-            "Save the state dict, a TorchScript archive or a torch.export .pt2 instead, or pass "
-            "`trust` if you trust where this file came from."
-        )
+        _refuse_pickled(path, refused)
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=False)
+        with importable_from_cwd():  # the classes a trusted pickle names, as `python` run here finds them
+            return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001
-        raise CheckpointError(f"checkpoint {path}: cannot be unpickled ({err})") from None
+        hint = ""
+        if isinstance(err, (ImportError, AttributeError)):
+            hint = (
+                "; the classes it names must be importable: run from the folder holding their .py file, "
+                "or install their package"
+            )
+        raise CheckpointError(f"checkpoint {path}: cannot be unpickled ({err}){hint}") from None
+
+
+def _refuse_pickled(path: Path, refused: str) -> None:
+    """Refuse a pickle the safe loader cannot read, naming what it holds."""
+    names = re.findall(r"GLOBAL ([\w.]+)", refused)
+    found = f" (it names {first_items(sorted(set(names)))})" if names else ""
+    if _pickled_dict(path):
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} is a training checkpoint (a dict, such as a Lightning .ckpt) holding Python "
+            f"objects besides tensors that the safe loader (torch.load with weights_only=True) cannot "
+            f"read{found}. Unpickling them executes whatever code the file names. Save the state dict "
+            "alone (torch.save(model.state_dict(), path)), or pass `trust` if you trust where this file "
+            "came from."
+        )
+    raise UnsafeCheckpointError(
+        f"checkpoint {path} is a pickled Python object (e.g. a whole nn.Module saved with torch.save)"
+        f"{found}. Loading it executes whatever code the file names, so a malicious file could run "
+        "anything. Save the state dict, a TorchScript archive or a torch.export .pt2 instead, or pass "
+        "`trust` if you trust where this file came from."
+    )
+
+
+def _pickled_dict(path: Path) -> bool:
+    """Whether a torch.save zip archive pickles a dict at its top, read from its opcodes without
+    unpickling anything."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        members = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        payload = archive.read(members[0]) if members else b""
+    try:
+        for opcode, _, _ in pickletools.genops(payload):
+            if opcode.name not in ("PROTO", "FRAME"):
+                return opcode.name in ("EMPTY_DICT", "MARK") and b"state_dict" in payload
+    except ValueError:  # not a pickle
+        return False
+    return False
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 2 <= length <= size - 8
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}: not a readable safetensors file ({err})") from None
+    if not state:
+        raise CheckpointError(f"checkpoint {path}: a safetensors file holding no tensors")
+    return state
 
 
 def _starts_like_pickle(path: Path) -> bool:
@@ -405,8 +457,18 @@ def _state_dict_of(content: Any, path: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+def _load_state(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str, ordered: bool
+) -> dict[str, str]:
+    """Load `state` into `module`, fitted to its names (see `matching`); the names it changed."""
     expected = module.state_dict()
+    try:
+        fitted = fit_state(state, expected, ordered)
+    except NoFit as err:
+        unfit = str(err)
+    else:
+        module.load_state_dict(fitted.state)
+        return fitted.renamed
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
@@ -414,23 +476,17 @@ def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: P
         for k, v in expected.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {_first(missing)}")
-        if unexpected:
-            parts.append(f"not in the architecture: {_first(unexpected)}")
-        if mismatched:
-            parts.append(f"shape mismatch (checkpoint vs architecture): {_first(mismatched)}")
-        raise CheckpointError(
-            f"checkpoint {path} does not fit `arch` {arch}: "
-            + "; ".join(parts)
-            + f". Checkpoint keys start: {_first(list(state))}; "
-            + f"architecture keys start: {_first(list(expected))}"
-        )
-    module.load_state_dict(state)
-
-
-def _first(items: list[str], n: int = 4) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f", … ({len(items) - n} more)" if len(items) > n else "")
+    parts = []
+    if missing:
+        parts.append(f"missing from the checkpoint: {first_items(missing)}")
+    if unexpected:
+        parts.append(f"not in the architecture: {first_items(unexpected)}")
+    if mismatched:
+        parts.append(f"shape mismatch (checkpoint vs architecture): {first_items(mismatched)}")
+    raise CheckpointError(
+        f"checkpoint {path} does not fit `arch` {arch}: "
+        + "; ".join(parts)
+        + f". Checkpoint keys start: {first_items(list(state))}; "
+        + f"architecture keys start: {first_items(list(expected))}. "
+        + f"Matched by shapes in order instead: {unfit}"
+    )

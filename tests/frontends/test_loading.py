@@ -39,11 +39,12 @@ def test_torchscript_is_detected_by_content_whatever_the_extension(tmp_path):
 
 
 def test_torchscript_without_recorded_shape_takes_the_given_one(tmp_path):
-    model = mlp((3, 4, 2)).eval()
+    # a convolution first: nothing in the archive tells the input's spatial size
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
     path = tmp_path / "m.pt"
     torch.jit.save(torch.jit.script(model), str(path))
     assert load_model(path).input_shape is None
-    assert load_model(path, input_shape=(3,)).input_shape == (3,)
+    assert load_model(path, input_shape=(1, 5, 5)).input_shape == (1, 5, 5)
 
 
 def test_exported_program_records_its_input_shape(tmp_path):
