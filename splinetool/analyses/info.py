@@ -17,6 +17,7 @@ TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
 
 @dataclass
 class NodeSummary:
+    position: int  # from 1, in the order the network computes them: a gate file's `node 3`
     name: str
     kind: str
     neurons: int
@@ -42,6 +43,8 @@ class InfoResult:
     tolerance: float
     passed: bool
     unsupported: list[str] = field(default_factory=list)
+    # checkpoint tensor -> architecture parameter, where a state dict was loaded under other names
+    renamed: dict[str, str] = field(default_factory=dict)
 
     @property
     def neurons(self) -> int:
@@ -91,11 +94,13 @@ def run(loaded: LoadedModel, options: InfoOptions = InfoOptions()) -> InfoResult
         parameters=loaded.parameter_count(),
         steps=len(net.steps),
         nodes=[
-            NodeSummary(n.name, n.kind, n.neurons, n.in_shape, n.out_shape, n.code_bits) for n in net.pl_nodes
+            NodeSummary(k, n.name, n.kind, n.neurons, n.in_shape, n.out_shape, n.code_bits)
+            for k, n in enumerate(net.pl_nodes, start=1)
         ],
         check_inputs=samples,
         check_dtype=str(checked).removeprefix("torch."),
         max_abs_diff=diff,
         tolerance=TOLERANCE[checked] * scale,
         passed=diff <= TOLERANCE[checked] * scale,
+        renamed=dict(loaded.renamed),
     )

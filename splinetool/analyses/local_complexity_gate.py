@@ -6,8 +6,9 @@ A gate file (TOML) holds any of
     mean = 30.0                  # mean LC must be <= 30
     median = 28
     p95 = 45
-    [per_node]                   # mean LC of single PL nodes
+    [per_node]                   # mean LC of single PL nodes, by name or by position
     "hidden.0.act" = 12.0
+    "node 2" = 9.0               # the second PL node as `splinetool info` numbers them (from 1)
     [baseline]                   # used with --baseline FILE.json
     max_increase = 0.05          # each compared statistic may grow by at most 5 %
     statistics = ["mean", "p95"] # any of mean, median, p95, per_node
@@ -19,16 +20,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from splinetool.analyses.defaults import DEFAULT_MAX_INCREASE
 from splinetool.analyses.local_complexity import LCResult
 from splinetool.errors import UsageError
 
 STATISTICS = {"mean": "lc_mean", "median": "lc_median", "p95": "lc_p95"}
 COMPARABLE = (*STATISTICS, "per_node")
-DEFAULT_MAX_INCREASE = 0.05
+NODE_POSITION = re.compile(r"node (\d+)")  # "node 3" in a gate's [per_node]
 DEFAULT_COMPARE = ("mean",)
 # a baseline computed with another neighbourhood measures something else: these must agree
 SAME_PARAMETERS = ("directions", "frame", "include_output")
@@ -222,12 +225,14 @@ def evaluate(result: LCResult, limits: list[Limit], points: str | None = None) -
         raise UsageError(
             f"the gate checks the point set {points!r}, but this run measured {', '.join(result.set_names)}"
         )
-    unknown = sorted({lim.node for lim in limits if lim.node is not None} - set(result.node_names))
+    named = {lim.node: _node_named(lim.node, result.node_names) for lim in limits if lim.node is not None}
+    unknown = sorted(node for node, found in named.items() if found is None)
     if unknown:
         raise UsageError(
             f"the gate names node(s) {', '.join(unknown)}, which the model does not have; its nodes are "
-            + ", ".join(result.node_names)
+            + ", ".join(f"{name} (node {k})" for k, name in enumerate(result.node_names, start=1))
         )
+    limits = [replace(lim, node=named[lim.node]) if lim.node is not None else lim for lim in limits]
     checks = []
     for c, checkpoint in enumerate(result.checkpoints):
         stats = result.stats(c, points)
@@ -235,6 +240,18 @@ def evaluate(result: LCResult, limits: list[Limit], points: str | None = None) -
             value = stats["per_node_mean"][lim.node] if lim.node is not None else stats[lim.statistic]
             checks.append(Check(lim, value, checkpoint))
     return checks
+
+
+def _node_named(node: str, names: list[str]) -> str | None:
+    """The name of the node a gate file means: a node's name, or `node k` for the k-th PL node in the
+    order the network computes them (as `splinetool info` numbers them, from 1; the output units of
+    --include-output come last), for formats that record no module paths."""
+    if node in names:
+        return node
+    position = NODE_POSITION.fullmatch(node)
+    if position is not None and 1 <= int(position[1]) <= len(names):
+        return names[int(position[1]) - 1]
+    return None
 
 
 @dataclass(frozen=True)

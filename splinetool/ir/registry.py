@@ -30,6 +30,8 @@ class OpFamily:
     # positions, among a lowered step's call arguments, of the trained parameters (the layers whose
     # Jacobian `condition` measures); each op must be affine in them
     trained_parameters: Callable[[tuple], tuple[int, ...]] = no_parameters
+    # its ops add a PL node (the neurons): node names are matched across file formats by these
+    piecewise: bool = False
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {}
@@ -53,6 +55,14 @@ def family_of(op: str) -> OpFamily | None:
     from splinetool.ir import ops  # noqa: F401  (importing registers every handler)
 
     return FAMILY_OF.get(op)
+
+
+def piecewise_family(op: str) -> OpFamily | None:
+    """The family of an ATen op name (in-place `relu_` as `relu`) when its ops add a PL node."""
+    from splinetool.ir import ops  # noqa: F401  (importing registers every handler)
+
+    family = FAMILY_OF.get(op) or FAMILY_OF.get(op.removesuffix("_"))
+    return family if family is not None and family.piecewise else None
 
 
 def supported_ops() -> list[str]:

@@ -8,6 +8,7 @@ they run on an example batch (make_fx sees every ATen call the TorchScript inter
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from torch.func import functionalize
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from splinetool.errors import UnsupportedModelError, UsageError, is_out_of_memory
-from splinetool.ir.registry import supported_ops
+from splinetool.ir.registry import OpFamily, piecewise_family, supported_ops
+from splinetool.quiet import torch_notices_hidden
 
 EXAMPLE_BATCH = 2
 
@@ -126,6 +128,7 @@ class TracedGraph:
     names: dict[str, str] = field(default_factory=dict)  # node name -> qualified name
 
 
+@torch_notices_hidden()
 def trace(model: object, input_shape: tuple[int, ...] | None, source: str = "the model") -> TracedGraph:
     """The ATen graph of a model; `source` names it in messages (e.g. "checkpoint PATH")."""
     if isinstance(model, torch.export.ExportedProgram):
@@ -224,8 +227,16 @@ def _from_exported(program: torch.export.ExportedProgram, source: str = "the mod
         stack = node.meta.get("nn_module_stack")
         if stack:
             path, module_type = list(stack.values())[-1]
-            names[node.name] = path if _is_leaf(module_type) else ".".join(p for p in (path, node.name) if p)
+            names[node.name] = _node_name(path, _is_leaf(module_type), _short_op_name(node.target))
     return TracedGraph(program.graph, user_inputs[0], constants, example, names)
+
+
+def _node_name(path: str, leaf: bool, op: str) -> str:
+    """The name every frontend gives an op run by the module at `path`: the path itself for a torch.nn
+    module (`stem.1` for a ReLU), else the path and the op (`blocks.0.relu`, or `relu` at the top);
+    the lowering numbers repeats (`relu`, `relu_1`). Built from what TorchScript records too, so that
+    one model has the same node names whichever way it was saved."""
+    return path if leaf and path else ".".join(p for p in (path, op) if p)
 
 
 def _check_runs(program: torch.export.ExportedProgram, example: torch.Tensor, source: str) -> None:
@@ -257,9 +268,98 @@ def _from_script(model: torch.jit.ScriptModule, input_shape: tuple[int, ...]) ->
     try:
         example = _example(input_shape, _param_dtype(model))
         _check_accepts(model, example)
-        return _from_recorded(model, example)
+        traced = _from_recorded(model, example)
     finally:
         model.train(was_training)
+    traced.names.update(_script_pl_names(model, traced.graph))
+    return traced
+
+
+def _script_pl_names(model: torch.jit.ScriptModule, recorded: torch.fx.Graph) -> dict[str, str]:
+    """Names of the recorded PL ops, from the module hierarchy TorchScript keeps for every op.
+
+    The scripted graph and the recorded one run the same PL ops in the same order, one for one
+    (relu6 is recorded as hardtanh, prelu as _prelu_kernel: the same family), so the k-th of each
+    pair up. Where they do not (a PL op under control flow, which runs only sometimes, or families
+    that differ), the names taken from parameter owners stay.
+    """
+    graph = model.inlined_graph  # held: its nodes are invalid once it is freed
+    scripted = []
+    for node in _executed(graph):
+        if any(_piecewise(inner.kind()) for block in node.blocks() for inner in _script_nodes(block)):
+            return {}
+        if _piecewise(node.kind()) is not None:
+            scripted.append(node)
+    ops = [node for node in recorded.nodes if node.op == "call_function" and _piecewise(_fx_op(node.target))]
+    if [_piecewise(n.kind()) for n in scripted] != [_piecewise(_fx_op(n.target)) for n in ops]:
+        return {}
+    names = {}
+    for script_node, node in zip(scripted, ops):
+        found = _module_of(model, script_node.getModuleHierarchy())
+        if found is not None:
+            names[node.name] = _node_name(*found, _short_name(script_node.kind()))
+    return names
+
+
+def _executed(block) -> Iterator[torch._C.Node]:
+    """A scripted graph's nodes in the order they run, into the branch an If with a constant condition
+    takes (F.relu(x) is scripted as `if inplace: relu_(x) else: relu(x)`); other control flow as is."""
+    for node in block.nodes():
+        condition = node.inputsAt(0).toIValue() if node.kind() == "prim::If" else None
+        if isinstance(condition, bool):
+            yield from _executed(list(node.blocks())[0 if condition else 1])
+        else:
+            yield node
+
+
+def _piecewise(op: str) -> OpFamily | None:
+    """The PL op family of a qualified op name (aten::relu_, aten::_prelu_kernel), else None."""
+    namespace, _, name = op.rpartition("::")
+    return piecewise_family(name) if namespace == "aten" else None
+
+
+# one frame of TorchScript's module hierarchy, "instance(Type)": "stem(Sequential).1(ReLU)"
+HIERARCHY_FRAME = re.compile(r"(\w*)\((\w*)\)")
+# frames that are no submodule: a scripted function, a method of the module itself
+NOT_A_SUBMODULE = frozenset({"", "UNKNOWN_INSTANCE", "SELF"})
+CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
+
+
+def _module_of(model: torch.jit.ScriptModule, hierarchy: str) -> tuple[str, bool] | None:
+    """(module path, whether it is a torch.nn module) of the module that runs an op, or None where
+    the hierarchy's instance names do not lead to exactly one submodule."""
+    module, path = model, []
+    for instance, type_name in HIERARCHY_FRAME.findall(hierarchy):
+        if instance in NOT_A_SUBMODULE:
+            continue
+        found = _submodule(module, instance, type_name)
+        if found is None:
+            return None
+        names, module = found
+        path += names
+    return ".".join(path), _script_type(module).startswith("torch.nn.modules.")
+
+
+def _submodule(
+    module: torch.nn.Module, instance: str, type_name: str
+) -> tuple[list[str], torch.nn.Module] | None:
+    """The child called `instance`; a ModuleList or ModuleDict has no forward of its own, so calls
+    skip it in the hierarchy (`0(Residual)` is `blocks.0`): it is searched through too."""
+    children = dict(module.named_children())
+    if instance in children:
+        return [instance], children[instance]
+    found = []
+    for name, child in children.items():
+        if getattr(child, "original_name", None) in CONTAINERS:
+            inner = _submodule(child, instance, type_name)
+            if inner is not None and getattr(inner[1], "original_name", None) == type_name:
+                found.append(([name, *inner[0]], inner[1]))
+    return found[0] if len(found) == 1 else None
+
+
+def _script_type(module: torch.jit.ScriptModule) -> str:
+    """The Python class a scripted module came from, e.g. torch.nn.modules.activation.ReLU."""
+    return module._c._type().qualified_name().removeprefix("__torch__.")
 
 
 def _refuse_unknown_ops(ops: Iterator[tuple[str, str]]) -> None:
@@ -307,8 +407,12 @@ def _script_source(node: torch._C.Node) -> str:
 
 def _short_op_name(target: object) -> str:
     schema = getattr(target, "_schema", None)
-    name = schema.name.split("::")[-1] if schema is not None else getattr(target, "__name__", "op")
-    return name.removesuffix("_with_indices").strip("_")
+    return _short_name(schema.name if schema is not None else getattr(target, "__name__", "op"))
+
+
+def _short_name(qualified: str) -> str:
+    """aten::max_pool2d_with_indices -> max_pool2d, aten::relu_ -> relu."""
+    return qualified.split("::")[-1].removesuffix("_with_indices").strip("_")
 
 
 def _from_recorded(model: torch.nn.Module, example: torch.Tensor) -> TracedGraph:

@@ -4,12 +4,12 @@ from splinetool.ir.context import LoweringContext, NotLowerable, require_dynamic
 from splinetool.ir.pl import SignKind
 from splinetool.ir.registry import OpFamily, handles, tensor_arguments
 
-RELU = OpFamily("relu")
-LEAKY_RELU = OpFamily("leaky-relu")
-PRELU = OpFamily("prelu", trained_parameters=tensor_arguments)  # the slopes
-ABS = OpFamily("abs")
-HARDTANH = OpFamily("hardtanh")
-SOFTSHRINK = OpFamily("softshrink")
+RELU = OpFamily("relu", piecewise=True)
+LEAKY_RELU = OpFamily("leaky-relu", piecewise=True)
+PRELU = OpFamily("prelu", trained_parameters=tensor_arguments, piecewise=True)  # the slopes
+ABS = OpFamily("abs", piecewise=True)
+HARDTANH = OpFamily("hardtanh", piecewise=True)
+SOFTSHRINK = OpFamily("softshrink", piecewise=True)
 
 
 def _sign_node(ctx: LoweringContext, fn, args, kwargs, kind: str, thresholds: tuple[float, ...]):

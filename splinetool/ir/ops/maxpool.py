@@ -4,7 +4,7 @@ from splinetool.ir.context import LoweringContext, NotLowerable, require_dynamic
 from splinetool.ir.pl import ArgmaxKind
 from splinetool.ir.registry import OpFamily, handles
 
-MAX_POOL = OpFamily("max-pool")
+MAX_POOL = OpFamily("max-pool", piecewise=True)
 
 _NDIM = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3}
 
