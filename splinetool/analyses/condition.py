@@ -32,6 +32,13 @@ import numpy as np
 import torch
 
 from splinetool.analyses import Progress
+from splinetool.analyses.defaults import (
+    DEFAULT_BLOCK_POINTS,
+    DEFAULT_K,
+    DEFAULT_LANCZOS_STEPS,
+    DEFAULT_MAX_DENSE,
+)
+from splinetool.data.loading import read_array
 from splinetool.engine.blocks import block_singular_values, find_blocks
 from splinetool.engine.lanczos import lanczos
 from splinetool.engine.layer_jacobian import LayerJacobian, ParameterLayer, parameter_layers
@@ -39,11 +46,7 @@ from splinetool.engine.memory import MEMORY_BUDGET
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 
-DEFAULT_MAX_DENSE = 3000  # largest side of a Gram matrix decomposed exactly (72 MB in float64)
-DEFAULT_K = 20
-DEFAULT_LANCZOS_STEPS = 300
 DEFAULT_RTOL = 1e-6  # a Lanczos eigenvalue counts as converged when its residual bound is this relative
-DEFAULT_BLOCK_POINTS = 256
 
 
 @dataclass
@@ -213,31 +216,49 @@ NO_TARGETS = Targets(None, "none")
 def targets_for(
     labels: np.ndarray | None, source: str, points: int, outputs: int, regression: Path | None = None
 ) -> Targets:
-    """The loss's targets: regression targets from a .npy file (`regression`), else one-hot class
-    labels (`labels` of the data file `source`), else none."""
+    """The loss's targets: regression targets from the file `regression` (a .npy array, or the `y` of
+    an .npz, .h5 or .pt file); else the data's `y` (`labels`, from the data file `source`): floating
+    values with one column per output ([n, outputs], or [n] for one output) are regression targets,
+    anything else class labels made one-hot; else none."""
     if regression is not None:
-        return Targets(
-            _regression_targets(regression, points, outputs), f"regression targets from {regression}"
-        )
+        what = f"`targets` {regression}"
+        values = regression_targets(read_array(regression, "y", what), points, outputs, what)
+        return Targets(values, f"regression targets from {regression}")
     if labels is None:
         return Targets(None, "none (the data has no labels y): the loss and gradients are not reported")
+    if _regression_shaped(labels, outputs):
+        labels_instead = f", or integer class indices 0..{max(outputs, 2) - 1} as labels, or `targets`"
+        values = regression_targets(labels, points, outputs, f"y in {source}", labels_instead)
+        return Targets(values, f"regression targets y from {source}")
     return Targets(one_hot(labels, outputs, source), "one-hot class labels y")
 
 
-def _regression_targets(path: Path, n: int, outputs: int) -> np.ndarray:
-    if path.suffix.lower() != ".npy" or not path.is_file():
-        raise UsageError(f"`targets` {path}: expected an existing .npy file of regression targets")
-    try:
-        y = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"`targets` {path}: cannot read it as a .npy array ({err})") from None
-    y = y.reshape(len(y), -1) if y.ndim else y
-    if y.ndim != 2 or y.shape != (n, outputs) or not np.issubdtype(y.dtype, np.number):
-        raise UsageError(
-            f"`targets` {path}: expected numbers of shape [{n}] or [{n}, {outputs}] "
-            f"({n} data points, {outputs} model outputs), got {list(np.shape(y))}"
-        )
-    return y.astype(np.float64)
+def _regression_shaped(labels: np.ndarray, outputs: int) -> bool:
+    """Whether the data's `y` reads as regression targets: floating, with one column per output, or
+    with columns no class label has (at least two: a wrong width is then refused as such)."""
+    if not np.issubdtype(labels.dtype, np.floating):
+        return False  # integers and booleans stay class labels
+    if labels.ndim == 1:
+        return outputs == 1
+    return labels.ndim == 2 and (labels.shape[1] > 1 or outputs == 1)
+
+
+def regression_targets(y: np.ndarray, n: int, outputs: int, what: str, otherwise: str = "") -> np.ndarray:
+    """Regression targets [n, outputs] (float64) from `y` of shape [n, outputs], or [n] for a
+    one-output model; `what` names where they came from and `otherwise` what else would do, for
+    messages."""
+    y = np.asarray(y)
+    accepted = [[n, outputs]] + ([[n]] if outputs == 1 else [])
+    shapes = " or ".join(str(shape) for shape in accepted)
+    expected = f"expected regression targets of shape {shapes} ({n} data points, {outputs} model outputs)"
+    expected += otherwise
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or np.iscomplexobj(y):
+        raise UsageError(f"{what} has values of type {y.dtype}; {expected}")
+    if list(y.shape) not in accepted:
+        raise UsageError(f"{what} has shape {list(y.shape)}; {expected}")
+    if not np.isfinite(y).all():
+        raise UsageError(f"{what} has NaN or infinite values; {expected}")
+    return y.reshape(n, outputs).astype(np.float64)
 
 
 def one_hot(labels: np.ndarray, outputs: int, source: str = "the data") -> np.ndarray:
@@ -247,7 +268,7 @@ def one_hot(labels: np.ndarray, outputs: int, source: str = "the data") -> np.nd
     classes = max(outputs, 2)
     expected = (
         f"y in {source} must hold class indices 0..{classes - 1}, one per point (the model has {outputs} "
-        "outputs); for regression give `targets`"
+        "outputs); for regression give floating y, one column per output, or `targets`"
     )
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]

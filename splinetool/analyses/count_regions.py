@@ -28,8 +28,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from splinetool.analyses.plane import PLANE_LISTS, Plane, as_inputs, check_reach
-from splinetool.data.loading import Dataset, load_data, spread
+from splinetool.analyses.plane import PLANE_LISTS, Plane, as_inputs, check_reach, input_rows, input_shapes
+from splinetool.data.loading import Dataset, read_array, spread
 from splinetool.engine.planar import count_tiles
 from splinetool.engine.segments import partition_segments
 from splinetool.engine.store import check_memory
@@ -106,13 +106,15 @@ class CountRequest:
 
 
 def inputs_for(
-    input_dim: int,
+    input_shape: Sequence[int],
     request: CountRequest,
     dataset: Dataset | None,
     planes: Callable[[], Sequence[Plane]],
 ) -> Segments | Planes | Samples:
-    """What `request` asks to count on a model of `input_dim` inputs: samples with `sample`; segments
-    with `segment`, `pairs`, or `bounds` on a 1-D model; otherwise the planes `planes()` builds."""
+    """What `request` asks to count on a model whose inputs have `input_shape`: samples with `sample`;
+    segments with `segment`, `pairs`, or `bounds` on a 1-D model; otherwise the planes `planes()`
+    builds."""
+    input_dim = math.prod(input_shape)
     given = [f"`{name}`" for name in request.planes_given if name not in PLANE_LISTS]
     if set(request.planes_given) & set(PLANE_LISTS):
         given.append("`anchors_list` or `anchor_index_list`")
@@ -128,7 +130,7 @@ def inputs_for(
         or (request.bounds is not None and input_dim == 1)
     ):
         _refuse(given, "segments")
-        segments = _segments(input_dim, request, dataset)
+        segments = _segments(input_shape, request, dataset)
         check_reach(torch.cat([segments.starts, segments.ends]), _source(request, dataset))
         return segments
     return Planes(tuple(planes()))
@@ -148,22 +150,15 @@ def _source(request: CountRequest, dataset: Dataset | None) -> str:
     return f"`data` {dataset.source}" if dataset is not None else "the sampled points"
 
 
-def _segments(input_dim: int, request: CountRequest, dataset: Dataset | None) -> Segments:
+def _segments(input_shape: Sequence[int], request: CountRequest, dataset: Dataset | None) -> Segments:
     segment, pairs = request.segment, request.pairs
+    input_dim = math.prod(input_shape)
     if segment is not None and pairs is not None:
         raise UsageError("`segment` and `pairs` both give segments: choose one")
     if segment is not None:
-        x = np.asarray(load_data(str(segment)).x, dtype=np.float64)
-        if x.shape[0] == 2 and x[0].size == input_dim:
-            ends = x.reshape(1, 2, input_dim)
-        elif x.ndim >= 2 and x.shape[1] == 2 and x[0, 0].size == input_dim:
-            ends = x.reshape(len(x), 2, input_dim)
-        else:
-            raise UsageError(
-                f"`segment` {segment}: expected two inputs of {input_dim} values (shape [2, ...]) or "
-                f"S segments (shape [S, 2, ...]); found shape {list(x.shape)}"
-            )
-        return Segments(torch.as_tensor(ends[:, 0]), torch.as_tensor(ends[:, 1]))
+        what = f"`segment` {segment}"
+        ends = segment_ends(read_array(segment, "x", what), input_shape, what)
+        return Segments(ends[:, 0], ends[:, 1])
     if pairs is not None:
         if dataset is None:
             raise UsageError("`pairs` picks rows of `data`: give `data`")
@@ -174,6 +169,17 @@ def _segments(input_dim: int, request: CountRequest, dataset: Dataset | None) ->
     if not lo < hi:
         raise UsageError(f"`bounds` {request.bounds}: expected lo < hi")
     return Segments(torch.tensor([[lo]], dtype=torch.float64), torch.tensor([[hi]], dtype=torch.float64))
+
+
+def segment_ends(x: np.ndarray, input_shape: Sequence[int], what: str) -> torch.Tensor:
+    """The ends [S, 2, D] of one segment (its two ends, as `input_rows` reads inputs) or of a list of
+    S segments ([S, 2, D] or [S, 2, *input_shape]); `what` names the option and file, for messages."""
+    dim = math.prod(input_shape)
+    if x.ndim >= 2 and x.shape[1] == 2 and math.prod(x.shape[2:]) == dim:
+        # S segments: a stack of two inputs would have D values per row, not 2 rows of D values
+        return input_rows(x.reshape(-1, *x.shape[2:]), input_shape, what, 2 * len(x)).reshape(len(x), 2, dim)
+    lists = input_shapes(input_shape, "S", 2)
+    return input_rows(x, input_shape, what, 2, f" (one segment), or S segments: shape {lists}")[None]
 
 
 def _flat_data(dataset: Dataset, input_dim: int) -> np.ndarray:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from splinetool.data.loading import Dataset, load_data
+from splinetool.analyses.defaults import PLANE_LISTS
+from splinetool.data.loading import Dataset, read_array
 from splinetool.engine.planar import polygon_areas
 from splinetool.errors import UsageError
 from splinetool.parsing import numbers
@@ -19,6 +21,7 @@ __all__ = [
     "Plane",
     "anchor_plane",
     "as_inputs",
+    "input_rows",
     "box",
     "given_plane",
     "input_plane",
@@ -159,6 +162,56 @@ def given_plane(
     return _in_range(plane, what, "every corner origin + t·directions")
 
 
+COUNTS = {1: "one input", 2: "two inputs", 3: "three inputs"}
+
+
+def input_rows(
+    array: np.ndarray, input_shape: Sequence[int], what: str, count: int, otherwise: str = ""
+) -> torch.Tensor:
+    """`count` inputs, given as one input or a stack, as float64 rows [count, D] of flattened inputs.
+
+    One input is any array of D values (flat [D], the form `np.save` gives a vector, or the input
+    shape); a stack is [K, D] or [K, *input_shape] (any [K, ...] of D values per row). The two
+    readings agree where both fit (K = 1). `what` names the option and its file, and `otherwise`
+    adds other forms the option accepts to the message.
+    """
+    array = np.asarray(array)
+    shape, dim = list(array.shape), math.prod(input_shape)
+    expected = f"expected {accepted_inputs(input_shape, count)}{otherwise}"
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise UsageError(f"{what}: array of type {array.dtype}; {expected}, real numbers")
+    if array.size == dim:
+        rows = array.reshape(1, dim)
+    elif array.ndim >= 1 and math.prod(shape[1:]) == dim:
+        rows = array.reshape(len(array), dim)
+    else:
+        raise UsageError(
+            f"{what}: array of shape {shape} does not fit the model's inputs of shape {list(input_shape)}; "
+            f"{expected}"
+        )
+    if len(rows) != count:
+        found = "one input" if len(rows) == 1 else f"{len(rows)} inputs"
+        raise UsageError(f"{what}: array of shape {shape} holds {found}; {expected}")
+    if not np.isfinite(rows).all():
+        raise UsageError(f"{what}: NaN or infinite values; {expected}, finite numbers")
+    return torch.as_tensor(rows.astype(np.float64))
+
+
+def accepted_inputs(input_shape: Sequence[int], count: int) -> str:
+    """The shapes `input_rows` accepts for `count` inputs, in words."""
+    lead = () if count == 1 else (count,)
+    noun = COUNTS.get(count, f"{count} inputs")
+    return f"{noun} of {math.prod(input_shape)} values: shape {input_shapes(input_shape, *lead)}"
+
+
+def input_shapes(input_shape: Sequence[int], *lead: int | str) -> str:
+    """The shapes of inputs stacked along the axes `lead`, flat and in the input shape: '[*lead, D] or
+    [*lead, *input_shape]'."""
+    dim, inner = math.prod(input_shape), list(input_shape)
+    each = [[dim]] + ([inner] if inner != [dim] else [])
+    return " or ".join("[" + ", ".join(str(size) for size in (*lead, *shape)) + "]" for shape in each)
+
+
 def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
     """Points as float64 rows of the model's flattened inputs; `what` names where they came from."""
     flat = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
@@ -168,8 +221,6 @@ def as_inputs(points: np.ndarray, input_dim: int, what: str) -> torch.Tensor:
 
 
 # -- planes chosen by options -------------------------------------------------------------------------
-
-PLANE_LISTS = ("anchors_list", "anchor_index_list")  # the options that give many planes
 
 
 @dataclass(frozen=True)
@@ -205,15 +256,23 @@ class PlaneOptions:
             )
         return True
 
-    def planes(self, input_dim: int, dataset: Dataset | None) -> tuple[list[Plane], list | None]:
-        """The planes (one, or the list's), and the data rows of each plane of an index list."""
+    def planes(self, input_shape: Sequence[int], dataset: Dataset | None) -> tuple[list[Plane], list | None]:
+        """The planes (one, or the list's) in a model's input space, and the data rows of each plane
+        of an index list."""
         if self.listed:
-            return listed_planes(self, input_dim, dataset)
-        return [one_plane(self, input_dim, dataset)], None
+            return listed_planes(self, input_shape, dataset)
+        return [one_plane(self, input_shape, dataset)], None
 
 
-def one_plane(options: PlaneOptions, input_dim: int, dataset: Dataset | None) -> Plane:
+def given_inputs(path: Path, input_shape: Sequence[int], parameter: str, count: int) -> torch.Tensor:
+    """The `count` inputs the file of option `parameter` holds (its array `x`), as rows [count, D]."""
+    what = f"`{parameter}` {path}"
+    return input_rows(read_array(path, "x", what), input_shape, what, count)
+
+
+def one_plane(options: PlaneOptions, input_shape: Sequence[int], dataset: Dataset | None) -> Plane:
     """The plane the options describe; without any, the input space itself for 2-D models."""
+    input_dim = math.prod(input_shape)
     bounds, anchors, anchor_index, margin = (
         options.bounds,
         options.anchors,
@@ -224,11 +283,7 @@ def one_plane(options: PlaneOptions, input_dim: int, dataset: Dataset | None) ->
     check_margin(margin)  # even where other options place the plane: a bad value is a mistake
     box = numbers(bounds, 4, "bounds")
     if anchors is not None:
-        points = load_data(str(anchors)).x
-        if len(points) != 3:
-            raise UsageError(f"`anchors` {anchors}: expected exactly three inputs, found {len(points)}")
-        what = f"`anchors` {anchors}"
-        return anchor_plane(as_inputs(points, input_dim, what), margin, what)
+        return anchor_plane(given_inputs(anchors, input_shape, "anchors", 3), margin, f"`anchors` {anchors}")
     if anchor_index is not None:
         if dataset is None:
             raise UsageError("`anchor_index` needs `data`")
@@ -242,14 +297,8 @@ def one_plane(options: PlaneOptions, input_dim: int, dataset: Dataset | None) ->
     if origin is not None:
         if box is None:
             raise UsageError("`origin`/`directions` need `bounds` in plane coordinates")
-        o, d = load_data(str(origin)).x, load_data(str(directions)).x
-        if o.size != input_dim or d.size != 2 * input_dim:
-            raise UsageError(
-                f"`origin` {origin} and `directions` {directions}: expected one input and two inputs of "
-                f"{input_dim} values each, found {o.size} and {d.size} values"
-            )
-        o = as_inputs(o.reshape(1, -1), input_dim, f"`origin` {origin}")
-        d = as_inputs(d.reshape(2, -1), input_dim, f"`directions` {directions}")
+        o = given_inputs(origin, input_shape, "origin", 1)
+        d = given_inputs(directions, input_shape, "directions", 2)
         return given_plane(
             o[0], d, box, f"`origin` {origin}, `directions` {directions} and `bounds` {bounds}"
         )
@@ -271,19 +320,20 @@ def data_box(dataset: Dataset) -> tuple[float, float, float, float]:
 
 
 def listed_planes(
-    options: PlaneOptions, input_dim: int, dataset: Dataset | None
+    options: PlaneOptions, input_shape: Sequence[int], dataset: Dataset | None
 ) -> tuple[list[Plane], list | None]:
     """The planes of `anchors_list` or `anchor_index_list`, and the data rows of each (index list only)."""
+    input_dim = math.prod(input_shape)
     anchors_list, anchor_index_list, margin = options.anchors_list, options.anchor_index_list, options.margin
     check_margin(margin)
     if anchors_list is not None:
         what = f"`anchors_list` {anchors_list}"
-        x = load_data(str(anchors_list)).x
+        x = read_array(anchors_list, "x", what)
         if x.ndim < 3 or x.shape[1] != 3:
             raise UsageError(
                 f"{what}: array of shape {list(x.shape)}; expected [planes, 3, ...], three inputs per plane"
             )
-        triples, rows = [as_inputs(t, input_dim, what) for t in x], None
+        triples, rows = [input_rows(t, input_shape, f"{what}, plane {i}", 3) for i, t in enumerate(x)], None
     else:
         if dataset is None:
             raise UsageError("`anchor_index_list` needs `data`")

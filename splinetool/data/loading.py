@@ -39,9 +39,14 @@ class Dataset:
     source: str
 
 
+class _Whole(dict):
+    """A file that is one array (a .npy file, a bare .pt tensor): the points `x` where points are read,
+    and the array itself wherever another array is asked for (`read_array`)."""
+
+
 @contextmanager
 def _open_npy(path: Path) -> Iterator[Mapping]:
-    yield {"x": np.load(path, allow_pickle=False)}
+    yield _Whole(x=np.load(path, allow_pickle=False))
 
 
 @contextmanager
@@ -63,7 +68,7 @@ def _open_h5(path: Path) -> Iterator[Mapping]:
 def _open_pt(path: Path) -> Iterator[Mapping]:
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, torch.Tensor):
-        obj = {"x": obj}
+        obj = _Whole(x=obj)
     if not isinstance(obj, dict):
         raise UsageError(
             f"data file {path} holds a {type(obj).__name__}; expected a tensor (the points) or a dict "
@@ -97,22 +102,44 @@ def _read_file(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray | 
     if not path.is_file():
         generators = ", ".join(GENERATORS)
         raise UsageError(f"data file {path} does not exist (nor is it a built-in generator: {generators})")
+    with _opened(path, f"data file {path}") as arrays:
+        x_name = next((name for name in _names("x", split) if name in arrays), None)
+        if x_name is None:
+            wanted = " or ".join(repr(name) for name in _names("x", split))
+            hint = "" if split is None else f" (the {split!r} split)"
+            held = ", ".join(arrays) or "nothing"
+            raise UsageError(f"data file {path} has no array {wanted}{hint}; it holds: {held}")
+        y_name = next((name for name in _names("y", split) if name in arrays), None)
+        return _array(arrays[x_name]), None if y_name is None else _array(arrays[y_name])
+
+
+def read_array(path: Path, name: str, what: str) -> np.ndarray:
+    """The array `name` of a file (an .npz key, an HDF5 dataset, an entry of a .pt dict), or the one
+    array of a file that holds nothing else (.npy, a bare .pt tensor), in its own shape and dtype;
+    `what` names the file (and the option that gave it) for messages."""
+    if not path.is_file():
+        raise UsageError(f"{what} does not exist")
+    with _opened(path, what) as arrays:
+        if isinstance(arrays, _Whole):
+            return _array(arrays["x"])
+        if name not in arrays:
+            raise UsageError(f"{what} has no array {name!r}; it holds: {', '.join(arrays) or 'nothing'}")
+        return _array(arrays[name])
+
+
+@contextmanager
+def _opened(path: Path, what: str) -> Iterator[Mapping]:
+    """The arrays of an existing file by name; what the readers raise on a bad file becomes a message
+    naming `what`."""
     opener = READERS.get(path.suffix.lower())
     if opener is None:
-        raise UsageError(f"data file {path} has an unknown extension; expected one of {', '.join(READERS)}")
+        raise UsageError(f"{what} has an unknown extension; expected one of {', '.join(READERS)}")
     try:
         with opener(path) as arrays:
-            x_name = next((name for name in _names("x", split) if name in arrays), None)
-            if x_name is None:
-                wanted = " or ".join(repr(name) for name in _names("x", split))
-                hint = "" if split is None else f" (the {split!r} split)"
-                held = ", ".join(arrays) or "nothing"
-                raise UsageError(f"data file {path} has no array {wanted}{hint}; it holds: {held}")
-            y_name = next((name for name in _names("y", split) if name in arrays), None)
-            return _array(arrays[x_name]), None if y_name is None else _array(arrays[y_name])
+            yield arrays
     except pickle.UnpicklingError:
         raise UsageError(
-            f"data file {path} cannot be loaded safely (torch.load with weights_only=True): it is corrupt or "
+            f"{what} cannot be loaded safely (torch.load with weights_only=True): it is corrupt or "
             "holds objects other than tensors; expected a tensor, or a dict {'x': tensor, 'y': tensor}"
         ) from None
     except READ_ERRORS as e:
@@ -120,7 +147,7 @@ def _read_file(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray | 
         if "allow_pickle" in reason:
             # numpy's advice here is to unpickle untrusted data; say what the file is instead.
             reason = "not an array file, or it holds pickled Python objects"
-        raise UsageError(f"data file {path} is not a readable {path.suffix} file ({reason})") from None
+        raise UsageError(f"{what} is not a readable {path.suffix} file ({reason})") from None
 
 
 def _checked(x: np.ndarray, y: np.ndarray | None, source: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,5 +1,7 @@
 """Layer Hessians against autograd and a closed form; Lanczos against the dense spectrum; singular blocks."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,72 @@ def test_run_compares_models_and_one_hot_targets():
     assert result.models[0].loss == pytest.approx(expected, rel=1e-12)
     with pytest.raises(condition.UsageError, match="class indices"):
         condition.one_hot(np.array([0, 3]), 3)
+
+
+# -- regression targets: floating y in the data file, or the y of a --targets file -------------------
+
+
+def test_a_linear_model_with_floating_targets_matches_the_closed_form(tmp_path):
+    # f(x) = W x + b, L = (1/n) Σ ‖y_i − f(x_i)‖²: with X̃ = [X, 1], H = (2/n) X̃ᵀX̃ ⊗ I (each eigenvalue
+    # of (2/n) X̃ᵀX̃ once per output), ∇_W,b L = (2/n) Rᵀ X̃ for the residuals R = f(X) − Y
+    torch.manual_seed(3)
+    model = nn.Linear(3, 2).double()
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 3)), rng.normal(size=(12, 2))
+    targets = condition.targets_for(y, "data.npz", 12, 2)
+    assert targets.source == "regression targets y from data.npz"
+    np.savez(tmp_path / "targets.npz", x=x, y=y)
+    from_file = condition.targets_for(np.arange(12) % 2, "data.npz", 12, 2, tmp_path / "targets.npz")
+    np.testing.assert_array_equal(from_file.values, targets.values)
+    result = condition.run([_net(model, (3,))], x, targets, condition.ConditionOptions(block_points=4))
+    (layer,) = result.models[0].layers
+    xt = np.hstack([x, np.ones((12, 1))])
+    gram = 2 / 12 * np.linalg.eigvalsh(xt.T @ xt)
+    np.testing.assert_allclose(np.sort(layer.eigenvalues), np.sort(np.repeat(gram, 2)), rtol=1e-10)
+    assert layer.condition_number == pytest.approx(gram.max() / gram.min(), rel=1e-10)
+    w, b = model.weight.detach().numpy(), model.bias.detach().numpy()
+    residuals = x @ w.T + b - y
+    assert result.models[0].loss == pytest.approx((residuals**2).sum(axis=1).mean(), rel=1e-12)
+    assert layer.gradient_norm == pytest.approx(np.linalg.norm(2 / 12 * residuals.T @ xt), rel=1e-10)
+
+
+def test_integer_labels_stay_class_labels():
+    labels = np.array([0, 2, 1, 2])
+    targets = condition.targets_for(labels, "data.npz", 4, 3)
+    assert targets.source == "one-hot class labels y"
+    np.testing.assert_array_equal(targets.values, np.eye(3)[labels])
+    # whole floating labels in one column, for a model of several outputs, are class labels as before
+    whole = condition.targets_for(labels.astype(np.float32), "data.npz", 4, 3)
+    assert whole.source == "one-hot class labels y"
+    np.testing.assert_array_equal(whole.values, np.eye(3)[labels])
+
+
+def test_a_flat_floating_y_is_the_target_of_a_one_output_model():
+    y = np.array([0.5, -1.0, 2.0])
+    targets = condition.targets_for(y, "data.npz", 3, 1)
+    assert targets.source == "regression targets y from data.npz"
+    np.testing.assert_array_equal(targets.values, y[:, None])
+
+
+@pytest.mark.parametrize(
+    ("y", "outputs", "message"),
+    [
+        (np.zeros((4, 3)), 2, "y in data.npz has shape [4, 3]; expected regression targets of shape [4, 2]"),
+        (np.zeros((4, 2, 1)), 1, "y in data.npz must hold class indices"),
+        (np.array([0.0, np.inf, 1.0, 0.0]), 1, "y in data.npz has NaN or infinite values"),
+    ],
+)
+def test_floating_targets_of_the_wrong_shape_are_refused(y, outputs, message):
+    with pytest.raises(condition.UsageError, match=re.escape(message)):
+        condition.targets_for(y, "data.npz", 4, outputs)
+
+
+def test_a_targets_file_of_the_wrong_rows_is_refused(tmp_path):
+    np.savez(tmp_path / "targets.npz", y=np.zeros((5, 2)))
+    with pytest.raises(
+        condition.UsageError, match=re.escape(f"`targets` {tmp_path / 'targets.npz'} has shape [5, 2]")
+    ):
+        condition.targets_for(None, "data.npz", 4, 2, tmp_path / "targets.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros((4, 2)))
+    with pytest.raises(condition.UsageError, match="has no array 'y'; it holds: x"):
+        condition.targets_for(None, "data.npz", 4, 2, tmp_path / "other.npz")

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from splinetool.analyses import slice as analysis
-from splinetool.analyses.plane import anchor_plane, given_plane, input_plane
+from splinetool.analyses.plane import PlaneOptions, anchor_plane, given_plane, input_plane, input_rows
 from splinetool.engine.planar import count_tiles
 from splinetool.errors import UsageError
 from splinetool.io import Provenance, read, stream
@@ -212,3 +212,54 @@ def test_affine_maps_on_the_plane_give_the_network_output(moons_like):
     predicted = np.einsum("roi,ri->ro", result.affine_A, centres) + result.affine_c
     actual = net(plane.to_input(torch.as_tensor(centres))).numpy()
     assert np.abs(predicted - actual).max() < 1e-9 * max(1.0, np.abs(actual).max())
+
+
+# -- vectors saved as vectors: one input or a stack of inputs, flat or in the input shape -----------
+
+
+@pytest.mark.parametrize(
+    ("shape", "count"),
+    [((36,), 1), ((1, 36), 1), ((1, 6, 6), 1), ((6, 6), 1), ((3, 36), 3), ((3, 1, 6, 6), 3), ((3, 6, 6), 3)],
+)
+def test_one_input_or_a_stack_reads_as_the_same_rows(shape, count):
+    values = np.arange(count * 36, dtype=np.float32)
+    rows = input_rows(values.reshape(shape), (1, 6, 6), "`anchors` a.npy", count)
+    assert rows.dtype == F64 and rows.shape == (count, 36)
+    np.testing.assert_array_equal(rows.numpy(), values.reshape(count, 36))
+
+
+ONE = "expected one input of 36 values: shape [36] or [1, 6, 6]"
+THREE = "expected three inputs of 36 values: shape [3, 36] or [3, 1, 6, 6]"
+
+
+@pytest.mark.parametrize(
+    ("shape", "count", "message"),
+    [
+        ((36,), 3, f"array of shape [36] holds one input; {THREE}"),
+        ((2, 36), 1, f"array of shape [2, 36] holds 2 inputs; {ONE}"),
+        (
+            (3, 5, 5),
+            3,
+            f"array of shape [3, 5, 5] does not fit the model's inputs of shape [1, 6, 6]; {THREE}",
+        ),
+    ],
+)
+def test_inputs_of_the_wrong_shape_or_count_are_refused_naming_both(shape, count, message):
+    with pytest.raises(UsageError) as refused:
+        input_rows(np.zeros(shape), (1, 6, 6), "`anchors` a.npy", count)
+    assert str(refused.value) == f"`anchors` a.npy: {message}"
+
+
+def test_a_flat_origin_places_the_plane_of_a_one_row_origin(tmp_path):
+    np.save(tmp_path / "flat.npy", np.array([0.5, -0.25, 1.0]))
+    np.save(tmp_path / "row.npy", np.array([[0.5, -0.25, 1.0]]))
+    np.savez(tmp_path / "directions.npz", x=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    planes = [
+        PlaneOptions(
+            bounds="-1,1,-1,1", origin=tmp_path / name, directions=tmp_path / "directions.npz"
+        ).planes((3,), None)[0][0]
+        for name in ("flat.npy", "row.npy")
+    ]
+    for plane in planes:
+        np.testing.assert_array_equal(plane.origin.numpy(), [0.5, -0.25, 1.0])
+        np.testing.assert_array_equal(plane.directions.numpy(), [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from splinetool.cli import app
@@ -86,7 +87,6 @@ def test_bad_input_exits_2_without_output(moons, tmp_path, args, message):
         (lambda y: np.stack([y, y, y], axis=1), "shape [60, 3]"),
         (lambda y: y[:, None, None], "shape [60, 1, 1]"),
         (lambda y: np.where(y == 1, np.nan, 0.0), "class indices"),
-        (lambda y: y + 0.5, "class indices"),
     ],
 )
 def test_labels_that_are_no_class_indices_are_refused_naming_the_file(moons, tmp_path, labels, found):
@@ -110,3 +110,60 @@ def test_labels_as_a_column_are_class_indices(moons, tmp_path):
     flat = invoke(MOONS, "--data", moons / "moons.npz", "--block-points", "4", "--json")
     assert one.exit_code == 0, one.output
     assert json.loads(one.stdout)["models"][0]["loss"] == json.loads(flat.stdout)["models"][0]["loss"]
+
+
+# -- regression targets: floating y in the data file, or the y of a --targets file -------------------
+
+
+def _condition(*args) -> dict:
+    result = invoke(MOONS, *args, "--json", "--block-points", "4")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_floating_y_in_the_data_file_is_regression_targets(moons, tmp_path):
+    with np.load(moons / "moons.npz") as f:
+        x = f["x"]
+    y = np.sin(x[:, 0])  # the targets of moons/targets.npy, which --targets reads as before
+    np.savez(tmp_path / "flat.npz", x=x, y=y)
+    np.savez(tmp_path / "column.npz", x=x, y=y[:, None])
+    np.savez(tmp_path / "targets.npz", y=y[:, None])
+    expected = _condition("--data", moons / "moons.npz", "--targets", moons / "targets.npy")["models"][0]
+    # the loss by hand: the mean over points of the squared error of the model's output
+    outputs = torch.jit.load(str(MOONS)).double()(torch.as_tensor(x)).detach().numpy().reshape(-1)
+    assert expected["loss"] == pytest.approx(np.mean((outputs - y) ** 2), rel=1e-9)
+    flat = _condition("--data", tmp_path / "flat.npz")
+    column = _condition("--data", tmp_path / "column.npz")
+    npz = _condition("--data", moons / "moons.npz", "--targets", tmp_path / "targets.npz")
+    assert flat["targets"] == f"regression targets y from {tmp_path / 'flat.npz'}"
+    assert npz["targets"] == f"regression targets from {tmp_path / 'targets.npz'}"
+    for payload in (flat, column, npz):
+        model = payload["models"][0]
+        assert model["loss"] == pytest.approx(expected["loss"], rel=1e-12)
+        for layer, same in zip(model["layers"], expected["layers"], strict=True):
+            assert layer["gradient_norm"] == pytest.approx(same["gradient_norm"], rel=1e-12)
+
+
+def test_integer_y_stays_class_labels(moons):
+    assert _condition("--data", moons / "moons.npz")["targets"] == "one-hot class labels y"
+
+
+def test_floating_y_of_the_wrong_width_exits_2(moons, tmp_path):
+    with np.load(moons / "moons.npz") as f:
+        x = f["x"]
+    np.savez(tmp_path / "data.npz", x=x, y=np.stack([x[:, 0], x[:, 1]], axis=1))
+    out = tmp_path / "out"
+    out.mkdir()
+    message = refused("condition", MOONS, "--data", tmp_path / "data.npz", "-o", out / "c.h5",
+                      names=f"y in {tmp_path / 'data.npz'}", folder=out)  # fmt: skip
+    assert "has shape [60, 2]; expected regression targets of shape [60, 1] or [60]" in message
+
+
+def test_a_targets_file_of_the_wrong_rows_exits_2(moons, tmp_path):
+    targets = tmp_path / "targets.npz"
+    np.savez(targets, y=np.zeros(59))
+    out = tmp_path / "out"
+    out.mkdir()
+    message = refused("condition", MOONS, "--data", moons / "moons.npz", "--targets", targets,
+                      "-o", out / "c.h5", names=f"--targets {targets}", folder=out)  # fmt: skip
+    assert "has shape [59]; expected regression targets of shape [60, 1] or [60]" in message

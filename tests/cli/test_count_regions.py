@@ -12,6 +12,7 @@ from splinetool.analyses.count_regions_sweep import SweepResult
 from splinetool.cli import app
 from splinetool.io import read, read_provenance
 from tests.conftest import SAMPLES
+from tests.refusal import refused
 from tests.zoo import tent_network
 
 runner = CliRunner()
@@ -182,3 +183,36 @@ def test_origin_and_directions_of_the_wrong_size_are_refused(tmp_path):
     files = ["--origin", tmp_path / "origin.npy", "--directions", tmp_path / "directions.npy"]
     result = invoke(MOONS, *files, "--bounds", "-1,1,-1,1")
     assert result.exit_code == 2 and "two inputs of 2 values" in result.output
+
+
+# -- vectors saved as vectors: one input or a stack of inputs, flat or in the input shape -----------
+
+
+def test_a_flat_segment_of_a_one_dimensional_model_is_its_two_ends(tent, tmp_path):
+    np.save(tmp_path / "segment.npy", np.array([0.0, 1.0]))  # two 1-D inputs, as np.save writes them
+    payload = run_json(tent, "--segment", tmp_path / "segment.npy")
+    assert payload["method"] == "exact-1d"
+    assert payload["regions"] == 2**12  # a depth-12 tent map has 2^12 pieces on [0, 1]
+
+
+def test_a_flat_origin_counts_the_plane_of_a_one_row_origin(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros(2))
+    np.save(tmp_path / "row.npy", np.zeros((1, 2)))
+    np.save(tmp_path / "directions.npy", np.eye(2))
+    # the origin 0 and the unit directions place the input plane itself
+    expected = run_json(MOONS, "--bounds", "-1,1,-1,1")["regions"]
+    for origin in ("flat.npy", "row.npy"):
+        payload = run_json(MOONS, "--origin", tmp_path / origin, "--directions", tmp_path / "directions.npy",
+                           "--bounds", "-1,1,-1,1")  # fmt: skip
+        assert payload["regions"] == expected > 1
+
+
+def test_a_segment_file_of_the_wrong_shape_exits_2_naming_the_option(tmp_path):
+    segment = tmp_path / "segment.npy"
+    np.save(segment, np.zeros((3, 64)))
+    out = tmp_path / "out"
+    out.mkdir()
+    message = refused("count-regions", DIGITS_MLP, "--segment", segment, "-o", out / "c.h5",
+                      names=f"--segment {segment}", folder=out)  # fmt: skip
+    assert "array of shape [3, 64] holds 3 inputs; expected two inputs of 64 values: shape [2, 64]" in message
+    assert "or S segments: shape [S, 2, 64]" in message
