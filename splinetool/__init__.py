@@ -1,7 +1,43 @@
 """splinetool: the geometry of deep networks as affine splines, measured on saved checkpoints."""
 
-from splinetool.frontends.loading import LoadedModel, load_model
-from splinetool.ir import PLNet, lower
+import importlib
+
+# what `import splinetool` offers, each loaded on first use: torch takes seconds to import, and the
+# command line imports this package before it knows whether a command will run at all
+LAZY_NAMES = {
+    "LoadedModel": "splinetool.frontends.loading",
+    "load_model": "splinetool.frontends.loading",
+    "PLNet": "splinetool.ir",
+    "lower": "splinetool.ir",
+}
+SUBPACKAGES = (
+    "analyses",
+    "cli",
+    "data",
+    "engine",
+    "errors",
+    "frontends",
+    "io",
+    "ir",
+    "parallel",
+    "parsing",
+    "render",
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in LAZY_NAMES:
+        value = getattr(importlib.import_module(LAZY_NAMES[name]), name)
+    elif name in SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # found once: later look-ups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *LAZY_NAMES, *SUBPACKAGES})
 
 
 def slice(model, plane, **options):  # noqa: A001 - the command's name
@@ -10,9 +46,12 @@ def slice(model, plane, **options):  # noqa: A001 - the command's name
     `model` is a PLNet or anything `lower` accepts (a LoadedModel, nn.Module, ...); `plane` is a
     splinetool.analyses.plane.Plane.
     """
-    from splinetool.analyses.slice import SliceOptions, run
+    import torch
 
-    net = model if isinstance(model, PLNet) else lower(model).to(dtype=__import__("torch").float64)
+    from splinetool.analyses.slice import SliceOptions, run
+    from splinetool.ir import PLNet, lower
+
+    net = model if isinstance(model, PLNet) else lower(model).to(dtype=torch.float64)
     return run(net, plane, SliceOptions(**options))
 
 

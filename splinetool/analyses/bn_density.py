@@ -46,6 +46,12 @@ import torch
 from torch import nn
 
 from splinetool.analyses import Progress
+from splinetool.analyses.defaults import (
+    DEFAULT_BIAS_STD,
+    DEFAULT_GRID,
+    DEFAULT_MAX_REGIONS,
+    DEFAULT_RELATIVE_DELTA,
+)
 from splinetool.analyses.plane import Plane
 from splinetool.data.loading import Dataset
 from splinetool.engine.jacobian import jacobians
@@ -60,10 +66,6 @@ from splinetool.ir.pl import NodeScales
 
 INITS = ("as-is", "zero-bias", "random-bias", "batchnorm")
 REINITS = INITS[1:]
-DEFAULT_GRID = 256
-DEFAULT_BIAS_STD = 1.0
-DEFAULT_RELATIVE_DELTA = 0.05  # δ as a share of the view's larger side
-DEFAULT_MAX_REGIONS = 1_000_000
 POINTS_PER_BATCH = 2048  # grid corners per forward batch (rows of the grid)
 
 # seeds keyed by purpose, so that weights and biases never share a random stream

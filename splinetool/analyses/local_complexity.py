@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from splinetool.analyses import Progress
+from splinetool.analyses.defaults import DEFAULT_DIRECTIONS, DEFAULT_RELATIVE_RADIUS
 from splinetool.data.loading import load_data, spread
 from splinetool.engine.memory import auto_chunk
 from splinetool.engine.store import check_memory
@@ -40,8 +41,6 @@ from splinetool.ir import PLNet
 from splinetool.ir.pl import NodeScales, sign_changes, sign_of
 from splinetool.parsing import numbers as parse_numbers
 
-DEFAULT_DIRECTIONS = 25  # 2P = 50 vertices, as the published MLP experiments
-DEFAULT_RELATIVE_RADIUS = 0.05  # r = 0.05 × the RMS distance of the data points to their mean
 # on a CPU, batches of about a thousand vertices run fastest (bench/README.md: 1.5-2x faster
 # than batches of 10,000 or more, which spill out of the caches)
 CPU_BATCH_VERTICES = 1024

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
-import warnings
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from splinetool.cli import (
     bn_density,
@@ -18,7 +18,6 @@ from splinetool.cli import (
     merge,
     slice,
 )
-from splinetool.engine.memory import keep_freed_memory
 from splinetool.errors import Stopped
 from splinetool.io.atomic import request_stop, stop_requested
 
@@ -28,15 +27,66 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain text help: help texts are text, not rich markup (which would swallow `[N, D]`); paragraphs
+    # are wrapped once, to the terminal; and the rich help renderer is not imported at every start
+    rich_markup_mode=None,
 )
-app.command("info")(info.command)
-app.command("slice")(slice.command)
-app.command("count-regions")(count_regions.command)
-app.command("local-complexity")(local_complexity.command)
-app.command("bn-density")(bn_density.command)
-app.command("condition")(condition.command)
-app.command("debias-sample")(debias_sample.command)
-app.command("merge")(merge.command)
+
+
+class Command(TyperCommand):
+    """A splinetool command: its help names arguments as click does (CHECKPOINT, [CHECKPOINT],
+    CHECKPOINTS...), and once its options are read it makes the process-wide choices a run needs."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        # here rather than in `main`: it imports torch, which --help and a usage error never need
+        from splinetool.engine.memory import keep_freed_memory
+
+        keep_freed_memory()
+        return super().invoke(ctx)
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        arguments = [param for param in self.get_params(ctx) if isinstance(param, TyperArgument)]
+        return [self.options_metavar, *(usage_name(argument) for argument in arguments)]
+
+    def format_options(self, ctx: typer.Context, formatter) -> None:
+        """Typer's sections, with each argument under its usage name rather than its Python type."""
+        records = {"Arguments": [], "Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                records["Arguments"].append((usage_name(param, bracketed=False), record[1]))
+            else:
+                records["Options"].append(record)
+        for section, rows in records.items():
+            if rows:
+                with formatter.section(section):
+                    formatter.write_dl(rows)
+
+
+def usage_name(argument: TyperArgument, bracketed: bool = True) -> str:
+    """CHECKPOINT for a required argument, [CHECKPOINT] for an optional one, CHECKPOINTS... for many."""
+    name = argument.metavar or argument.name.upper()
+    if bracketed and not argument.required:
+        name = f"[{name}]"
+    return name + ("..." if argument.nargs != 1 else "")
+
+
+COMMANDS = {
+    "info": info.command,
+    "slice": slice.command,
+    "count-regions": count_regions.command,
+    "local-complexity": local_complexity.command,
+    "bn-density": bn_density.command,
+    "condition": condition.command,
+    "debias-sample": debias_sample.command,
+    "merge": merge.command,
+}
+for name, command in COMMANDS.items():
+    # the docstring's first paragraph, whole: click would cut it at 45 characters in the list
+    first = " ".join(command.__doc__.split("\n\n")[0].split())
+    app.command(name, cls=Command, short_help=first)(command)
 
 
 def _version(value: bool) -> None:
@@ -70,12 +120,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main() -> None:
-    # torch.export's own deprecation notice (torch 2.13), printed for every model it traces: noise
-    # about torch's internals that a user can do nothing about
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
     for caught in STOP_SIGNALS:
         signal.signal(caught, _stop)
-    keep_freed_memory()
     try:
         app()
     except Stopped as stop:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from splinetool import parsing
-from splinetool.analyses import bn_density as analysis
-from splinetool.analyses.plane import one_plane
+from splinetool.analyses.defaults import (
+    DEFAULT_BIAS_STD,
+    DEFAULT_GRID,
+    DEFAULT_MAX_REGIONS,
+    DEFAULT_RELATIVE_DELTA,
+)
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -21,9 +25,9 @@ from splinetool.cli.common import (
     write_outputs,
 )
 from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
-from splinetool.data.loading import load_data
 from splinetool.errors import UsageError
-from splinetool.render import tables
+
+SCALES = ("shared", "row")  # the density figure's colour scales, as splinetool.render.bn_density draws them
 
 
 @with_shared(*MODEL, *OUTPUTS)
@@ -59,20 +63,18 @@ def command(
             help="PL nodes to measure, counted from 1, e.g. 3,7,11 (default: all).", show_default=False
         ),
     ] = None,
-    grid: Annotated[
-        int, typer.Option(help="G: the view is cut into G x G cells.", min=1)
-    ] = analysis.DEFAULT_GRID,
+    grid: Annotated[int, typer.Option(help="G: the view is cut into G x G cells.", min=1)] = DEFAULT_GRID,
     delta: Annotated[
         float | None,
         typer.Option(
             help=f"δ in plane units for the share of boundary near the data (default: "
-            f"{analysis.DEFAULT_RELATIVE_DELTA:g} × the view's larger side).",
+            f"{DEFAULT_RELATIVE_DELTA:g} × the view's larger side).",
             show_default=False,
         ),
     ] = None,
     bias_std: Annotated[
         float, typer.Option(help="Standard deviation of the biases drawn by --init random-bias.", min=0.0)
-    ] = analysis.DEFAULT_BIAS_STD,
+    ] = DEFAULT_BIAS_STD,
     exact: Annotated[
         bool,
         typer.Option(
@@ -90,7 +92,14 @@ def command(
     ] = None,
     max_regions: Annotated[
         int, typer.Option(help="With --exact or --tessellation: stop beyond this many tiles.", min=1)
-    ] = analysis.DEFAULT_MAX_REGIONS,
+    ] = DEFAULT_MAX_REGIONS,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="Colour scale of the density figure: shared (one for every panel) or row (one per "
+            "initialisation, for rows of very different densities)."
+        ),
+    ] = "shared",
     bounds: Annotated[
         str | None,
         typer.Option(
@@ -113,6 +122,12 @@ def command(
     or batch-norm whose statistics come from the --data batch only, frozen before the grid is evaluated
     (Balestriero & Baraniuk, "Batch normalization explained", 2022).
     """
+    from splinetool import parsing
+    from splinetool.analyses import bn_density as analysis
+    from splinetool.analyses.plane import one_plane
+    from splinetool.data.loading import load_data
+    from splinetool.render import tables
+
     shared = Shared.of(ctx)
     with reported_errors(ctx):
         if data is None:
@@ -122,6 +137,8 @@ def command(
         options = analysis.BNDensityOptions(
             chosen, grid, delta, exact, tessellation is not None, max_regions, bias_std, shared.seed, source
         )
+        if scale not in SCALES:
+            raise UsageError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}")
         shared.check_outputs({"--tessellation": tessellation})
         dataset = load_data(data, split=split, seed=shared.seed)
         loaded = shared.open(checkpoint) if checkpoint is not None else None
@@ -135,14 +152,21 @@ def command(
             shared.where,
             shared.torch_dtype,
         )
-        plane = one_plane(plane_options(ctx), nets[0].net.input_dim, dataset)
+        plane = one_plane(plane_options(ctx), nets[0].net.input_shape, dataset)
         with progress_bar(shared.quiet, "boundary density", "grid rows") as bar:
             result = analysis.run(nets, plane, dataset, options, bar)
         title = Path(source).name
-        write_outputs(shared, "bn-density", result, loaded.sha256 if loaded else "", title=title)
+        drawn = partial(_figure, result, title, scale)
+        write_outputs(shared, "bn-density", result, loaded.sha256 if loaded else "", figure=drawn)
         if tessellation is not None:
             from splinetool.render.bn_density import draw_tessellation
             from splinetool.render.slice import save_figure
 
             save_figure(draw_tessellation(result, title=title), tessellation)
     report(shared, result.summary(), tables.print_bn_density, result)
+
+
+def _figure(result, title: str, scale: str):
+    from splinetool.render.bn_density import draw_bn_density
+
+    return draw_bn_density(result, title=title, scale=scale)

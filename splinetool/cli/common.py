@@ -7,27 +7,33 @@ import functools
 import glob
 import inspect
 import json
+import os
 import re
 import sys
 import tomllib
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from splinetool import parsing
-from splinetool.data.loading import Dataset, load_data
 from splinetool.errors import SplinetoolError, UsageError, is_out_of_memory
 from splinetool.io.atomic import check_outputs as io_check_outputs
 
-stdout = Console()
+# the library (torch, numpy, h5py, matplotlib) is imported where a command runs, never at the top of
+# a command-line module: --help and usage errors then answer without loading it
+if TYPE_CHECKING:
+    import torch
+
+    from splinetool.data.loading import Dataset
+
 stderr = Console(stderr=True)
+# the width results are printed at when stdout is a file or a pipe: each table as wide as it needs
+PIPED_WIDTH = 100_000
 
 # trust in a checkpoint comes from the command line or this variable, never from a --config file
 TRUST_ENVIRONMENT = "SPLINETOOL_TRUST_CHECKPOINT"
@@ -36,16 +42,22 @@ CODE_OPTIONS = {"trust_checkpoint", "checkpoint", "checkpoints"}
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-    """Make a TOML file's values the defaults of this command's options (the command line wins)."""
-    from splinetool.frontends.loading import imports_code
+    """Make a TOML file's values the defaults of this command's options (the command line wins).
 
+    Paths in the file are relative to the file's folder, so that a config works from any directory:
+    every value of a path option, and a text value (--arch, --data: a file or a name) where it names
+    a file there.
+    """
     if value is None:
         return value
+    from splinetool.frontends.loading import imports_code
+
     try:
         table = tomllib.loads(value.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise typer.BadParameter(f"{value}: cannot read as TOML ({err})", ctx, param) from None
     known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    paths = _path_options(ctx)
     defaults = {}
     for key, item in table.items():
         name = key.replace("-", "_")
@@ -63,9 +75,31 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
                 ctx,
                 param,
             )
-        defaults[name] = item
+        defaults[name] = _beside(value, item, always=name in paths)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+def _path_options(ctx: typer.Context) -> set[str]:
+    """The command's options whose values are paths: typed Path (or a list of paths) in its signature."""
+
+    def names_paths(annotation: object) -> bool:
+        return annotation is Path or any(names_paths(arg) for arg in typing.get_args(annotation))
+
+    signature = inspect.signature(ctx.command.callback, eval_str=True)
+    return {name for name, parameter in signature.parameters.items() if names_paths(parameter.annotation)}
+
+
+def _beside(config: Path, item: object, always: bool) -> object:
+    """A config file's relative path `item` as a path from the current directory: resolved against the
+    config's folder `always`, or else only where it names a file there."""
+    if isinstance(item, list):
+        return [_beside(config, one, always) for one in item]
+    if not isinstance(item, str) or not item or Path(item).is_absolute():
+        return item
+    there = config.parent / item
+    # normalised: configs/bn-density/../arch/x.toml is configs/arch/x.toml, as a user would name it
+    return os.path.normpath(there) if always or there.is_file() else item
 
 
 ConfigOption = Annotated[
@@ -195,6 +229,8 @@ def progress_bar(quiet: bool, label: str, unit: str) -> Iterator[Callable[..., N
     if quiet:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn(label),
         BarColumn(),
@@ -221,13 +257,13 @@ def reported_errors(ctx: typer.Context | None = None) -> Iterator[None]:
     `check_integers`). Under torchrun every rank fails alike (bad options fail everywhere; a failed
     share fails every rank through parallel.run_shared), and rank 0 alone says why.
     """
-    from splinetool.parallel import is_leader
-
     try:
         if ctx is not None:
             check_integers(ctx)
         yield
     except SplinetoolError as err:
+        from splinetool.parallel import is_leader
+
         if is_leader():
             message = in_flags(str(err), ctx)
             stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -237,6 +273,8 @@ def reported_errors(ctx: typer.Context | None = None) -> Iterator[None]:
         # where that estimate is off (another process took the memory, a limit it cannot read)
         if not is_out_of_memory(err):
             raise
+        from splinetool.parallel import is_leader
+
         if is_leader():
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             stderr.print(
@@ -260,6 +298,8 @@ def check_integers(ctx: typer.Context) -> None:
 
 def load_dataset(data: str | None, split: str | None, seed: int) -> Dataset | None:
     """The --data points, or None without --data (when a --split would have nothing to pick from)."""
+    from splinetool.data.loading import load_data
+
     if data is None:
         if split is not None:
             raise UsageError(f"--split {split!r} picks a part of a --data file: give --data too")
@@ -272,6 +312,8 @@ def print_json(payload: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    import torch
+
     if isinstance(value, (Path, torch.device, torch.dtype)):
         return str(value)
     if hasattr(value, "tolist"):
@@ -337,10 +379,14 @@ class Shared:
 
     @property
     def where(self) -> torch.device:
+        from splinetool import parsing
+
         return parsing.device(self.device)
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        from splinetool import parsing
+
         return parsing.dtype(self.dtype)
 
     @property
@@ -357,11 +403,27 @@ class Shared:
         io_check_outputs(outputs, inputs)
 
     def open(self, checkpoint: Path):
-        """The LoadedModel of one checkpoint, not lowered (for commands that lower it themselves)."""
+        """The LoadedModel of one checkpoint, not lowered (for commands that lower it themselves).
+        Where neither the file, the architecture nor a first Linear layer gives the input shape, the
+        command's --data points give it."""
+        from dataclasses import replace
+
+        from splinetool import parsing
         from splinetool.frontends.loading import load_model
 
         shape = parsing.shape(self.input_shape)
-        return load_model(checkpoint, arch=self.arch, input_shape=shape, trust=self.trust_checkpoint)
+        loaded = load_model(checkpoint, arch=self.arch, input_shape=shape, trust=self.trust_checkpoint)
+        return loaded if loaded.input_shape is not None else replace(loaded, input_shape=self._data_shape())
+
+    def _data_shape(self) -> tuple[int, ...] | None:
+        """One --data point's shape, for commands with that option (from its first --split, where a
+        command takes several, comma-separated or repeated)."""
+        data, split = self.ctx.params.get("data"), self.ctx.params.get("split")
+        if not isinstance(data, str):
+            return None
+        items = split if isinstance(split, (list, tuple)) else [split]
+        names = [name.strip() for item in items if item for name in item.split(",") if name.strip()]
+        return tuple(load_dataset(data, names[0] if names else None, self.seed).x.shape[1:])
 
     def load(self, checkpoint: Path):
         """(LoadedModel, PLNet) of one checkpoint, on the chosen device and dtype."""
@@ -407,4 +469,10 @@ def report(shared: Shared, summary: dict, table: Callable[..., None], *args: obj
     if shared.json:
         print_json(summary)
     elif not shared.quiet:
-        table(stdout, *args)
+        table(stdout_console(), *args)
+
+
+def stdout_console() -> Console:
+    """The console for results: the terminal's width on a terminal (tables fold their cells to fit
+    it); piped or written to a file, wide enough that no line is wrapped or cut for a script to read."""
+    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from splinetool.analyses import condition as analysis
+from splinetool.analyses.defaults import (
+    DEFAULT_BLOCK_POINTS,
+    DEFAULT_K,
+    DEFAULT_LANCZOS_STEPS,
+    DEFAULT_MAX_DENSE,
+)
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -18,9 +23,7 @@ from splinetool.cli.common import (
     with_shared,
     write_outputs,
 )
-from splinetool.data.loading import load_data
 from splinetool.errors import UsageError
-from splinetool.render import tables
 
 
 @with_shared(*MODEL, *OUTPUTS)
@@ -32,16 +35,18 @@ def command(
     ],
     data: Annotated[
         str | None,
-        typer.Option(help="Points x with class labels y (made one-hot targets), a data file or a generator."),
+        typer.Option(
+            help="Points x with targets y, a data file or a generator: integer class labels (made "
+            "one-hot), or floating regression targets of shape [points, outputs] ([points] for one output)."
+        ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="train or test, for files holding both.")] = None,
     targets: Annotated[
         Path | None,
         typer.Option(
-            # \[ keeps rich from reading [points] as a style tag
-            help="Regression targets instead of one-hot labels: a .npy file of shape \\[points] or "
-            "\\[points, outputs], row i for data point i. They set the loss and its gradient only: the "
-            "Hessian does not depend on them."
+            help="Regression targets instead of the data's y: a .npy file, or the y of a .npz/.h5/.pt file, "
+            "of shape [points] or [points, outputs], row i for data point i. They set the loss and its "
+            "gradient only: the Hessian does not depend on them."
         ),
     ] = None,
     layers: Annotated[
@@ -54,20 +59,20 @@ def command(
             help="Decompose exactly when the smaller of JᵀJ and JJᵀ has at most this many rows "
             "(params, or points × outputs); otherwise Lanczos."
         ),
-    ] = analysis.DEFAULT_MAX_DENSE,
+    ] = DEFAULT_MAX_DENSE,
     k: Annotated[
         int, typer.Option("--k", help="Lanczos: this many largest and smallest non-zero eigenvalues.")
-    ] = (analysis.DEFAULT_K),
+    ] = DEFAULT_K,
     lanczos_steps: Annotated[
         int, typer.Option(help="Lanczos: at most this many products with the Hessian per layer.")
-    ] = analysis.DEFAULT_LANCZOS_STEPS,
+    ] = DEFAULT_LANCZOS_STEPS,
     block_points: Annotated[
         int | None,
         typer.Option(
             help="Measure block Jacobians at this many data points (a seeded random subset); "
             "default 256, 0 for all of them."
         ),
-    ] = analysis.DEFAULT_BLOCK_POINTS,
+    ] = DEFAULT_BLOCK_POINTS,
 ) -> None:
     """Conditioning of the local loss landscape of each layer and of each block's map.
 
@@ -80,6 +85,10 @@ def command(
     at each point and their ratio κ, summarised over the points (Riedi, Balestriero & Baraniuk,
     Constructive Approximation 2023).
     """
+    from splinetool.analyses import condition as analysis
+    from splinetool.data.loading import load_data
+    from splinetool.render import tables
+
     shared = Shared.of(ctx)
     with reported_errors(ctx):
         if data is None:

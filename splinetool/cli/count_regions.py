@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 
-from splinetool import parallel
-from splinetool.analyses import count_regions as analysis
-from splinetool.analyses import count_regions_sweep as sweeps
-from splinetool.analyses.plane import PLANE_LISTS
+from splinetool.analyses.defaults import PLANE_LISTS
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -26,7 +23,6 @@ from splinetool.cli.common import (
 from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
 from splinetool.cli.sharing import run_shares
 from splinetool.errors import UsageError
-from splinetool.render import tables
 
 COMMAND = "count-regions"
 # the options that place planes: beside --sample or segments, they are refused
@@ -103,6 +99,11 @@ def command(
     --sweep FILE counts random-initialised networks of one family over depths at a fixed neuron budget
     and seeds, on the same plane or segments, and plots count against depth and width.
     """
+    from splinetool import parallel
+    from splinetool.analyses import count_regions as analysis
+    from splinetool.analyses import count_regions_sweep as sweeps
+    from splinetool.render import tables
+
     shared, places = Shared.of(ctx), plane_options(ctx)
     with reported_errors(ctx):
         shared.check_outputs()
@@ -128,8 +129,8 @@ def command(
         def prepare() -> analysis.CountJob:
             loaded, net = shared.load(checkpoint)
             dataset = load_dataset(data, split, shared.seed)
-            planes = partial(places.planes, net.input_dim, dataset)  # (planes, data rows)
-            where = analysis.inputs_for(net.input_dim, request, dataset, lambda: planes()[0])
+            planes = partial(places.planes, net.input_shape, dataset)  # (planes, data rows)
+            where = analysis.inputs_for(net.input_shape, request, dataset, lambda: planes()[0])
             return analysis.CountJob(net, where, checkpoint_sha256=loaded.sha256)
 
         unit = "segments" if segment is not None or pairs is not None else "planes" if listed else ""

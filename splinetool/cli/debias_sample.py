@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from splinetool import parsing
-from splinetool.analyses import debias_sample as analysis
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -21,7 +19,6 @@ from splinetool.cli.common import (
     write_outputs,
 )
 from splinetool.cli.sharing import run_shares
-from splinetool.render import tables
 
 
 @with_shared(*MODEL, "shard", *OUTPUTS)
@@ -38,6 +35,7 @@ def command(
             help="Polarity ρ: weight ∝ volume^ρ. 1 (default) is MaGNET, uniform on the manifold; ρ < 0 "
             "favours the modes, ρ > 0 the anti-modes, 0 is plain sampling. Repeat for several.",
             show_default=False,
+            metavar="<float>",
         ),
     ] = None,
     prior: Annotated[str, typer.Option(help="Latent prior: normal (N(0, I)) or uniform (on [-1, 1]^d).")] = (
@@ -89,6 +87,10 @@ def command(
     The pool splits into shares under torchrun and with --shard: each share measures its latents, and
     the draws are made once from the whole pool's measures (by rank 0, or by `splinetool merge`).
     """
+    from splinetool import parsing
+    from splinetool.analyses import debias_sample as analysis
+    from splinetool.render import tables
+
     shared = Shared.of(ctx)
     with reported_errors(ctx):
         shared.check_outputs()

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from splinetool.analyses import info as analysis
 from splinetool.cli.common import (
     MODEL,
     Shared,
@@ -15,7 +14,6 @@ from splinetool.cli.common import (
     reported_errors,
     with_shared,
 )
-from splinetool.render import tables
 
 
 @with_shared(*MODEL, "json", "quiet", "config")
@@ -25,6 +23,9 @@ def command(
     samples: Annotated[int, typer.Option(help="Random inputs used to check the lowering.", min=1)] = 8,
 ) -> None:
     """Load and lower a checkpoint; list its piecewise-linear nodes and check the lowering."""
+    from splinetool.analyses import info as analysis
+    from splinetool.render import tables
+
     shared = Shared.of(ctx)
     with reported_errors(ctx):
         options = analysis.InfoOptions(shared.where, shared.torch_dtype, shared.seed, samples)

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from splinetool.analyses import local_complexity as analysis
-from splinetool.analyses import local_complexity_gate as gating
+from splinetool.analyses.defaults import DEFAULT_DIRECTIONS, DEFAULT_MAX_INCREASE, DEFAULT_RELATIVE_RADIUS
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -22,7 +21,6 @@ from splinetool.cli.common import (
 )
 from splinetool.cli.sharing import run_shares
 from splinetool.errors import UsageError
-from splinetool.render import tables
 
 
 @with_shared(*MODEL, "shard", *OUTPUTS)
@@ -42,7 +40,10 @@ def command(
     ] = None,
     split: Annotated[
         list[str] | None,
-        typer.Option(help="train or test, for files holding both; repeat (or comma-separate) for several."),
+        typer.Option(
+            help="train or test, for files holding both; repeat (or comma-separate) for several.",
+            metavar="<str>",
+        ),
     ] = None,
     random: Annotated[
         int, typer.Option(help="Also measure this many points uniform in the data's bounding box.", min=0)
@@ -51,7 +52,7 @@ def command(
         int | None,
         typer.Option(
             help=f"P, the number of orthonormal directions, 2P vertices per point (default "
-            f"{analysis.DEFAULT_DIRECTIONS}, or the input dimension if smaller).",
+            f"{DEFAULT_DIRECTIONS}, or the input dimension if smaller).",
             show_default=False,
         ),
     ] = None,
@@ -63,7 +64,7 @@ def command(
     ] = None,
     relative_radius: Annotated[
         float, typer.Option(help="r as a multiple of the RMS distance of the data points to their mean.")
-    ] = analysis.DEFAULT_RELATIVE_RADIUS,
+    ] = DEFAULT_RELATIVE_RADIUS,
     frame: Annotated[
         str, typer.Option(help="shared: one random frame for all points; per-point: a fresh frame per point.")
     ] = "shared",
@@ -86,7 +87,7 @@ def command(
         float | None,
         typer.Option(
             help=f"Relative increase over --baseline allowed (default: the gate file's, else "
-            f"{gating.DEFAULT_MAX_INCREASE:g}).",
+            f"{DEFAULT_MAX_INCREASE:g}).",
             show_default=False,
         ),
     ] = None,
@@ -113,6 +114,10 @@ def command(
     trajectory). With --max-lc, --gate or --baseline, exit 1 when a check fails. The points split
     into shares under torchrun and with --shard (each share measured on every checkpoint).
     """
+    from splinetool.analyses import local_complexity as analysis
+    from splinetool.analyses import local_complexity_gate as gating
+    from splinetool.render import tables
+
     shared = Shared.of(ctx)
     with reported_errors(ctx):
         if data is None:

@@ -10,7 +10,6 @@ import typer
 
 from splinetool.cli.common import JsonOption, QuietOption, Shared, report, reported_errors
 from splinetool.errors import UsageError
-from splinetool.render import tables
 
 
 def command(
@@ -34,6 +33,7 @@ def command(
     missing, duplicated or which file differs in what.
     """
     from splinetool.io.shards import merge
+    from splinetool.render import tables
 
     shared = Shared.of(ctx)
     with reported_errors(ctx):

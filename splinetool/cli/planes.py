@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splinetool.analyses.plane import PlaneOptions
 from splinetool.cli.common import with_options
+
+if TYPE_CHECKING:
+    from splinetool.analyses.plane import PlaneOptions
 
 BoundsOption = Annotated[
     str | None,
@@ -62,4 +64,6 @@ def with_plane(*names: str) -> Callable[[Callable], Callable]:
 
 def plane_options(ctx: typer.Context) -> PlaneOptions:
     """Where the command's planes lie, from its options."""
+    from splinetool.analyses.plane import PlaneOptions
+
     return PlaneOptions(**{f.name: ctx.params[f.name] for f in fields(PlaneOptions) if f.name in ctx.params})

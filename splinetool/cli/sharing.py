@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 
-from splinetool import parallel
 from splinetool.cli.common import Shared, progress_bar, report
 from splinetool.errors import UsageError
-from splinetool.parallel import WHOLE, Job, Share
-from splinetool.render import tables
+
+if TYPE_CHECKING:
+    import torch
+
+    from splinetool.parallel import Job, Share
 
 # options that say where results go or how the run looks, not what the result is: shards of one run
 # may differ in them (each shard has its own -o); every other option must agree for `merge`
@@ -45,6 +47,8 @@ def run_work(
     `prepare` returns the Job: the outcome hands it back as `job`, so that what was loaded to compute
     the result also serves to write and draw it.
     """
+    from splinetool import parallel
+
     prepared: list[Job] = []
 
     def one_share(share: Share) -> Outcome:
@@ -60,6 +64,7 @@ def run_work(
     if len(outcomes) == 1:
         return replace(outcomes[0], job=prepared[0])
     from splinetool.io.shards import combine
+    from splinetool.parallel import WHOLE
 
     total = outcomes[0].total
     return Outcome(combine([o.result for o in outcomes]), WHOLE, range(total), total, prepared[0])
@@ -90,6 +95,8 @@ def check_shard(shard: str | None, output: Path | None, refused: dict[str, objec
     """The --shard share, refusing it without -o or with options that need the whole result."""
     if shard is None:
         return None
+    from splinetool import parallel
+
     share = parallel.parse_share(shard)
     if output is None:
         raise UsageError(f"--shard {shard} writes its share to a shard file: give -o FILE.h5")
@@ -122,6 +129,7 @@ def write_shard(shared: Shared, outcome: Outcome, command: str) -> None:
     say what was written."""
     from splinetool.io.shards import ShardInfo
     from splinetool.io.shards import write_shard as write
+    from splinetool.render import tables
 
     share, items, sha256 = outcome.share, outcome.items, outcome.job.checkpoint_sha256
     place = (share.index, share.count, items.start, items.stop, outcome.total)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splinetool.analyses import slice as analysis
-from splinetool.analyses.plane import PLANE_LISTS
+from splinetool.analyses.defaults import PLANE_LISTS
 from splinetool.cli.common import (
     MODEL,
     OUTPUTS,
@@ -24,7 +23,9 @@ from splinetool.cli.common import (
 from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
 from splinetool.cli.sharing import run_shares
 from splinetool.errors import UsageError
-from splinetool.render import tables
+
+if TYPE_CHECKING:
+    from splinetool.analyses import slice as analysis
 
 COLORS = ("jacobian", "region", "layer", "class")
 
@@ -62,6 +63,9 @@ def command(
     through its three anchors (one result per plane); the planes split into shares under torchrun
     and with --shard.
     """
+    from splinetool.analyses import slice as analysis
+    from splinetool.render import tables
+
     shared, places = Shared.of(ctx), plane_options(ctx)
     with reported_errors(ctx):
         # pictures coloured by the Jacobian need its norm
@@ -83,7 +87,7 @@ def command(
 
             loaded, net = shared.load(checkpoint)
             dataset = load_dataset(data, split, shared.seed)
-            planes, rows = places.planes(net.input_dim, dataset)
+            planes, rows = places.planes(net.input_shape, dataset)
             # one plane: its tiles go to -o as they are found
             to_file = None if listed or shared.output is None else shared.provenance("slice", loaded.sha256)
             return analysis.SliceJob(

@@ -36,7 +36,7 @@ def print_count(console: Console, result: count_regions.RegionCount, label: str)
     for k, (name, kind) in enumerate(zip(result.node_names, result.node_kinds)):
         cells = [f"{result.per_layer[k]:,}"] + ([f"{result.distinct_per_layer[k]:,}"] if distinct else [])
         table.add_row(f"1..{k + 1}", escape(name), kind, *cells)
-    console.print(table)
+    _show(console, table)
     lines = []
     if len(per_item) > 1:
         lines.append(
@@ -72,7 +72,7 @@ def print_sweep(console: Console, result: count_regions_sweep.SweepResult, label
         table.add_column(name, justify="right")
     for row in result.by_depth():
         table.add_row(*(f"{row[k]:,g}" for k in ("depth", "width", "median", "min", "max")))
-    console.print(table)
+    _show(console, table)
     _line(console, f"{result.measure}; {result.init}; {result.seconds:.2f} s")
 
 
@@ -98,7 +98,7 @@ def print_condition(console: Console, result: condition.ConditionResult) -> None
             ]  # fmt: skip
             table.add_row(*([escape(Path(model.checkpoint).name)] if several else []), *cells)
         table.add_section()
-    console.print(table)
+    _show(console, table)
     blocks = Table(title="block Jacobians (κ = σ_max / σ_min, ∞ when singular)", title_justify="left")
     if several:
         blocks.add_column("model")
@@ -114,7 +114,7 @@ def print_condition(console: Console, result: condition.ConditionResult) -> None
             ]  # fmt: skip
             blocks.add_row(*([escape(Path(model.checkpoint).name)] if several else []), *cells)
         blocks.add_section()
-    console.print(blocks)
+    _show(console, blocks)
     losses = ", ".join(f"{Path(m.checkpoint).name} {m.loss:.4g}" for m in result.models if m.loss is not None)
     block_points = len(result.models[0].block_points) if result.models else 0
     _line(
@@ -141,7 +141,7 @@ def print_bn_density(console: Console, result: bn_density.BNDensityResult) -> No
                 distance(s["mean_linearised_distance"]),
             )  # fmt: skip
         table.add_section()
-    console.print(table)
+    _show(console, table)
     names = ", ".join(
         f"{layer} = {escape(name)}" for layer, name in zip(result.node_layers, result.node_names)
     )
@@ -173,7 +173,7 @@ def print_debias(console: Console, result: debias_sample.DebiasResult, checkpoin
             f"{r:g}{' (baseline)' if r == 0 else ''}", f"{ess:,.1f}", f"{ess / pool:.1%}", four_places(mean),
             f"{len(set(index.tolist())):,}",
         )  # fmt: skip
-    console.print(table)
+    _show(console, table)
     _line(
         console,
         f"pool {pool:,} ({result.prior} prior, seed {result.seed}), n {result.selected_index.shape[1]:,} "
@@ -188,11 +188,19 @@ def print_debias(console: Console, result: debias_sample.DebiasResult, checkpoin
 
 def print_info(console: Console, result: info.InfoResult) -> None:
     table = Table(title=f"{result.checkpoint} ({result.format})", title_justify="left")
-    for column in ("PL node", "kind", "neurons", "output shape"):
-        table.add_column(column, justify="right" if column == "neurons" else "left")
+    for column in ("#", "PL node", "kind", "neurons", "output shape"):  # "#": a gate file's `node 3`
+        table.add_column(column, justify="right" if column in ("#", "neurons") else "left")
     for node in result.nodes:
-        table.add_row(node.name, node.kind, f"{node.neurons:,}", "×".join(map(str, node.out_shape)))
-    console.print(table)
+        shape = "×".join(map(str, node.out_shape))
+        table.add_row(str(node.position), node.name, node.kind, f"{node.neurons:,}", shape)
+    _show(console, table)
+    if result.renamed:
+        renamed = Table(title="checkpoint tensors renamed", title_justify="left")
+        renamed.add_column("checkpoint tensor")
+        renamed.add_column("architecture parameter")
+        for theirs, ours in result.renamed.items():
+            renamed.add_row(escape(theirs), escape(ours))
+        _show(console, renamed)
     transforms = f" then {', '.join(result.output_transforms)} (dropped)" if result.output_transforms else ""
     console.print(
         f"input {'×'.join(map(str, result.input_shape))} → output {'×'.join(map(str, result.output_shape))}"
@@ -242,7 +250,7 @@ def print_local_complexity(
             cells = [f"{result.stats(c, n)['lc_mean']:.3f}" for n in result.set_names]
             cells += [_formatted(result.stats(c, n)["accuracy"], ".1%") for n in labelled]
             table.add_row(escape(first), *cells)
-    console.print(table)
+    _show(console, table)
     _line(
         console,
         f"radius {result.radius:.6g} ({result.radius_rule}); {result.directions} directions, "
@@ -267,7 +275,7 @@ def print_slice_list(console: Console, summary: dict, rows: list | None) -> None
             f"{entry['boundary_length']:.4g}",
             f"{entry['seconds']:.2f}",
         )
-    console.print(table)
+    _show(console, table)
 
 
 def print_slice(console: Console, summary: dict) -> None:
@@ -276,7 +284,7 @@ def print_slice(console: Console, summary: dict) -> None:
     table.add_column("tiles", justify="right")
     for name, tiles in summary["tiles_per_node"].items():
         table.add_row(name, f"{tiles:,}")
-    console.print(table)
+    _show(console, table)
     console.print(
         f"{summary['regions']:,} regions covering {summary['covered_area']:.6g} of the domain's "
         f"{summary['domain_area']:.6g}; decision boundary: {summary['boundary_segments']:,} segments, "
@@ -310,6 +318,14 @@ def print_merged(console: Console, command: str, shards: int, items: int, output
 def _formatted(value: float | None, spec: str, missing: str = "–") -> str:
     """`value` in the format `spec`; `missing` where there is none (no boundary in view, no labels)."""
     return missing if value is None else format(value, spec)
+
+
+def _show(console: Console, table: Table) -> None:
+    """Print `table`; where the console is too narrow for it, its cells fold onto more lines rather than
+    end in `…`, so that every digit of every number is shown."""
+    for column in table.columns:
+        column.overflow = "fold"
+    console.print(table)
 
 
 def _line(console: Console, text: str) -> None:

@@ -4,6 +4,7 @@ outside the intended output changed."""
 
 import hashlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -88,6 +89,48 @@ def test_binary_config_is_refused(tmp_path, content):
     config.write_bytes(content)
     result = run("info", MOONS, "--config", config)
     assert result.exit_code == 2 and "c.toml" in result.output
+
+
+# --- a config file's paths are relative to it: it works from any directory ---
+
+
+def test_paths_in_a_config_resolve_beside_it(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    presets, elsewhere = tmp_path / "presets", tmp_path / "elsewhere"
+    presets.mkdir(), elsewhere.mkdir()
+    np.save(presets / "segment.npy", np.array([[-2.0, 0.0], [2.0, 0.5]]))
+    shutil.copy(MOONS_DATA, presets / "points.npz")
+    config = presets / "count.toml"
+    # path options (--segment, --png): beside the config, whatever the current directory
+    config.write_text('segment = "segment.npy"\npng = "pieces.png"\n')
+    monkeypatch.chdir(elsewhere)
+    result = run("count-regions", MOONS, "--config", config, "--json")
+    assert result.exit_code == 0, result.output
+    direct = run("count-regions", MOONS, "--segment", presets / "segment.npy", "--json")
+    assert json.loads(result.stdout)["per_layer"] == json.loads(direct.stdout)["per_layer"]
+    assert (presets / "pieces.png").exists() and not (elsewhere / "pieces.png").exists()
+    # a file-or-generator option: a file beside the config, or a generator's name, which stays a name
+    for data, given in (("points.npz", presets / "points.npz"), ("moons:30", "moons:30")):
+        config.write_text(f'data = "{data}"\npairs = "0,1"\n')
+        result = run("count-regions", MOONS, "--config", config, "--json")
+        assert result.exit_code == 0, result.output
+        direct = run("count-regions", MOONS, "--data", given, "--pairs", "0,1", "--json")
+        assert json.loads(result.stdout)["per_layer"] == json.loads(direct.stdout)["per_layer"]
+
+
+def test_the_paper_preset_runs_from_another_directory(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    preset = ROOT / "configs" / "bn-density" / "paper.toml"
+    result = run(
+        "bn-density", "--config", preset, "--grid", "2", "--layers", "3", "--init", "zero-bias", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == str(ROOT / "configs" / "arch" / "bn-paper.toml")
 
 
 # --- -o and the pictures replace only regular files that are not inputs ---

@@ -112,11 +112,12 @@ def test_address_space_limit_minus_the_virtual_size(tmp_path, monkeypatch):
 
 
 ARCH = "mlp{widths=[512, 512, 512, 512, 512, 512], outputs=1, input_shape=[2]}"
-# the CLI, started once torch and splinetool are imported, under RLIMIT_AS = that virtual size + headroom
+# the CLI, started once torch and the modules `slice` loads are imported (the command line imports
+# them only when a command runs), under RLIMIT_AS = that virtual size + headroom
 UNDER_LIMIT = textwrap.dedent(
     """
     import resource, sys
-    import splinetool.cli
+    import splinetool.cli, splinetool.analyses.slice, splinetool.frontends.loading, splinetool.io.hdf5
     size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
     limit = size + int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

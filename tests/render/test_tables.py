@@ -9,8 +9,8 @@ from tests.conftest import SAMPLES
 from tests.zoo import tent_network
 
 
-def printed(printer, *args) -> str:
-    console = Console(record=True, width=400, color_system=None)
+def printed(printer, *args, width: int = 400) -> str:
+    console = Console(record=True, width=width, color_system=None)
     printer(console, *args)
     return console.export_text()
 
@@ -72,3 +72,27 @@ def test_shards_and_merges_say_where_they_went():
     )
     text = printed(tables.print_merged, "slice", 4, 1000, "m.h5").strip()
     assert text == "merged 4 shards of 'slice' (1,000 items) into m.h5"
+
+
+def test_a_narrow_console_folds_cells_and_never_cuts_a_digit():
+    wide = {
+        "regions": 123_456_789_012_345,
+        "boundary_segments": 98_765_432_101,
+        "boundary_length": 8.412345e-05,
+        "seconds": 12345.67,
+    }
+    listed = {"planes": 1, "slices": [wide]}
+    for width in (80, 40):
+        text = printed(tables.print_slice_list, listed, [(1000, 2000, 3000)], width=width)
+        assert "…" not in text
+        assert all(len(line) <= width for line in text.splitlines())
+        body = rows(text.split("┡")[1])  # the lines of the one data row, folded
+        cells = ["".join(line[k] for line in body) for k in range(len(body[0]))]
+        assert cells == [
+            "0",
+            "1000,2000,3000",
+            "123,456,789,012,345",
+            "98,765,432,101",
+            "8.412e-05",
+            "12345.67",
+        ]
