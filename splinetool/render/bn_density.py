@@ -10,8 +10,15 @@ from matplotlib.figure import Figure
 
 from splinetool.analyses.bn_density import BNDensityResult
 from splinetool.errors import UsageError
+from splinetool.render.layout import colour_bar_beside, note
 
 PANEL_INCHES = 2.6
+SCALES = ("shared", "row")  # one colour scale for every panel, or one per initialisation (row)
+
+
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise UsageError(f"`scale` {scale!r}: expected one of {', '.join(SCALES)}")
 
 
 def _data(ax, result: BNDensityResult) -> None:
@@ -28,16 +35,19 @@ def _frame(ax, result: BNDensityResult) -> None:
     ax.set_yticks([])
 
 
-def draw_bn_density(result: BNDensityResult, title: str | None = None) -> Figure:
-    """One heatmap per (initialisation, node) on one colour scale, with the data points."""
+def draw_bn_density(result: BNDensityResult, title: str | None = None, scale: str = "shared") -> Figure:
+    """One heatmap per (initialisation, node) with the data points, on one colour scale (`scale`
+    "shared") or on one per initialisation ("row": a sparse initialisation beside a dense one)."""
+    check_scale(scale)
     rows, cols = len(result.inits), len(result.node_names)
     fig = Figure(figsize=(PANEL_INCHES * cols + 1.2, PANEL_INCHES * rows + 0.6), layout="constrained")
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
-    # one scale for every panel; the square root keeps sparse panels visible beside a dense spot
-    norm = PowerNorm(0.5, 0.0, max(float(result.density.max()), 1e-12))
     extent = (result.x_edges[0], result.x_edges[-1], result.y_edges[0], result.y_edges[-1])
-    image = None
+    label = f"{result.measure} (square-root scale)"
     for i, init in enumerate(result.inits):
+        # the square root keeps sparse panels visible beside a dense spot
+        top = result.density.max() if scale == "shared" else result.density[i].max()
+        norm = PowerNorm(0.5, 0.0, max(float(top), 1e-12))
         for k, name in enumerate(result.node_names):
             ax = axes[i, k]
             image = ax.imshow(
@@ -46,16 +56,20 @@ def draw_bn_density(result: BNDensityResult, title: str | None = None) -> Figure
             _data(ax, result)
             _frame(ax, result)
             share = result.share_within_delta[i, k]
-            note = f"{result.boundaries_in_view[i, k]} in view"
-            note += "" if np.isnan(share) else f", {share:.0%} within δ"
-            ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=7, color="white", zorder=5)
+            text = f"{result.boundaries_in_view[i, k]} in view"
+            text += "" if np.isnan(share) else f", {share:.0%} within δ"
+            note(ax, text, 0.02, 0.02)
             if i == 0:
                 ax.set_title(f"layer {result.node_layers[k]} ({name})", fontsize=9)
             if k == 0:
                 ax.set_ylabel(init, fontsize=10)
-    fig.colorbar(image, ax=axes, shrink=0.8, label=f"{result.measure} (square-root scale)")
+        if scale == "row":
+            colour_bar_beside(fig, image, [axes[i, -1]], label if i == rows // 2 else None)
+    if scale == "shared":
+        colour_bar_beside(fig, image, list(axes[:, -1]), label)
     head = f"{title}: " if title else ""
-    fig.suptitle(f"{head}boundary density, δ = {result.delta:.3g}, seed {result.seed}", fontsize=11)
+    rowwise = ", one colour scale per row" if scale == "row" else ""
+    fig.suptitle(f"{head}boundary density, δ = {result.delta:.3g}, seed {result.seed}{rowwise}", fontsize=11)
     return fig
 
 

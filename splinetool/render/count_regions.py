@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from splinetool.analyses.count_regions import PlaneCount, SampledCount, SegmentCount
 from splinetool.analyses.count_regions_sweep import SweepResult
+from splinetool.render.layout import legend_beside, legend_right_of
 
 MAX_OUTPUT_CURVES = 10
 MAX_MARKED_BREAKPOINTS = 3000  # beyond this, breakpoints are drawn as a rug, not as lines
@@ -64,16 +65,16 @@ def draw_segments(result: SegmentCount, title: str | None = None) -> Figure:
     ax.set_ylabel("network output")
     ax.set_title(f"{result.pieces[0]:,} pieces along {'the' if not several else 'the first'} segment")
     if len(result.node_names) + outputs.shape[1] <= 14:
-        ax.legend(fontsize=7, loc="best")
+        for mark in legend_right_of(ax).legend_handles:
+            mark.set_alpha(1.0)  # the breakpoints are faint lines; their legend entries need not be
     if several:
         hist = axes[1]
         pieces = result.pieces
         hist.hist(pieces, bins=min(40, max(5, len(np.unique(pieces)))), color="tab:blue")
-        hist.axvline(pieces.mean(), color="k", linestyle="--", linewidth=1, label=f"mean {pieces.mean():.1f}")
-        hist.set_xlabel("pieces per segment")
+        hist.axvline(pieces.mean(), color="k", linestyle="--", linewidth=1)
+        hist.set_xlabel(f"pieces per segment (dashed: the mean, {pieces.mean():.1f})")
         hist.set_ylabel("segments")
         hist.set_title(f"{len(pieces):,} segments, {result.distinct_regions:,} distinct regions crossed")
-        hist.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -101,7 +102,7 @@ def draw_per_layer(result: PlaneCount | SampledCount, title: str | None = None) 
             linewidth=1,
             label=f"Chao1 estimate {result.estimate:,.0f}",
         )
-        ax.legend(fontsize=8)
+        legend_right_of(ax, fontsize=8)
         ax.set_title(f"at least {result.regions:,} regions among {result.samples:,} samples")
     else:
         ax.set_title(f"{result.regions:,} tiles")
@@ -130,7 +131,7 @@ def draw_sweep(result: SweepResult, title: str | None = None) -> Figure:
         ax.set_ylabel("tiles" if result.method == "exact-2d" else "pieces per segment")
         ax.set_yscale("log")
         ax.set_xticks(x)
-    by_depth.legend(fontsize=8)
+    legend_beside(fig, by_depth.get_legend_handles_labels()[0], fontsize=8)
     by_depth.set_title(f"{result.neurons} hidden neurons, {len(set(result.seed.tolist()))} seeds")
     by_width.set_title(result.init, fontsize=9)
     fig.suptitle(title or f"{result.family}: {result.measure}", fontsize=10)

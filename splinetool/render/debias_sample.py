@@ -14,6 +14,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from splinetool.analyses.debias_sample import DebiasResult
+from splinetool.render.layout import legend_right_of
 
 GRID_SIDE = 8  # image outputs: up to 8 × 8 samples per panel
 SCATTER_POINTS = 5000  # 2-D outputs: at most this many samples per panel
@@ -137,7 +138,7 @@ def _log_volumes(ax, result: DebiasResult, draws) -> None:
     ax.set_ylabel("density", fontsize=8)
     ax.set_title("volume change of the latents drawn", fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(frameon=False, fontsize=7)
+    legend_right_of(ax)
 
 
 def _volume_note(result: DebiasResult) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from splinetool.analyses.local_complexity import LCResult
+from splinetool.render.layout import legend_beside, legend_right_of
 
 COLOURS = {"train": "tab:blue", "test": "tab:orange", "random": "tab:green", "data": "tab:blue"}
 OTHER_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
@@ -41,7 +42,7 @@ def _draw_distribution(result: LCResult, title: str | None) -> Figure:
     hist.set_xlabel("LC: neurons whose boundary crosses the neighbourhood")
     hist.set_ylabel("fraction of points")
     hist.set_title("per point (dashed: mean)", fontsize=10)
-    hist.legend(frameon=False)
+    legend_right_of(hist, fontsize=9)
 
     nodes = np.arange(len(result.node_names))
     step = 0.8 / len(result.set_names)
@@ -78,12 +79,12 @@ def _draw_trajectory(result: LCResult, title: str | None) -> Figure:
         ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
     ax.set_xlabel("training step")
     ax.set_ylabel("mean LC (band: 25–75th percentile)")
-    handles, labels = ax.get_legend_handles_labels()
+    handles = ax.get_legend_handles_labels()[0]
     if accuracy is not None:
         accuracy.set_ylabel("accuracy (dotted)")
         accuracy.set_ylim(0, 1.02)
-        more, more_labels = accuracy.get_legend_handles_labels()
-        handles, labels = handles + more, labels + more_labels
-    ax.legend(handles, labels, frameon=False, fontsize=8, loc="best")
+        more = accuracy.get_legend_handles_labels()[0]
+        handles = handles + more
+    legend_beside(fig, handles, fontsize=8)
     ax.set_title(f"{title + ': ' if title else ''}{_parameters(result)}", fontsize=10)
     return fig

@@ -27,6 +27,7 @@ from matplotlib.path import Path as MplPath
 from splinetool.analyses.slice import SliceResult
 from splinetool.errors import UsageError
 from splinetool.io.atomic import atomic_path
+from splinetool.render.layout import colour_bar_beside, legend_beside, note
 
 COLOURINGS = ("jacobian", "region", "layer", "class")
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -155,17 +156,18 @@ def _draw(meta: SliceResult, tiles: _Tiles, color: str, data, labels, title) -> 
     fig = Figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()
     regions = tiles.regions
-    width, note = _edge_width(regions)
+    width, remark = _edge_width(regions)
+    handles = []  # the legend's entries, in the order they are drawn
     if color == "jacobian":
         bins, palette, mappable = _jacobian_colours(tiles.values)
-        fig.colorbar(mappable, ax=ax, shrink=0.8, label=NORM_LABELS.get(meta.norm, meta.norm))
+        colour_bar_beside(fig, mappable, [ax], NORM_LABELS.get(meta.norm, meta.norm))
     elif color == "region":
         bins, palette = _region_colours(tiles)
     elif color == "layer":
         bins, palette = np.zeros(regions, dtype=np.int64), np.array([[0.94, 0.94, 0.94, 1.0]])
         width = 0.0  # the tiles' own edges: the layer edges below are drawn instead
     else:
-        bins, palette = _class_colours(ax, tiles.values)
+        bins, palette = _class_colours(tiles.values, handles)
     if regions > LUMP_ABOVE:
         ax.add_collection(_lumped_tiles(tiles, bins, palette), autolim=False)
     else:
@@ -179,26 +181,38 @@ def _draw(meta: SliceResult, tiles: _Tiles, color: str, data, labels, title) -> 
         width = _edge_width(regions)[0]
         if not width:
             # the edges are this picture's content: very thin for huge slices, but never dropped
-            width, note = 0.05, f"{regions:,} tiles: edges drawn very thin"
-        _draw_layer_edges(ax, tiles, meta.node_names, width)
+            width, remark = 0.05, f"{regions:,} tiles: edges drawn very thin"
+        _draw_layer_edges(ax, tiles, meta.node_names, width, handles)
     if len(tiles.boundary):
         ax.add_collection(LineCollection(tiles.boundary, colors="red", linewidths=1.5, zorder=3))
+        handles.append(Line2D([], [], color="red", linewidth=1.5, label="decision boundary"))
     if data is not None:
-        _draw_data(ax, data, labels)
+        _draw_data(ax, data, labels, handles)
     if meta.anchors is not None:
         anchors = np.asarray(meta.anchors)
         ax.scatter(anchors[:, 0], anchors[:, 1], marker="*", s=160, c="white", edgecolors="black", zorder=5)
-    if note:
-        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.3", zorder=6)
+        star = dict(marker="*", markersize=10, markerfacecolor="white", markeredgecolor="black")
+        handles.append(Line2D([], [], linewidth=0, label="anchors", **star))
+    if remark:
+        note(ax, remark)
     low, high = meta.domain.min(axis=0), meta.domain.max(axis=0)
     ax.set_xlim(low[0], high[0])
     ax.set_ylim(low[1], high[1])
     ax.set_aspect("equal")
-    ax.set_xlabel("t₁")
-    ax.set_ylabel("t₂")
+    # a plane that is the model's own 2-D input space is labelled by the input's coordinates
+    first, second = ("x₁", "x₂") if _is_input_space(meta) else ("t₁", "t₂")
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    legend_beside(fig, handles)
     if title:
         ax.set_title(title)
     return fig
+
+
+def _is_input_space(meta: SliceResult) -> bool:
+    """Whether plane coordinates are the input itself: origin 0 and directions the identity in 2-D."""
+    origin, directions = np.asarray(meta.origin), np.asarray(meta.directions)
+    return origin.shape == (2,) and not origin.any() and np.array_equal(directions, np.eye(2))
 
 
 def _edge_width(regions: int) -> tuple[float, str | None]:
@@ -264,13 +278,12 @@ def _classes(result: SliceResult) -> np.ndarray:
     return (scores[:, 0] > 0).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(axis=1)
 
 
-def _class_colours(ax, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _class_colours(classes: np.ndarray, handles: list) -> tuple[np.ndarray, np.ndarray]:
     # lightened, so that data points coloured by their label stay visible on their own class
     palette = 0.55 * np.array(colormaps["tab10"].colors) + 0.45
     present = np.unique(classes)
     if len(present) <= 10:
-        handles = [Patch(color=palette[k % 10], label=f"class {k}") for k in present]
-        ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
+        handles += [Patch(color=palette[k % 10], label=f"tiles: class {k}") for k in present]
     return classes % 10, palette
 
 
@@ -308,7 +321,7 @@ def _lumped_tiles(tiles: _Tiles, bins: np.ndarray, palette: np.ndarray) -> PathC
     )
 
 
-def _draw_layer_edges(ax, tiles: _Tiles, node_names: list[str], width: float) -> None:
+def _draw_layer_edges(ax, tiles: _Tiles, node_names: list[str], width: float, handles: list) -> None:
     following = np.arange(len(tiles.vertices)) + 1
     following[tiles.offsets[1:] - 1] = tiles.offsets[:-1]
     node_colours = _node_colours(len(node_names))
@@ -324,9 +337,8 @@ def _draw_layer_edges(ax, tiles: _Tiles, node_names: list[str], width: float) ->
         lines.set_rasterized(tiles.regions > NO_EDGES_ABOVE)
         ax.add_collection(lines)
     drawn = np.unique(tiles.edge_node)
-    handles = [Line2D([], [], color=node_colours[i], label=node_names[i]) for i in drawn if i >= 0]
+    handles += [Line2D([], [], color=node_colours[i], label=node_names[i]) for i in drawn if i >= 0]
     handles.append(Line2D([], [], color="black", label="domain edge"))
-    ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
 
 
 def _lumped_edges(tiles: _Tiles, following: np.ndarray, node_colours, width: float) -> PathCollection:
@@ -353,15 +365,23 @@ def _node_colours(count: int) -> np.ndarray:
     return colormaps["turbo"](np.linspace(0.05, 0.95, count))[:, :3]
 
 
-def _draw_data(ax, data: np.ndarray, labels: np.ndarray | None) -> None:
+def _draw_data(ax, data: np.ndarray, labels: np.ndarray | None, handles: list) -> None:
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != 2:
         raise UsageError(f"data points to draw must be plane coordinates of shape [N, 2], got {data.shape}")
     if labels is None:
         ax.scatter(data[:, 0], data[:, 1], s=6, c="black", linewidths=0, zorder=4)
+        handles.append(Line2D([], [], marker="o", markersize=3, color="black", linewidth=0, label="data"))
         return
     labels = np.asarray(labels).ravel()
     if len(labels) != len(data):
         raise UsageError(f"got {len(labels)} labels for {len(data)} data points")
-    colours = np.array(colormaps["tab10"].colors)[labels.astype(int) % 10]
-    ax.scatter(data[:, 0], data[:, 1], s=8, c=colours, edgecolors="black", linewidths=0.3, zorder=4)
+    palette = np.array(colormaps["tab10"].colors)
+    classes = labels.astype(int)
+    ax.scatter(
+        data[:, 0], data[:, 1], s=8, c=palette[classes % 10], edgecolors="black", linewidths=0.3, zorder=4
+    )
+    present = np.unique(classes)
+    if len(present) <= 10:
+        style = dict(marker="o", markersize=4, markeredgecolor="black", markeredgewidth=0.3, linewidth=0)
+        handles += [Line2D([], [], color=palette[k % 10], label=f"data: class {k}", **style) for k in present]

@@ -87,6 +87,7 @@ def test_torchscript_without_a_family_can_only_be_measured_as_is(tmp_path):
         (["--arch", SMALL, "--data", "star:20", "--layers", "0,2"], "--layers '0,2'"),
         (["--arch", SMALL, "--data", "star:20", "--delta", "-1"], "--delta -1"),
         (["--arch", SMALL, "--data", "star:20", "--png", "out.jpg"], "--png out.jpg"),
+        (["--arch", SMALL, "--data", "star:20", "--png", "d.png", "--scale", "column"], "--scale 'column'"),
         (["--arch", "pkg.mod:factory", "--data", "star:20"], "is a factory, not a built-in family"),
     ],
 )
@@ -143,3 +144,24 @@ def test_an_infinite_bias_std_is_refused(tmp_path):
         "bn-density", "--arch", SMALL, "--data", "moons:20", "--bias-std", "inf", "-o", tmp_path / "r.h5",
         names="--bias-std inf", folder=tmp_path,
     )  # fmt: skip
+
+
+def test_scale_row_draws_each_initialisation_on_its_own_colour_scale(tmp_path, monkeypatch):
+    from splinetool.render import bn_density as render
+
+    figures = []
+    draw = render.draw_bn_density
+    monkeypatch.setattr(
+        render, "draw_bn_density", lambda *a, **k: figures.append(draw(*a, **k)) or figures[-1]
+    )
+    out, png = tmp_path / "run.h5", tmp_path / "density.png"
+    args = ["--arch", SMALL, "--data", "star:30", "--grid", "16", "--init", "zero-bias,random-bias"]
+    for scale in ("row", "shared"):
+        result = invoke(*args, "-o", out, "--png", png, "--scale", scale, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert png.stat().st_size > 0
+    density = read(out)["bn-density"].density
+    assert density[0].max() != density[1].max()
+    rowwise, shared = ([ax.images[0].get_clim()[1] for ax in fig.axes if ax.images] for fig in figures)
+    assert rowwise == pytest.approx([density[0].max()] * 2 + [density[1].max()] * 2)
+    assert shared == pytest.approx([density.max()] * 4)

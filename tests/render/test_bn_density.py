@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.image import AxesImage
 
@@ -36,3 +37,49 @@ def test_tessellation_draws_the_last_node_over_the_earlier_ones():
     assert not any(isinstance(image, AxesImage) for ax in figure.axes for image in ax.images)
     with pytest.raises(UsageError, match="tessellation"):
         draw_tessellation(bn_density_result(segments=False))
+
+
+def drawn(figure):
+    FigureCanvasAgg(figure).draw()
+    return figure
+
+
+def test_rows_can_have_their_own_colour_scale():
+    result = bn_density_result(inits=("as-is", "zero-bias", "batchnorm"), nodes=2)
+    result.density[1] *= 0.01  # one sparse initialisation beside dense ones
+    figure = drawn(draw_bn_density(result, scale="row"))
+    panels = np.array([ax for ax in figure.axes if ax.images]).reshape(3, 2)
+    for i, row in enumerate(panels):
+        assert {ax.images[0].get_clim() for ax in row} == {(0.0, result.density[i].max())}
+    assert len(figure.axes) == 3 * 2 + 3  # one colour bar per row
+    assert "one colour scale per row" in figure.get_suptitle()
+    shared = draw_bn_density(result)
+    assert {ax.images[0].get_clim() for ax in shared.axes if ax.images} == {(0.0, result.density.max())}
+    with pytest.raises(UsageError, match="`scale` 'column': expected one of shared, row"):
+        draw_bn_density(result, scale="column")
+
+
+@pytest.mark.parametrize("scale", ["shared", "row"])
+def test_colour_bars_are_as_tall_as_the_panels_they_scale(scale):
+    result = bn_density_result(inits=("as-is", "zero-bias", "batchnorm"), nodes=2)
+    figure = drawn(draw_bn_density(result, title="model", scale=scale))
+    column = [ax for ax in figure.axes if ax.images][1::2]
+    bars = [ax for ax in figure.axes if not ax.images]
+    if scale == "shared":
+        (bar,) = bars
+        top, bottom = column[0].get_position(original=False), column[-1].get_position(original=False)
+        position = bar.get_position(original=False)
+        assert position.y1 == pytest.approx(top.y1) and position.y0 == pytest.approx(bottom.y0)
+    else:
+        for ax, bar in zip(column, bars, strict=True):
+            panel, position = ax.get_position(original=False), bar.get_position(original=False)
+            assert (position.y0, position.height) == pytest.approx((panel.y0, panel.height))
+
+
+def test_panel_notes_sit_on_a_white_box():
+    figure = draw_bn_density(bn_density_result(nodes=2))
+    notes = [text for ax in figure.axes for text in ax.texts]
+    assert notes and all(text.get_color() == "black" for text in notes)
+    for text in notes:
+        *white, alpha = text.get_bbox_patch().get_facecolor()
+        assert white == [1.0, 1.0, 1.0] and alpha >= 0.7

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 
 from splinetool.analyses import count_regions as counting
@@ -90,3 +91,22 @@ def test_a_sweep_shows_every_seed_and_the_median_per_depth():
     np.testing.assert_array_equal(median.get_ydata(), [12.0, 25.0])
     np.testing.assert_array_equal(by_width.lines[0].get_xdata(), [8, 4])
     assert by_depth.get_title() == "8 hidden neurons, 2 seeds"
+    (legend,) = by_depth.figure.legends
+    assert by_depth.get_legend() is None and outside(legend, by_depth) and outside(legend, by_width)
+
+
+def outside(legend, ax) -> bool:
+    """Whether `legend` lies wholly outside the data area of `ax`, once drawn."""
+    FigureCanvasAgg(ax.figure).draw()
+    return not legend.get_window_extent().overlaps(ax.get_window_extent())
+
+
+def test_legends_lie_beside_the_data_never_over_it(net):
+    result = segments(net)
+    along, hist = draw_segments(result).axes
+    assert outside(along.get_legend(), along)
+    assert outside(along.get_legend(), hist)  # nor over the histogram beside it
+    assert hist.get_legend() is None and "dashed: the mean, 3.0" in hist.get_xlabel()
+    points = torch.rand(400, 2, generator=torch.Generator().manual_seed(1), dtype=F64) * 2 - 1
+    ax = draw_per_layer(counting.run(net, counting.Samples(points, "uniform"))).axes[0]
+    assert outside(ax.get_legend(), ax)

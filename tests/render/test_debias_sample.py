@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from splinetool.analyses import debias_sample as ds
 from splinetool.ir import lower
@@ -42,3 +43,12 @@ def test_images_draw_a_grid_per_draw_with_the_baseline_first():
 
 def test_other_outputs_draw_only_the_log_volumes():
     assert len(draw_debias(run((2, 8, 5))).axes) == 1
+
+
+def test_the_log_volume_legend_lies_outside_its_histogram():
+    fig = draw_debias(run((2, 16, 2), rho=(-1.0, 1.0)))
+    FigureCanvasAgg(fig).draw()
+    histogram = fig.axes[-1]
+    box = histogram.get_legend().get_window_extent()
+    assert not box.overlaps(histogram.get_window_extent())
+    assert [t.get_text() for t in histogram.get_legend().get_texts()][1:] == ["ρ = 0", "ρ = -1", "ρ = 1"]

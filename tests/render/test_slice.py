@@ -61,13 +61,18 @@ def test_every_colouring_draws_all_tiles_and_the_boundary(color):
     fig.canvas.draw()  # headless, through Agg
 
 
+def colour_bar(fig):
+    tiles, bar = fig.axes
+    return bar
+
+
 def test_jacobian_colour_bar_names_the_norm():
     fig = draw_slice(grid(2))
     assert len(fig.axes) == 2
-    assert "_2" in fig.axes[1].get_ylabel()
+    assert "_2" in colour_bar(fig).get_ylabel()
     frobenius = grid(2)
     frobenius.norm = "fro"
-    assert "_F" in draw_slice(frobenius).axes[1].get_ylabel()
+    assert "_F" in colour_bar(draw_slice(frobenius)).get_ylabel()
 
 
 def test_region_colours_differ_between_tiles_that_touch():
@@ -78,8 +83,8 @@ def test_region_colours_differ_between_tiles_that_touch():
 
 
 def test_layer_colouring_has_a_legend_of_nodes():
-    legend = draw_slice(grid(2), color="layer").axes[0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["fc1.relu", "fc2.relu", "domain edge"]
+    (legend,) = draw_slice(grid(2), color="layer").legends
+    assert [t.get_text() for t in legend.get_texts()][:3] == ["fc1.relu", "fc2.relu", "domain edge"]
 
 
 def test_class_colouring_with_one_output_uses_the_sign():
@@ -205,8 +210,8 @@ def test_many_tiles_coloured_by_layer_draw_every_edge_in_its_node_colour(lump):
             vertical += len(segments)
     assert horizontal == vertical == 2 * n * n  # every tile's four edges, each tile drawing its own
     assert "edges drawn very thin" not in " ".join(t.get_text() for t in fig.axes[0].texts)
-    legend = fig.axes[0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["fc1.relu", "fc2.relu", "domain edge"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:3] == ["fc1.relu", "fc2.relu", "domain edge"]
 
 
 def pixels(fig) -> np.ndarray:
@@ -227,7 +232,7 @@ def test_many_tiles_cover_the_picture_in_proportion_to_their_area(lump, monkeypa
     for on in (False, True):
         lump(on)
         fig = draw_slice(result, color="class")
-        fig.axes[0].get_legend().remove()
+        fig.legends.clear()
         for text in list(fig.axes[0].texts):
             text.remove()
         image = pixels(fig).reshape(-1, 3)
@@ -303,3 +308,67 @@ def test_a_file_without_jacobian_norms_cannot_be_coloured_by_them(tmp_path):
     with pytest.raises(UsageError, match="not computed"):
         draw_slice_file(tmp_path / "run.h5")
     assert len(tiles_of(draw_slice_file(tmp_path / "run.h5", color="class")).get_paths()) == 9
+
+
+def drawn(fig):
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+@pytest.mark.parametrize("color", COLOURINGS)
+def test_the_legend_lies_beside_the_axes_never_over_the_tiles(color):
+    fig = drawn(draw_slice(grid(3), color=color, data=np.array([[0.5, 1.5]]), labels=np.array([0])))
+    ax = fig.axes[0]
+    (legend,) = fig.legends
+    assert ax.get_legend() is None
+    box, data_area = legend.get_window_extent(), ax.get_window_extent()
+    assert box.x0 > data_area.x1 and not box.overlaps(data_area)
+    for bar in fig.axes[1:]:  # nor over the colour bar
+        assert not box.overlaps(bar.get_window_extent())
+
+
+def test_the_legend_names_the_boundary_the_classes_and_the_anchors():
+    labels = np.array([0, 1, 1])
+    fig = draw_slice(
+        grid(3), color="class", data=np.array([[0.5, 1.5], [2.5, 2.5], [1.5, 0.5]]), labels=labels
+    )
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert "decision boundary" in texts and "anchors" in texts
+    assert {"data: class 0", "data: class 1"} <= set(texts)
+    assert any(t.startswith("tiles: class") for t in texts)
+    unlabelled = [
+        t.get_text() for t in draw_slice(grid(3), data=np.array([[1.0, 1.0]])).legends[0].get_texts()
+    ]
+    assert unlabelled == ["decision boundary", "data", "anchors"]
+
+
+@pytest.mark.parametrize("n", [3, 230])
+def test_the_colour_bar_is_as_tall_as_the_axes(n):
+    fig = drawn(draw_slice(grid(n), title="a title"))
+    ax = fig.axes[0]
+    bar = colour_bar(fig).get_position(original=False)
+    tiles = ax.get_position(original=False)
+    assert bar.height == pytest.approx(tiles.height, rel=1e-6)
+    assert bar.y0 == pytest.approx(tiles.y0, rel=1e-6)
+    assert bar.x0 > tiles.x1
+
+
+def test_a_2d_models_own_input_space_is_labelled_x1_x2():
+    own = grid(3)
+    own.origin, own.directions, own.anchors = np.zeros(2), np.eye(2), None
+    ax = draw_slice(own).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x₁", "x₂")
+    through_anchors = grid(3)
+    through_anchors.origin, through_anchors.directions = np.array([1.5, 1.5]), np.eye(2)
+    ax = draw_slice(through_anchors).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("t₁", "t₂")
+
+
+def test_notes_sit_on_a_white_box_legible_over_any_tile():
+    (note,) = draw_slice(grid(80)).axes[0].texts
+    box = note.get_bbox_patch()
+    assert box is not None
+    red, green, blue, alpha = box.get_facecolor()
+    assert (red, green, blue) == (1.0, 1.0, 1.0) and alpha >= 0.7
+    assert note.get_color() == "black"
