@@ -1,6 +1,7 @@
 """splinetool: the geometry of deep networks as affine splines, measured on saved checkpoints."""
 
 import importlib
+import pkgutil
 
 # what `import splinetool` offers, each loaded on first use: torch takes seconds to import, and the
 # command line imports this package before it knows whether a command will run at all
@@ -10,25 +11,14 @@ LAZY_NAMES = {
     "PLNet": "splinetool.ir",
     "lower": "splinetool.ir",
 }
-SUBPACKAGES = (
-    "analyses",
-    "cli",
-    "data",
-    "engine",
-    "errors",
-    "frontends",
-    "io",
-    "ir",
-    "parallel",
-    "parsing",
-    "render",
-)
+# every module and package here (but __main__, which runs the command line), found on disk unimported
+SUBMODULES = frozenset(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def __getattr__(name: str) -> object:
     if name in LAZY_NAMES:
         value = getattr(importlib.import_module(LAZY_NAMES[name]), name)
-    elif name in SUBPACKAGES:
+    elif name in SUBMODULES:
         value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -37,7 +27,7 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *LAZY_NAMES, *SUBPACKAGES})
+    return sorted({*globals(), *LAZY_NAMES, *SUBMODULES})
 
 
 def slice(model, plane, **options):  # noqa: A001 - the command's name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from splinetool.errors import UsageError
@@ -23,6 +25,12 @@ def numbers(text: str | None, count: int, parameter: str, kind: type = float) ->
         noun = "integers" if kind is int else "numbers"
         raise UsageError(f"`{parameter}` {text!r}: expected {count} {noun} separated by commas")
     return values
+
+
+def names(texts: str | Sequence[str | None] | None) -> list[str]:
+    """The names in one or several comma-separated texts ('train,test', or the same option repeated)."""
+    items = [texts] if texts is None or isinstance(texts, str) else texts
+    return [name.strip() for item in items if item for name in item.split(",") if name.strip()]
 
 
 def shape(text: str | None, parameter: str = "input_shape") -> tuple[int, ...] | None:

@@ -250,7 +250,8 @@ def regression_targets(y: np.ndarray, n: int, outputs: int, what: str, otherwise
     y = np.asarray(y)
     accepted = [[n, outputs]] + ([[n]] if outputs == 1 else [])
     shapes = " or ".join(str(shape) for shape in accepted)
-    expected = f"expected regression targets of shape {shapes} ({n} data points, {outputs} model outputs)"
+    plural = "s" if outputs != 1 else ""
+    expected = f"expected regression targets of shape {shapes} ({n} data points, {outputs} output{plural})"
     expected += otherwise
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or np.iscomplexobj(y):
         raise UsageError(f"{what} has values of type {y.dtype}; {expected}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -27,7 +27,8 @@ from splinetool.cli.common import (
 from splinetool.cli.planes import ONE_PLANE, SplitOption, plane_options, with_plane
 from splinetool.errors import UsageError
 
-SCALES = ("shared", "row")  # the density figure's colour scales, as splinetool.render.bn_density draws them
+# the density figure's colour scales, as splinetool.render.bn_density draws them; checked by the parser
+Scale = Literal["shared", "row"]
 
 
 @with_shared(*MODEL, *OUTPUTS)
@@ -37,7 +38,8 @@ def command(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
-            help="TorchScript archive, .pt2 export or state dict; optional when --arch gives an "
+            help="TorchScript archive, .pt2 export or state dict (.pt, .ckpt, .safetensors); optional when "
+            "--arch gives an "
             "architecture to initialise.",
             show_default=False,
         ),
@@ -94,7 +96,7 @@ def command(
         int, typer.Option(help="With --exact or --tessellation: stop beyond this many tiles.", min=1)
     ] = DEFAULT_MAX_REGIONS,
     scale: Annotated[
-        str,
+        Scale,
         typer.Option(
             help="Colour scale of the density figure: shared (one for every panel) or row (one per "
             "initialisation, for rows of very different densities)."
@@ -137,8 +139,6 @@ def command(
         options = analysis.BNDensityOptions(
             chosen, grid, delta, exact, tessellation is not None, max_regions, bias_std, shared.seed, source
         )
-        if scale not in SCALES:
-            raise UsageError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}")
         shared.check_outputs({"--tessellation": tessellation})
         dataset = load_data(data, split=split, seed=shared.seed)
         loaded = shared.open(checkpoint) if checkpoint is not None else None

@@ -39,6 +39,8 @@ PIPED_WIDTH = 100_000
 TRUST_ENVIRONMENT = "SPLINETOOL_TRUST_CHECKPOINT"
 # options a --config file may not set: they run code from a file, or name the files that would
 CODE_OPTIONS = {"trust_checkpoint", "checkpoint", "checkpoints"}
+# text options that take a file or a name (a family, a built-in data set): a file beside the config wins
+FILE_OR_NAME_OPTIONS = {"arch", "data"}
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
@@ -50,7 +52,7 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
     """
     if value is None:
         return value
-    from splinetool.frontends.loading import imports_code
+    from splinetool.frontends.factories import imports_code
 
     try:
         table = tomllib.loads(value.read_text(encoding="utf-8"))
@@ -75,7 +77,10 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
                 ctx,
                 param,
             )
-        defaults[name] = _beside(value, item, always=name in paths)
+        if name in paths or name in FILE_OR_NAME_OPTIONS:
+            defaults[name] = _beside(value, item, always=name in paths)
+        else:
+            defaults[name] = item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
@@ -117,12 +122,16 @@ ArchOption = Annotated[
     typer.Option(
         help="Architecture for a state-dict checkpoint: a TOML file (configs/arch/*.toml), a built-in "
         "family with options such as 'mlp{widths=[20,20], outputs=1, input_shape=[2]}', "
-        "or package.module:factory."
+        "or package.module:factory, with literal keyword arguments if it takes any: "
+        "'torchvision.models:resnet18(num_classes=10)'."
     ),
 ]
 InputShapeOption = Annotated[
     str | None,
-    typer.Option(help="Per-sample input shape, e.g. 64 or 1,8,8 (when the checkpoint does not record it)."),
+    typer.Option(
+        help="Per-sample input shape, e.g. 64 or 1,8,8 (when neither the checkpoint, its first Linear "
+        "layer nor --data tells it)."
+    ),
 ]
 TrustOption = Annotated[
     bool,
@@ -418,12 +427,13 @@ class Shared:
     def _data_shape(self) -> tuple[int, ...] | None:
         """One --data point's shape, for commands with that option (from its first --split, where a
         command takes several, comma-separated or repeated)."""
-        data, split = self.ctx.params.get("data"), self.ctx.params.get("split")
+        from splinetool.parsing import names
+
+        data = self.ctx.params.get("data")
         if not isinstance(data, str):
             return None
-        items = split if isinstance(split, (list, tuple)) else [split]
-        names = [name.strip() for item in items if item for name in item.split(",") if name.strip()]
-        return tuple(load_dataset(data, names[0] if names else None, self.seed).x.shape[1:])
+        splits = names(self.ctx.params.get("split"))
+        return tuple(load_dataset(data, splits[0] if splits else None, self.seed).x.shape[1:])
 
     def load(self, checkpoint: Path):
         """(LoadedModel, PLNet) of one checkpoint, on the chosen device and dtype."""

@@ -19,7 +19,10 @@ from splinetool.cli.common import (
 @with_shared(*MODEL, "json", "quiet", "config")
 def command(
     ctx: typer.Context,
-    checkpoint: Annotated[Path, typer.Argument(help="TorchScript archive, .pt2 export, or state dict.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="TorchScript archive, .pt2 export, or state dict (.pt, .ckpt, .safetensors)."),
+    ],
     samples: Annotated[int, typer.Option(help="Random inputs used to check the lowering.", min=1)] = 8,
 ) -> None:
     """Load and lower a checkpoint; list its piecewise-linear nodes and check the lowering."""

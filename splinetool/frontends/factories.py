@@ -16,10 +16,12 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from splinetool.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 FACTORY = re.compile(r"\s*(?P<module>[A-Za-z_][\w.]*):(?P<name>[A-Za-z_]\w*)\s*(?P<call>\(.*)?\s*", re.DOTALL)
 
@@ -27,6 +29,13 @@ FACTORY = re.compile(r"\s*(?P<module>[A-Za-z_][\w.]*):(?P<name>[A-Za-z_]\w*)\s*(
 def is_factory(spec: str) -> bool:
     """Whether an `arch` has the form of a package.module:factory, with or without arguments."""
     return FACTORY.fullmatch(spec) is not None
+
+
+def imports_code(spec: str) -> bool:
+    """Whether an `arch` names a package.module:factory, which is imported and called (read before
+    any command runs, to refuse one in a config file: this module imports no torch until a call)."""
+    is_file = spec.endswith(".toml") or Path(spec).is_file()
+    return not is_file and is_factory(spec)
 
 
 def factory_arguments(spec: str) -> dict[str, object]:
@@ -72,6 +81,8 @@ def importable_from_cwd() -> Iterator[None]:
 
 def call_factory(spec: str) -> torch.nn.Module:
     """Import a factory's module and call it with the specification's keyword arguments."""
+    import torch
+
     match = FACTORY.fullmatch(spec)
     if match is None:
         raise UsageError(f"`arch` {spec}: expected package.module:factory, optionally with (key=value, ...)")

@@ -284,6 +284,8 @@ class ResNet(nn.Module):
 STEMS = ("cifar", "imagenet")
 
 FAMILIES: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "convnet": ConvNet, "resnet": ResNet}
+# families that read a flat vector first: a checkpoint's first weight matrix tells its input width
+VECTOR_INPUT_FAMILIES = ("mlp",)
 
 
 def describe_options(family: str) -> str:

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from splinetool.errors import CheckpointError, UnsafeCheckpointError, UsageError
-from splinetool.frontends.factories import call_factory, importable_from_cwd, is_factory
-from splinetool.frontends.families import build, load_arch_toml
-from splinetool.frontends.matching import NoFit, first_items, fit_state
+from splinetool.frontends.factories import call_factory, importable_from_cwd, imports_code
+from splinetool.frontends.families import VECTOR_INPUT_FAMILIES, build, load_arch_toml
+from splinetool.frontends.matching import NoFit, first_items, fit_state, input_width
 from splinetool.quiet import torch_notices_hidden
 
 EXTRA_FILE = "splinetool.json"  # metadata stored inside TorchScript archives (input shape, family)
@@ -129,19 +129,23 @@ def load_model(
             "(e.g. configs/arch/mlp.toml), a built-in family such as 'mlp{widths=[20,20], outputs=1, "
             "input_shape=[2]}', or package.module:factory"
         )
-    module, arch_shape = build_arch(arch)
+    module, arch_shape = build_arch(arch, input_width(state, ordered))
     renamed = _load_state(module, state, path, arch, ordered)
     shape = shape or arch_shape or linear_input_shape(module)
     return LoadedModel(module.eval(), shape, kind, path, digest, arch, renamed=renamed)
 
 
-def build_arch(spec: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
-    """An architecture from a TOML file, 'family{options}', or 'package.module:factory(key=value)'."""
+def build_arch(spec: str, input_width: int | None = None) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
+    """An architecture from a TOML file, 'family{options}', or 'package.module:factory(key=value)'.
+    `input_width`: what the checkpoint's first weight matrix says, the input shape of a family that
+    reads a vector when its options give none."""
     found = arch_family(spec)
     if found is None:
         module = call_factory(spec)
         return module, _declared_shape(module)
     family, options = found
+    if family in VECTOR_INPUT_FAMILIES and "input_shape" not in options and input_width is not None:
+        options = {**options, "input_shape": [input_width]}
     shape = options.get("input_shape")
     try:
         module = build(family, options)
@@ -171,15 +175,28 @@ def _declared_shape(module: Any) -> tuple[int, ...] | None:
 
 def linear_input_shape(module: Any) -> tuple[int, ...] | None:
     """`(in,)` where the module's first layer with parameters is a `Linear(in, ...)` (a module or a
-    scripted one); None otherwise (a convolution first, say, whose spatial size nothing records)."""
+    scripted one) and the module takes such inputs; None otherwise (a convolution first, say, whose
+    spatial size nothing records)."""
     for layer in module.modules():
         own = dict(layer.named_parameters(recurse=False))
         if not own:
             continue
         linear = isinstance(layer, torch.nn.Linear) or getattr(layer, "original_name", None) == "Linear"
         weight = own.get("weight")
-        return (int(weight.shape[1]),) if linear and weight is not None and weight.dim() == 2 else None
+        if not (linear and weight is not None and weight.dim() == 2):
+            return None
+        # layers are listed in the order they were declared, which need not be the order they run in
+        return (int(weight.shape[1]),) if _takes(module, weight.new_zeros(1, weight.shape[1])) else None
     return None
+
+
+def _takes(module: Any, x: torch.Tensor) -> bool:
+    try:
+        with torch.no_grad():
+            module(x)
+    except Exception:  # noqa: BLE001 - any failure means: not this shape
+        return False
+    return True
 
 
 def _sha256(path: Path) -> str:
@@ -314,12 +331,6 @@ def arch_family(spec: str) -> tuple[str, dict] | None:
     return _parse_inline(spec)
 
 
-def imports_code(spec: str) -> bool:
-    """Whether an `arch` names a package.module:factory, which is imported and called."""
-    is_file = spec.endswith(".toml") or Path(spec).is_file()
-    return not is_file and is_factory(spec)
-
-
 def _load_export(path: Path) -> torch.export.ExportedProgram:
     # torch logs its own traceback for a broken archive before raising; the message below is enough
     logger = logging.getLogger("torch")
@@ -408,7 +419,7 @@ def _pickled_dict(path: Path) -> bool:
     try:
         for opcode, _, _ in pickletools.genops(payload):
             if opcode.name not in ("PROTO", "FRAME"):
-                return opcode.name in ("EMPTY_DICT", "MARK") and b"state_dict" in payload
+                return opcode.name == "EMPTY_DICT"
     except ValueError:  # not a pickle
         return False
     return False
@@ -488,5 +499,5 @@ def _load_state(
         + "; ".join(parts)
         + f". Checkpoint keys start: {first_items(list(state))}; "
         + f"architecture keys start: {first_items(list(expected))}. "
-        + f"Matched by shapes in order instead: {unfit}"
+        + f"Matching by shapes in order failed too: {unfit}"
     )

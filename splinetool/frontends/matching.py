@@ -56,6 +56,14 @@ def fit_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
     )
 
 
+def input_width(state: dict[str, torch.Tensor], ordered: bool = True) -> int | None:
+    """The input width of a network whose checkpoint starts with a dense layer: the second size of
+    its first matrix (in the module's order, or natural order where the file keeps none)."""
+    names = list(state) if ordered else sorted(state, key=_natural)
+    first = next((state[name] for name in names if state[name].dim() >= 2), None)
+    return int(first.shape[1]) if first is not None and first.dim() == 2 else None
+
+
 def _fits_by_name(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
     same_names = state.keys() == expected.keys()
     return same_names and all(tuple(state[k].shape) == tuple(v.shape) for k, v in expected.items())

@@ -87,7 +87,10 @@ def test_torchscript_without_a_family_can_only_be_measured_as_is(tmp_path):
         (["--arch", SMALL, "--data", "star:20", "--layers", "0,2"], "--layers '0,2'"),
         (["--arch", SMALL, "--data", "star:20", "--delta", "-1"], "--delta -1"),
         (["--arch", SMALL, "--data", "star:20", "--png", "out.jpg"], "--png out.jpg"),
-        (["--arch", SMALL, "--data", "star:20", "--png", "d.png", "--scale", "column"], "--scale 'column'"),
+        (
+            ["--arch", SMALL, "--data", "star:20", "--png", "d.png", "--scale", "column"],
+            "'column' is not one of 'shared', 'row'",
+        ),
         (["--arch", "pkg.mod:factory", "--data", "star:20"], "is a factory, not a built-in family"),
     ],
 )

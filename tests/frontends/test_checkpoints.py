@@ -68,6 +68,19 @@ def test_own_sequential_state_dict_opens_with_a_family_and_reports_the_mapping(t
     assert all(theirs in table and ours in table for theirs, ours in SEQUENTIAL_NAMES.items())
 
 
+@pytest.mark.parametrize("save", ["pt", "safetensors"])
+def test_a_vector_family_without_input_shape_takes_it_from_the_first_weight(tmp_path, save):
+    model = _sequential()
+    path = tmp_path / f"own.{save}"
+    if save == "pt":
+        torch.save(model.state_dict(), path)
+    else:
+        save_file(model.state_dict(), str(path))
+    loaded = _same_function(path, "mlp{widths=[5, 4], outputs=2}", model)
+    assert loaded.input_shape == (3,)
+    assert info(path, "--arch", "mlp{widths=[5, 4], outputs=2}")["input_shape"] == [3]
+
+
 def test_a_family_state_dict_under_its_own_names_reports_no_mapping(tmp_path):
     model = _family()
     torch.save(model.state_dict(), tmp_path / "family.pt")
@@ -124,7 +137,7 @@ def test_a_layer_whose_same_shaped_tensors_cannot_be_told_apart_is_refused(tmp_p
 def test_a_state_dict_of_other_layers_names_the_first_that_differs(tmp_path):
     torch.save(_sequential((3, 5, 6, 2)).state_dict(), tmp_path / "other.pt")
     message = refused("info", tmp_path / "other.pt", "--arch", FAMILY, names="--arch")
-    assert "Matched by shapes in order instead: shapes differ in the checkpoint's layer 2" in message
+    assert "Matching by shapes in order failed too: shapes differ in the checkpoint's layer 2" in message
     assert "weight [6, 5]" in message and "weight [4, 5]" in message
 
 
@@ -152,6 +165,17 @@ def test_lightning_checkpoint_holding_objects_is_refused_unless_trusted(tmp_path
     message = refused("info", path, "--arch", FAMILY, names="--trust-checkpoint")
     assert "training checkpoint" in message and "tests.zoo.HyperParameters" in message
     assert info(path, "--arch", FAMILY, "--trust-checkpoint")["format"] == "state_dict"
+
+
+def test_a_training_checkpoint_is_told_from_a_pickled_module_by_its_top_level_dict(tmp_path):
+    model = _sequential()
+    torch.save({"model": model.state_dict(), "args": HyperParameters(lr=0.1)}, tmp_path / "run.pt")
+    torch.save(model, tmp_path / "whole.pt")
+    assert "training checkpoint" in refused(
+        "info", tmp_path / "run.pt", "--arch", FAMILY, names="--trust-checkpoint"
+    )
+    message = refused("info", tmp_path / "whole.pt", "--arch", FAMILY, names="--trust-checkpoint")
+    assert "pickled Python object" in message and "training checkpoint" not in message
 
 
 # -- safetensors ----------------------------------------------------------------------------------
@@ -231,6 +255,24 @@ def test_scripted_and_traced_models_take_the_input_shape_of_their_first_linear_l
     torch.jit.save(torch.jit.trace(model, torch.randn(2, 4)), str(tmp_path / "traced.pt"))
     for name in ("scripted.pt", "traced.pt"):
         assert info(tmp_path / name)["input_shape"] == [4]
+
+
+class HeadDeclaredFirst(nn.Module):
+    """Its first declared Linear(8, 3) runs last: the input is [5], not [8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 3)
+        self.body = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_a_linear_layer_declared_first_but_run_later_gives_no_input_shape(tmp_path):
+    torch.jit.save(torch.jit.script(HeadDeclaredFirst()), str(tmp_path / "m.ts.pt"))
+    assert load_model(tmp_path / "m.ts.pt").input_shape is None
+    assert load_model(tmp_path / "m.ts.pt", input_shape=(5,)).input_shape == (5,)
 
 
 def test_a_state_dict_with_a_factory_takes_the_input_shape_of_its_first_linear_layer(tmp_path):
