@@ -6,7 +6,10 @@ One entry, `run(net, where, options)`, and one result type per method, by where 
   (engine.segments); a segment crosses each region at most once (regions are convex), so its pieces
   are the regions it meets.
 - `Planes` -> `PlaneCount` (exact-2d): the tiles of planar slices (engine.planar), counted group by
-  group without keeping them.
+  group without keeping them. On several planes, also the distinct regions they meet together: a
+  region is convex, so it meets a plane in one tile at most, but it may meet several planes; each
+  tile's activation code is read at the mean of its corners (inside the convex tile) and kept as a
+  16-byte key (`region_keys`), so that shares of a plane list merge by the union of their keys.
 - `Samples` -> `SampledCount` (sampled): distinct activation codes among random points: a lower bound
   on the regions of the sampled domain, with the Chao1 species-richness estimate of how many there are.
 
@@ -17,6 +20,7 @@ number of samples) into one of these inputs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
@@ -30,7 +34,7 @@ import torch
 
 from splinetool.analyses.plane import PLANE_LISTS, Plane, as_inputs, check_reach, input_rows, input_shapes
 from splinetool.data.loading import Dataset, read_array, spread
-from splinetool.engine.planar import count_tiles
+from splinetool.engine.planar import Partition, Sweep
 from splinetool.engine.segments import partition_segments
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
@@ -41,6 +45,7 @@ from splinetool.parsing import numbers
 SAMPLING = ("bbox", "box", "ball")
 DEFAULT_RELATIVE_RADIUS = 0.1  # box/ball radius: 0.1 × the RMS distance of the data points to their mean
 CODES_CHUNK = 8192
+KEY_BYTES = 16  # a region key: its packed code itself up to 128 bits, a 128-bit digest of longer codes
 MAX_PAIRS = 10_000_000
 RANDOM_PAIRS = re.compile(r"random:(\d+)")
 
@@ -65,12 +70,19 @@ class Segments:
 @dataclass(frozen=True)
 class Planes:
     planes: tuple[Plane, ...]
+    # count the distinct regions met, keeping their keys (default: with several planes); a share
+    # of a list of several keeps them even when it holds one plane, so that the shares merge
+    distinct: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.distinct is None:
+            object.__setattr__(self, "distinct", len(self.planes) > 1)
 
     def __len__(self) -> int:
         return len(self.planes)
 
     def part(self, items: range) -> Planes:
-        return Planes(self.planes[items.start : items.stop])
+        return replace(self, planes=self.planes[items.start : items.stop])
 
 
 @dataclass(frozen=True)
@@ -310,6 +322,10 @@ class PlaneCount(RegionCount):
     directions: np.ndarray  # [planes, 2, D]
     domains: np.ndarray  # [planes, corners, 2]
     tiles_per_node: np.ndarray  # [planes, nodes] tiles for the prefix networks
+    # with several planes: the regions they meet together, each counted once, and their keys
+    # ([regions, KEY_BYTES] uint8, sorted, see `region_keys`); None for one plane
+    distinct_regions: int | None = None
+    region_keys: np.ndarray | None = None
 
     @property
     def tiles(self) -> np.ndarray:
@@ -319,7 +335,8 @@ class PlaneCount(RegionCount):
         return np.ones(len(self.origins), int)
 
     def _summary(self) -> dict:
-        return {"planes": len(self.origins)} | _spread("regions_per_plane", self.tiles)
+        distinct = {} if self.distinct_regions is None else {"distinct_regions": self.distinct_regions}
+        return {"planes": len(self.origins)} | distinct | _spread("regions_per_plane", self.tiles)
 
 
 @dataclass(kw_only=True)
@@ -391,7 +408,7 @@ def run(
     if isinstance(where, Segments):
         return _count_segments(net, where.starts, where.ends, options.max_points, progress)
     if isinstance(where, Planes):
-        return _count_planes(net, where.planes, options.max_resident, progress)
+        return _count_planes(net, where.planes, options.max_resident, where.distinct, progress)
     return _count_sampled(net, where.points, where.sampling, progress)
 
 
@@ -480,16 +497,25 @@ def _no_segments(net: PLNet, clock: float) -> SegmentCount:
 
 
 @torch.no_grad()
-def _count_planes(net: PLNet, planes: Sequence[Plane], max_resident: int, progress) -> PlaneCount:
-    """Exact tiles of planar slices, for every prefix network, without keeping the tiles."""
+def _count_planes(
+    net: PLNet, planes: Sequence[Plane], max_resident: int, distinct: bool, progress
+) -> PlaneCount:
+    """Exact tiles of planar slices, for every prefix network, without keeping the tiles; with
+    `distinct`, the keys of the regions they meet too."""
     clock = time.perf_counter()
-    counts = []
+    counts, keys = [], []
     # progress(done, total): PL nodes for one plane, planes for several
     by_node = None if progress is None or len(planes) > 1 else lambda done, total, _: progress(done, total)
     for index, plane in enumerate(planes):
         origin = plane.origin.to(net.device, net.dtype)
         directions = plane.directions.to(net.device, net.dtype)
-        counts.append(count_tiles(net, origin, directions, plane.domain, max_resident, by_node))
+        sweep = Sweep(
+            net, origin, directions, plane.domain, max_resident=max_resident, codes=False, progress=by_node
+        )
+        for group in sweep:
+            if distinct:
+                keys.append(region_keys(tile_codes(net, origin, directions, group)))
+        counts.append(sweep.tiles_per_node)
         if progress is not None and len(planes) > 1:
             progress(index + 1, len(planes))
     tiles_per_node = np.array(counts, dtype=np.int64).reshape(len(planes), len(net.pl_nodes))
@@ -507,7 +533,40 @@ def _count_planes(net: PLNet, planes: Sequence[Plane], max_resident: int, progre
         directions=stacked("directions", (0, 2, dim)),
         domains=stacked("domain", (0, 4, 2)),
         tiles_per_node=tiles_per_node,
+        **(_distinct(keys) if distinct else {}),
     )
+
+
+def tile_codes(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, tiles: Partition) -> torch.Tensor:
+    """[T, bytes] packed activation code of each tile, read by a forward pass at the mean of its
+    corners, a point inside the convex tile. Measured cheaper than the engine's own codes
+    (`Sweep(codes=True)` reads them node by node while cutting) and equal to them."""
+    valid = tiles.verts >= 0
+    corners = tiles.coords[tiles.verts.clamp(min=0)] * valid[..., None]
+    inside = corners.sum(dim=1) / valid.sum(dim=1, keepdim=True)
+    return region_codes(net, origin[None, :] + inside @ directions)
+
+
+def region_keys(codes: torch.Tensor | np.ndarray) -> np.ndarray:
+    """[regions, KEY_BYTES] uint8, sorted: one key per distinct packed code among `codes` [N, bytes].
+
+    A code of up to 128 bits is its own key (zero-padded): exact. A longer one is keyed by its 128-bit
+    BLAKE2b digest: two regions share a key with probability below n² / 2^129 among n regions.
+    """
+    codes = np.ascontiguousarray(torch.as_tensor(codes).cpu().numpy(), dtype=np.uint8)
+    if codes.shape[1] <= KEY_BYTES:
+        keys = np.zeros((len(codes), KEY_BYTES), dtype=np.uint8)
+        keys[:, : codes.shape[1]] = codes
+    else:
+        digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=KEY_BYTES).digest() for row in codes)
+        keys = np.frombuffer(digests, dtype=np.uint8).reshape(len(codes), KEY_BYTES)
+    return np.unique(keys, axis=0)
+
+
+def _distinct(keys: Sequence[np.ndarray]) -> dict:
+    """The `distinct_regions` and `region_keys` of a PlaneCount: the union of the keys met."""
+    union = np.unique(np.concatenate(keys), axis=0) if keys else np.zeros((0, KEY_BYTES), dtype=np.uint8)
+    return {"distinct_regions": len(union), "region_keys": union}
 
 
 @torch.no_grad()
@@ -547,6 +606,9 @@ def combine(parts: Sequence[SegmentCount] | Sequence[PlaneCount]) -> SegmentCoun
         joined["offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         distinct, _ = prefix_counts(torch.as_tensor(joined["piece_codes"]), first.node_code_bits)
         joined |= {"distinct_regions": distinct[-1] if distinct else 1, "distinct_per_layer": distinct}
+    elif first.region_keys is not None:
+        # a region met by planes of several shares counts once: the union of the keys, not a sum
+        joined |= _distinct([p.region_keys for p in parts])
     return replace(
         first,
         regions=sum(p.regions for p in parts),

@@ -36,7 +36,9 @@ def command(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
-            help="TorchScript archive, .pt2 export, or state dict (not with --sweep).", show_default=False
+            help="TorchScript archive, .pt2 export, or state dict (.pt, .ckpt, .safetensors); not with "
+            "--sweep.",
+            show_default=False,
         ),
     ] = None,
     segment: Annotated[
@@ -87,7 +89,8 @@ def command(
     Segments: --segment FILE, --data with --pairs i,j or random:N, or --bounds lo,hi for a model with
     1-D inputs; the result is the breakpoints along each segment, its pieces, and the distinct regions
     the segments cross together. Planes: the options of `slice`; the tiles are counted without being
-    kept. Every count is also given for each prefix network (PL nodes 1..k).
+    kept, and on a list of planes, the distinct regions they meet together. Every count is also given
+    for each prefix network (PL nodes 1..k).
 
     --sample N estimates in any dimension: the distinct activation codes among N random points are a
     lower bound on the regions of the sampled domain. Beside it, the Chao1 estimate

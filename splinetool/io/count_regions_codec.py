@@ -44,6 +44,11 @@ def write(group: h5py.Group, result: RegionCount) -> None:
         attrs[name] = getattr(result, name)
     if isinstance(result, SegmentCount):
         put(group, "distinct_per_layer", np.asarray(result.distinct_per_layer, dtype=np.int64))
+    if isinstance(result, PlaneCount) and result.region_keys is not None:
+        # several planes: the keys of the regions they met, so that shards merge by their union
+        attrs["distinct_regions"] = int(result.distinct_regions)
+        keys = put(group, "region_keys", np.asarray(result.region_keys, dtype=np.uint8))
+        keys.attrs["key"] = "packed activation code, zero-padded, up to 16 bytes; else its BLAKE2b-128 digest"
 
 
 def read(group: h5py.Group) -> RegionCount:
@@ -52,6 +57,9 @@ def read(group: h5py.Group) -> RegionCount:
     extra = {}
     if kind is SegmentCount:
         extra["distinct_per_layer"] = [int(v) for v in group["distinct_per_layer"][()]]
+    if kind is PlaneCount and "region_keys" in group:  # files written before it have no keys
+        extra["region_keys"] = group["region_keys"][()]
+        extra["distinct_regions"] = int(scalar(attrs["distinct_regions"]))
     return kind(
         regions=int(scalar(attrs["regions"])),
         per_layer=[int(v) for v in group["per_layer"][()]],

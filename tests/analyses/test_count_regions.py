@@ -9,7 +9,8 @@ import torch.nn as nn
 from splinetool.analyses import count_regions as counting
 from splinetool.analyses import count_regions_sweep as sweeps
 from splinetool.analyses import slice as slicing
-from splinetool.analyses.plane import input_plane
+from splinetool.analyses.plane import anchor_plane, given_plane, input_plane
+from splinetool.engine.planar import partition
 from splinetool.ir import codes, lower
 from tests.zoo import first_layer_net, mlp, tangent_lines, tent_network
 
@@ -234,3 +235,104 @@ def test_no_pl_nodes_is_one_region():
     assert plane(net, (-1, 1, -1, 1)).regions == 1
     result = segments(net, torch.zeros(2, 2), torch.ones(2, 2))
     assert result.distinct_regions == 1 and result.pieces.tolist() == [1, 1]
+
+
+# --- distinct regions met by several planes ---------------------------------------------------------
+
+
+def grid_codes(net, plane, steps=300):
+    """Activation codes on a dense grid over the plane's (box) domain: brute force, no engine."""
+    lo, hi = plane.domain.min(dim=0).values, plane.domain.max(dim=0).values
+    a, b = (torch.linspace(lo[i], hi[i], steps, dtype=F64) for i in range(2))
+    t = torch.cartesian_prod(a, b)
+    return net.codes(plane.to_input(t))
+
+
+def lifted_lines_net(n):
+    """n ReLU lines in general position in (x1, x2), constant along x3: every region is a prism along x3."""
+    w, b = tangent_lines(n)
+    model = nn.Sequential(nn.Linear(3, n), nn.ReLU(), nn.Linear(n, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.cat([w, torch.zeros(n, 1, dtype=F64)], dim=1))
+        model[0].bias.copy_(b)
+    return lowered(model, (3,))
+
+
+def test_distinct_regions_of_planes_are_the_union_of_brute_force_codes():
+    torch.manual_seed(5)
+    net = lowered(mlp((3, 7, 1)), (3,))
+    g = torch.Generator().manual_seed(1)
+    planes = [
+        given_plane(torch.randn(3, generator=g), torch.randn(2, 3, generator=g), (-2, 2, -2, 2))
+        for _ in range(3)
+    ]
+    result = counting.run(net, counting.Planes(tuple(planes)))
+    codes = [grid_codes(net, p) for p in planes]
+    # the grid finds every tile of each plane (so its codes are all the regions each plane meets) ...
+    assert [len(torch.unique(c, dim=0)) for c in codes] == result.tiles.tolist()
+    union = counting.region_keys(torch.cat(codes))
+    # ... and the planes meet some regions together: the union is smaller than the sum
+    assert result.distinct_regions == len(union) < result.regions
+    np.testing.assert_array_equal(result.region_keys, union)
+
+
+@pytest.mark.parametrize("n", [5, 12])
+def test_parallel_planes_across_prisms_meet_the_same_regions(n):
+    # every region is a prism along x3: the planes x3 = 0 and x3 = 1 meet the same 1 + n + n(n-1)/2
+    net = lifted_lines_net(n)
+    across = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=F64)
+    low, high = (given_plane(torch.tensor([0, 0, z], dtype=F64), across, (-10, 10, -10, 10)) for z in (0, 1))
+    result = counting.run(net, counting.Planes((low, high)))
+    assert result.tiles.tolist() == [1 + n + n * (n - 1) // 2] * 2
+    assert result.distinct_regions == 1 + n + n * (n - 1) // 2
+    # a plane along x3 crosses only regions the others meet too
+    along = given_plane(
+        torch.zeros(3, dtype=F64), torch.tensor([[1.0, 0.3, 0], [0, 0, 1.0]]), (-10, 10, -5, 5)
+    )
+    assert counting.run(net, counting.Planes((low, high, along))).distinct_regions == result.distinct_regions
+
+
+@pytest.mark.parametrize("width", [6, 80])  # codes of 12 bits (the key is the code) and 160 (a digest)
+def test_coinciding_planes_count_the_regions_of_one(width):
+    torch.manual_seed(3)
+    net = lowered(mlp((3, width, width, 1)), (3,))
+    anchors = 4 * torch.tensor([[0.1, 0.2, -0.3], [0.5, -0.4, 0.2], [-0.3, 0.1, 0.4]], dtype=F64)
+    plane = anchor_plane(anchors)
+    one = counting.run(net, counting.Planes((plane,)))
+    assert one.distinct_regions is None and "distinct_regions" not in one.summary()  # one plane: its tiles
+    twice = counting.run(net, counting.Planes((plane, plane)))
+    assert twice.regions == 2 * one.regions and twice.distinct_regions == one.regions > 20
+    assert twice.summary()["distinct_regions"] == one.regions
+
+
+def test_shares_of_a_plane_list_combine_to_the_union_of_their_regions():
+    net = lifted_lines_net(6)
+    across = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=F64)
+    planes = [given_plane(torch.tensor([0, 0, z], dtype=F64), across, (-10, 10, -10, 10)) for z in (0, 1, 2)]
+    job = counting.CountJob(net, counting.Planes(tuple(planes)))
+    whole = job.compute()
+    shares = [job.compute(range(0, 1)), job.compute(range(1, 3)), job.compute(range(3, 3))]
+    # each share keeps its keys, one plane or none included, and the merge takes their union
+    assert [s.distinct_regions for s in shares] == [22, 22, 0]
+    merged = counting.combine(shares)
+    assert merged.distinct_regions == whole.distinct_regions == 22 and merged.regions == 66
+    np.testing.assert_array_equal(merged.region_keys, whole.region_keys)
+
+
+def test_region_keys_are_the_codes_up_to_sixteen_bytes_and_digests_beyond():
+    short = torch.tensor([[1, 2], [1, 2], [0, 255]], dtype=torch.uint8)
+    assert counting.region_keys(short).tolist() == [[0, 255] + [0] * 14, [1, 2] + [0] * 14]
+    long = torch.zeros(4, 17, dtype=torch.uint8)
+    long[1, 16] = 1  # differs from row 0 in its last bit only
+    long[2, 0] = 128
+    keys = counting.region_keys(long)
+    assert keys.shape == (3, 16) and len(np.unique(keys, axis=0)) == 3
+
+
+def test_tile_codes_read_inside_each_tile_are_the_engines_own_codes():
+    torch.manual_seed(9)
+    net = lowered(mlp((2, 16, 16, 16, 1)), (2,))
+    plane = input_plane(2, (-2, 2, -2, 2))
+    whole = partition(net, plane.origin, plane.directions, plane.domain)
+    read = counting.tile_codes(net, plane.origin, plane.directions, whole)
+    assert len(read) > 100 and torch.equal(read, whole.codes)

@@ -173,6 +173,8 @@ def test_tables_name_what_was_counted(tmp_path):
     np.save(tmp_path / "anchors.npy", np.array([[[0.2, 0.1], [0.1, 0.3], [-0.3, 0.2]]] * 2))
     planes = invoke(MOONS, "--anchors-list", tmp_path / "anchors.npy")
     assert planes.exit_code == 0 and "2 planes: tiles per plane mean 207.0" in planes.output
+    # the two planes coincide: they meet the same 207 regions
+    assert "414 in all, 207 distinct regions met" in planes.output
     sampled = invoke(MOONS, "--sample", "50", "--bounds", "-2,2,-2,2")
     assert "at least" in sampled.output and "Chao1 estimate" in sampled.output
 

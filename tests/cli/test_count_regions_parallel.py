@@ -41,12 +41,19 @@ def test_plane_list_shards_merge_to_the_whole_run(tmp_path):
     args = ["count-regions", MOONS, "--anchors-list", anchors, "--json"]
     whole = invoke(*args, "-o", tmp_path / "whole.h5")
     assert json.loads(whole.stdout)["regions_per_plane"]["max"] == 1596
+    # the moons model's inputs are 2-D: the three planes lie in one, and the second one's square holds
+    # the other two, so together they meet its 1,596 regions
+    assert json.loads(whole.stdout)["distinct_regions"] == 1596
     for i in range(2):
         assert invoke(*args, "--shard", f"{i}/2", "-o", tmp_path / f"s{i}.h5").exit_code == 0
     assert invoke("merge", tmp_path / "s0.h5", tmp_path / "s1.h5", "-o", tmp_path / "m.h5").exit_code == 0
     assert_same_file(tmp_path / "m.h5", tmp_path / "whole.h5")
     # the same planes as slice's tiles
-    assert read(tmp_path / "m.h5")["count-regions"].tiles.tolist() == [207, 1596, 268]
+    merged = read(tmp_path / "m.h5")["count-regions"]
+    assert merged.tiles.tolist() == [207, 1596, 268]
+    # the merge takes the union of the regions the shares met, not the sum
+    shares = [read(tmp_path / f"s{i}.h5")["count-regions"].distinct_regions for i in range(2)]
+    assert shares == [207, 1596] and merged.distinct_regions == 1596
 
 
 def test_segments_on_two_ranks_equal_one_process(tmp_path):
@@ -58,6 +65,20 @@ def test_segments_on_two_ranks_equal_one_process(tmp_path):
     for payload in payloads:
         payload.pop("seconds")
     assert payloads[0] == payloads[1] and payloads[0]["segments"] == 12
+
+
+def test_a_plane_list_on_two_ranks_meets_the_regions_of_one_process(tmp_path):
+    anchors = tmp_path / "anchors.npy"
+    np.save(anchors, ANCHORS[[0, 1, 0]])  # the first plane twice, on both ranks
+    args = ["count-regions", MOONS, "--anchors-list", anchors, "--json"]
+    two = torchrun(*args, "-o", tmp_path / "two.h5")
+    assert two.returncode == 0, two.stderr
+    one = invoke(*args, "-o", tmp_path / "one.h5")
+    assert_same_file(tmp_path / "two.h5", tmp_path / "one.h5")
+    payloads = [json.loads(r.stdout) for r in (two, one)]
+    assert payloads[0]["regions"] == payloads[1]["regions"] == 207 + 1596 + 207
+    # within the moons model's 2-D inputs the second plane's square holds the first one's
+    assert payloads[0]["distinct_regions"] == payloads[1]["distinct_regions"] == 1596
 
 
 def test_sampling_and_sweeps_do_not_split(tmp_path):

@@ -61,6 +61,20 @@ def test_each_method_reads_back_as_its_own_type_with_equal_fields(net, tmp_path,
         assert group.attrs["encoding-type"] == "splinetool.count"
         assert group.attrs["method"] == method.method
         # only the method's own fields are stored
-        assert set(group) == {"per_layer", *method.PER_ITEM} | (
-            {"distinct_per_layer"} if method is counting.SegmentCount else set()
-        )
+        own = {counting.SegmentCount: {"distinct_per_layer"}, counting.PlaneCount: {"region_keys"}}
+        assert set(group) == {"per_layer", *method.PER_ITEM} | own.get(method, set())
+
+
+def test_a_plane_list_keeps_its_distinct_regions_and_older_files_without_them_still_read(net, tmp_path):
+    result = counted(net, counting.PlaneCount)
+    assert 0 < result.distinct_regions < result.regions and result.region_keys.shape == (
+        result.distinct_regions,
+        16,
+    )
+    path = written(tmp_path, result)
+    with h5py.File(path, "r+") as f:  # as written before distinct regions were counted
+        del f["count-regions/region_keys"]
+        del f["count-regions"].attrs["distinct_regions"]
+    old = read(path)["count-regions"]
+    assert old.distinct_regions is None and old.region_keys is None
+    assert old.tiles.tolist() == result.tiles.tolist() and "distinct_regions" not in old.summary()
