@@ -20,9 +20,7 @@ test is the published method's (it can miss a boundary that enters and leaves be
 
 from __future__ import annotations
 
-import glob
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,15 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splinetool import parsing
 from splinetool.analyses import Progress
 from splinetool.analyses.defaults import DEFAULT_DIRECTIONS, DEFAULT_RELATIVE_RADIUS
+from splinetool.analyses.local_exact import exact_counts, spearman
+from splinetool.analyses.trajectory import trajectory  # noqa: F401 (the command reads it from here)
 from splinetool.data.loading import load_data, spread
 from splinetool.engine.memory import auto_chunk
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.pl import NodeScales, sign_changes, sign_of
-from splinetool.parsing import numbers as parse_numbers
 
 # on a CPU, batches of about a thousand vertices run fastest (bench/README.md: 1.5-2x faster
 # than batches of 10,000 or more, which spill out of the caches)
@@ -48,7 +48,7 @@ FRAMES = ("shared", "per-point")
 OUTPUT_NODE = "output"
 
 # numpy seed sequences keyed by purpose, so the frames and the random points never share a stream
-_SHARED_FRAME, _POINT_FRAME, _RANDOM_POINTS = 0, 1, 2
+_SHARED_FRAME, _POINT_FRAME, _RANDOM_POINTS, _EXACT_PLANES = 0, 1, 2, 3
 
 
 @dataclass
@@ -87,6 +87,11 @@ class LCResult:
     seed: int
     dtype: str
     seconds: float = 0.0
+    # exact local counts (`exact_planes`): [checkpoints, points, K] tiles meeting the disc of `radius`
+    # around each point on each of its K planes (`exact_planes`); None when not measured
+    exact: np.ndarray | None = None
+    exact_tiles: int = 0  # tiles the planar engine partitioned for them, over every share
+    exact_seconds: float = 0.0  # seconds spent partitioning, summed over the shares
 
     def lc(self, checkpoint: int = -1, set_name: str | None = None) -> np.ndarray:
         """Total LC per point (summed over nodes) of one checkpoint, for one set or all points."""
@@ -105,7 +110,24 @@ class LCResult:
             "lc_p95": float(np.percentile(total, 95)),
             "per_node_mean": {n: float(v) for n, v in zip(self.node_names, rows.mean(axis=0))},
             "accuracy": None if math.isnan(accuracy) else accuracy,
+        } | self._exact_stats(checkpoint, set_name, total)
+
+    def _exact_stats(self, checkpoint: int, set_name: str, proxy: np.ndarray) -> dict:
+        """The exact count's mean and its rank correlation with the proxy over the set's points."""
+        if self.exact is None:
+            return {}
+        exact = self._rows(checkpoint, set_name, self.exact).mean(axis=-1)
+        rho = spearman(proxy, exact)
+        return {
+            "exact_mean": float(exact.mean()),
+            "exact_spearman": None if math.isnan(rho) else rho,
         }
+
+    def exact_mean(self, checkpoint: int = -1, set_name: str | None = None) -> np.ndarray:
+        """Exact local count per point (the mean over its planes) of one checkpoint."""
+        if self.exact is None:
+            raise UsageError("this result has no exact local counts: measure them with `exact_planes`")
+        return self._rows(checkpoint, set_name, self.exact).mean(axis=-1)
 
     def parameters(self) -> dict:
         return {
@@ -134,7 +156,7 @@ class LCResult:
 
     def summary(self) -> dict:
         """The JSON payload: parameters, then one checkpoint's results or a list of them."""
-        payload = self.parameters()
+        payload = self.parameters() | self._exact_parameters()
         if len(self.checkpoints) == 1 and self.steps is None:
             payload |= self.checkpoint_summary(0)
         else:
@@ -142,8 +164,20 @@ class LCResult:
         payload["seconds"] = self.seconds
         return payload
 
-    def _rows(self, checkpoint: int, set_name: str | None) -> np.ndarray:
-        rows = self.per_point[checkpoint]
+    def _exact_parameters(self) -> dict:
+        if self.exact is None:
+            return {}
+        rate = self.exact_tiles / self.exact_seconds if self.exact_seconds > 0 else None
+        return {
+            "exact_planes": int(self.exact.shape[2]),
+            "exact_tiles": self.exact_tiles,
+            "exact_seconds": self.exact_seconds,
+            "exact_tiles_per_second": rate,
+        }
+
+    def _rows(self, checkpoint: int, set_name: str | None, values: np.ndarray | None = None) -> np.ndarray:
+        """One checkpoint's rows of `values` (default: `per_point`), for one set or all points."""
+        rows = (self.per_point if values is None else values)[checkpoint]
         if set_name is None:
             return rows
         if set_name not in self.set_names:
@@ -182,7 +216,7 @@ def random_points(sets: Sequence[PointSet], count: int, seed: int = 0) -> PointS
 def point_sets(data: str, splits: Sequence[str] = (), random: int = 0, seed: int = 0) -> list[PointSet]:
     """The sets of points to measure around: each named split of the data (or all of it), then
     `random` points uniform in their box. `splits` may hold comma-separated names."""
-    names = [s.strip() for item in splits for s in item.split(",") if s.strip()]
+    names = parsing.names(splits)
     if splits and not names:
         raise UsageError(f"`split` {splits[0]!r}: expected split names such as train or test")
     if len(set(names)) != len(names):
@@ -196,46 +230,6 @@ def point_sets(data: str, splits: Sequence[str] = (), random: int = 0, seed: int
     if random:
         sets.append(random_points(sets, random, seed))
     return sets
-
-
-def trajectory(
-    checkpoints: Sequence[Path], steps: str | Sequence[int] | None = None
-) -> tuple[list[Path], list[int] | None]:
-    """The checkpoint files (quoted globs expanded) and their training steps, ordered by step: the
-    given `steps` (integers, or comma-separated in a string), or with several checkpoints the step in
-    each file name; (files, None) for one checkpoint without steps."""
-    paths: list[Path] = []
-    for path in map(Path, checkpoints):
-        if not path.exists() and glob.has_magic(str(path)):
-            found = sorted(Path(p) for p in glob.glob(str(path)))
-            if not found:
-                raise UsageError(f"checkpoint pattern {path}: no file matches it")
-            paths += found
-        else:
-            paths.append(path)
-    if steps is not None:
-        text = steps if isinstance(steps, str) else ",".join(map(str, steps))
-        numbers = list(parse_numbers(text, len(paths), "steps", int))
-        if min(numbers) < 0:
-            raise UsageError(f"`steps` {text}: training steps count from 0")
-    elif len(paths) > 1:
-        numbers = [_step_from_name(p) for p in paths]
-    else:
-        return paths, None
-    if len(set(numbers)) != len(numbers):
-        raise UsageError(f"two checkpoints have the same training step ({numbers}); give `steps`")
-    order = sorted(range(len(paths)), key=numbers.__getitem__)
-    return [paths[i] for i in order], [numbers[i] for i in order]
-
-
-def _step_from_name(path: Path) -> int:
-    # the last number before the name's first dot: step-001000.ts.pt -> 1000, run2_epoch12.pt -> 12
-    numbers = re.findall(r"\d+", path.name.split(".")[0]) or re.findall(r"\d+", path.name)
-    if not numbers:
-        raise UsageError(
-            f"checkpoint {path}: no training step in its file name (such as step-001000.pt); give `steps`"
-        )
-    return int(numbers[-1])
 
 
 def data_scale(sets: Sequence[PointSet]) -> float:
@@ -301,6 +295,17 @@ def point_frames(rows: Iterable[int], dim: int, count: int, seed: int = 0) -> np
         np.random.default_rng([_seed(seed), _POINT_FRAME, r]).standard_normal((dim, count)) for r in rows
     ]
     return _orthonormal(np.stack(gaussians))
+
+
+def exact_planes(rows: Iterable[int], dim: int, count: int, seed: int = 0) -> np.ndarray:
+    """[len(rows), K, 2, D]: K random planes per point (orthonormal pairs of directions, Haar), seeded by
+    the point's row, so that every checkpoint, chunk and share draws the same planes."""
+    if dim < 2:
+        raise UsageError(f"`exact_planes` needs planes of input space, and the model's inputs are {dim}-D")
+    gaussians = [
+        np.random.default_rng([_seed(seed), _EXACT_PLANES, r]).standard_normal((count, dim, 2)) for r in rows
+    ]
+    return _orthonormal(np.stack(gaussians).reshape(-1, count, dim, 2))
 
 
 def _orthonormal(gaussian: np.ndarray) -> np.ndarray:
@@ -393,8 +398,11 @@ class LCOptions:
     include_output: bool = False  # count the output units too
     seed: int = 0
     batch_size: int | None = None  # points per forward batch (default: auto_chunk)
+    exact_planes: int | None = None  # K: also count the tiles near each point exactly on K planes
 
     def __post_init__(self):
+        if self.exact_planes is not None and self.exact_planes < 1:
+            raise UsageError(f"`exact_planes` {self.exact_planes}: expected a positive number of planes")
         if self.frame not in FRAMES:
             raise UsageError(f"`frame` {self.frame!r}: expected one of {', '.join(FRAMES)}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -488,6 +496,16 @@ def run(
     count = len(checkpoints) if checkpoints is not None else None
 
     per_point, accuracy, nodes, p, shared, dtype = [], [], None, 0, None, None
+    exact = None
+    if options.exact_planes is not None:
+        planes = options.exact_planes
+        # each plane: its two directions while drawn, and one count per checkpoint
+        check_memory(
+            len(rows) * planes * (16 * len(x_all[0]) + 8 * (count or 1)),
+            f"`exact_planes` {planes}: {planes:,} planes around each of {len(rows):,} points",
+            "ask for fewer `exact_planes`",
+        )
+        exact = _ExactTally(planes, radius, seed)
     for c, net in enumerate(nets):
         if nodes is None:
             dtype = net.dtype
@@ -513,7 +531,20 @@ def run(
                 progress(c * len(rows) + done, (count or c + 1) * len(rows))
 
         per_point.append(
-            _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report, _sources(sets))
+            _measure(
+                net,
+                x_all,
+                rows,
+                shared,
+                p,
+                radius,
+                include_output,
+                seed,
+                chunk,
+                report,
+                _sources(sets),
+                exact,
+            )
         )
         accuracy.append(
             [
@@ -546,12 +577,39 @@ def run(
         seed=seed,
         dtype=str(dtype).removeprefix("torch."),
         seconds=time.perf_counter() - start,
+        exact=None if exact is None else np.stack(exact.counts).astype(np.int32),
+        exact_tiles=0 if exact is None else exact.tiles,
+        exact_seconds=0.0 if exact is None else exact.seconds,
     )
 
 
-def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, report, sources) -> np.ndarray:
+@dataclass
+class _ExactTally:
+    """Exact local counts on `planes` planes per point (splinetool/analyses/local_exact.py), gathered
+    chunk by chunk: one [points, planes] array per checkpoint."""
+
+    planes: int
+    radius: float
+    seed: int
+    counts: list[np.ndarray] = field(default_factory=list)
+    tiles: int = 0
+    seconds: float = 0.0
+
+    def measure(self, net: PLNet, x: torch.Tensor, rows: range) -> np.ndarray:
+        start = time.perf_counter()
+        planes = exact_planes(rows, net.input_dim, self.planes, self.seed)
+        counts, tiles = exact_counts(net, x, torch.as_tensor(planes, dtype=net.dtype), self.radius)
+        self.tiles += tiles
+        self.seconds += time.perf_counter() - start
+        return counts
+
+
+def _measure(
+    net, x_all, rows, shared, p, radius, include_output, seed, chunk, report, sources, exact=None
+) -> np.ndarray:
     frame = None if shared is None else torch.as_tensor(shared, dtype=net.dtype, device=net.device)
     parts = [torch.zeros((0, len(_nodes(net, include_output))), dtype=torch.int64)]
+    exact_parts = [np.zeros((0, exact.planes if exact else 0), dtype=np.int64)]
     # chunks start on multiples of the chunk size, as in a run over every point, so a share's
     # points go through the network in the same batches except where the share's ends cut one
     starts = [rows.start, *range((rows.start // chunk + 1) * chunk, rows.stop, chunk)]
@@ -568,7 +626,11 @@ def _measure(net, x_all, rows, shared, p, radius, include_output, seed, chunk, r
             parts.append(count_crossings(net, x, here, radius, include_output).cpu())
         except UsageError as error:
             raise UsageError(f"`data` {sources}: {error}") from None
+        if exact is not None:
+            exact_parts.append(exact.measure(net, x, range(first, stop)))
         report(stop - rows.start)
+    if exact is not None:
+        exact.counts.append(np.concatenate(exact_parts))
     return torch.cat(parts).numpy()
 
 
@@ -618,6 +680,9 @@ def combine(parts: Sequence[LCResult]) -> LCResult:
         set_offsets=np.concatenate([[0], np.cumsum(sizes.sum(axis=0))]).astype(np.int64),
         accuracy=hits.sum(axis=0) / sizes.sum(axis=0),
         seconds=max(p.seconds for p in parts),
+        exact=None if first.exact is None else np.concatenate([p.exact for p in parts], axis=1),
+        exact_tiles=sum(p.exact_tiles for p in parts),
+        exact_seconds=sum(p.exact_seconds for p in parts),
     )
 
 

@@ -98,6 +98,15 @@ def command(
             "as many as fit in 256 MiB of activations)."
         ),
     ] = None,
+    exact_planes: Annotated[
+        int | None,
+        typer.Option(
+            help="Also count exactly, on K random planes through each point, the tiles meeting the disc of "
+            "radius r around it (the planar engine), with its rank correlation to LC.",
+            metavar="K",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Local complexity: how many neuron boundaries cross a small neighbourhood of each data point.
 
@@ -113,6 +122,10 @@ def command(
     With several checkpoints, LC is measured on each with the same frame and radius (a training
     trajectory). With --max-lc, --gate or --baseline, exit 1 when a check fails. The points split
     into shares under torchrun and with --shard (each share measured on every checkpoint).
+
+    With --exact-planes K, each point also gets the exact number of tiles meeting the disc of radius
+    r around it on K random planes through it (seeded by the point, the same for every checkpoint),
+    their mean beside LC, and Spearman's rank correlation of the two over the points.
     """
     from splinetool.analyses import local_complexity as analysis
     from splinetool.analyses import local_complexity_gate as gating
@@ -127,7 +140,7 @@ def command(
         paths, step_numbers = analysis.trajectory(checkpoints, steps)
         plan = gating.GatePlan.read(gates)
         options = analysis.LCOptions(
-            directions, radius, relative_radius, frame, include_output, shared.seed, batch_size
+            directions, radius, relative_radius, frame, include_output, shared.seed, batch_size, exact_planes
         )
 
         def prepare() -> analysis.LCJob:

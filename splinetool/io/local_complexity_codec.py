@@ -43,6 +43,28 @@ def write(group: h5py.Group, result: LCResult) -> None:
     attrs["seed"] = int(result.seed)
     attrs["dtype"] = result.dtype
     attrs["seconds"] = float(result.seconds)
+    if result.exact is not None:
+        _write_exact(group.create_group("exact", track_order=True), result)
+
+
+def _write_exact(group: h5py.Group, result: LCResult) -> None:
+    """The per-plane counts, and for readers outside splinetool their per-point mean and the rank
+    correlation of that mean with the proxy (recomputed from the counts when read back)."""
+    counts = put(group, "counts", np.asarray(result.exact, dtype=np.int32))
+    counts.attrs["dims"] = strings(["checkpoint", "point", "plane"])
+    put(group, "mean", result.exact.mean(axis=-1)).attrs["dims"] = strings(["checkpoint", "point"])
+    rho = [
+        [result.stats(c, name)["exact_spearman"] for name in result.set_names]
+        for c in range(len(result.checkpoints))
+    ]
+    spearman_dataset = put(group, "spearman", np.asarray(rho, dtype=np.float64))  # None becomes NaN
+    spearman_dataset.attrs["dims"] = strings(["checkpoint", "set"])
+    group.attrs["planes_rule"] = (
+        "splinetool.analyses.local_complexity.exact_planes(rows, input_dim, planes, seed), rows numbering "
+        "the points in per_point order; tiles meeting the disc of `radius` around each point"
+    )
+    group.attrs["tiles"] = int(result.exact_tiles)
+    group.attrs["seconds"] = float(result.exact_seconds)
 
 
 def read(group: h5py.Group) -> LCResult:
@@ -68,4 +90,16 @@ def read(group: h5py.Group) -> LCResult:
         seed=int(scalar(attrs["seed"])),
         dtype=str(scalar(attrs["dtype"])),
         seconds=float(scalar(attrs["seconds"])),
+        **_read_exact(group),
     )
+
+
+def _read_exact(group: h5py.Group) -> dict:
+    if "exact" not in group:
+        return {}
+    exact = group["exact"]
+    return {
+        "exact": exact["counts"][()],
+        "exact_tiles": int(scalar(exact.attrs["tiles"])),
+        "exact_seconds": float(scalar(exact.attrs["seconds"])),
+    }

@@ -47,8 +47,16 @@ def assert_same(a: LCResult, b: LCResult) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"steps": None, "frame": "per-point", "frame_vectors": None, "include_output": True}],
-    ids=["trajectory", "per-point frames"],
+    [
+        {},
+        {"steps": None, "frame": "per-point", "frame_vectors": None, "include_output": True},
+        {
+            "exact": np.arange(2 * 7 * 3, dtype=np.int32).reshape(2, 7, 3) % 5,
+            "exact_tiles": 90,
+            "exact_seconds": 0.5,
+        },
+    ],
+    ids=["trajectory", "per-point frames", "exact counts"],
 )
 def test_round_trip(tmp_path, overrides):
     path = tmp_path / "lc.h5"
@@ -68,3 +76,21 @@ def test_layout_names_its_axes(tmp_path):
         assert group.attrs["encoding-type"] == "splinetool.local_complexity"
         assert list(group["per_point"].attrs["dims"]) == ["checkpoint", "point", "node"]
         assert group["directions"].shape == (2, 6) and group.attrs["radius"] == 0.125
+
+
+def test_exact_counts_are_stored_per_plane_with_their_mean_and_correlation(tmp_path):
+    path = tmp_path / "lc.h5"
+    exact = np.random.default_rng(1).integers(1, 9, size=(2, 7, 3)).astype(np.int32)
+    original = result(exact=exact, exact_tiles=90, exact_seconds=0.5)
+    write(path, {"local-complexity": original}, PROVENANCE)
+    with h5py.File(path) as f:
+        group = f["local-complexity/exact"]
+        np.testing.assert_array_equal(group["counts"][()], exact)
+        assert list(group["counts"].attrs["dims"]) == ["checkpoint", "point", "plane"]
+        np.testing.assert_allclose(group["mean"][()], exact.mean(axis=2))
+        rho = [[original.stats(c, s)["exact_spearman"] for s in ("train", "random")] for c in range(2)]
+        np.testing.assert_allclose(group["spearman"][()], np.array(rho, dtype=np.float64))
+        assert group.attrs["tiles"] == 90
+    write(tmp_path / "plain.h5", {"local-complexity": result()}, PROVENANCE)
+    with h5py.File(tmp_path / "plain.h5") as f:
+        assert "exact" not in f["local-complexity"]
