@@ -25,6 +25,8 @@ draw slice-moons-mlp.png --png slice sample_models/moons-mlp.ts.pt --data sample
 draw slice-moons-mlp-layers.png --png slice sample_models/moons-mlp.ts.pt --data sample_models/data/moons.npz \
     --color layer
 draw slice-digits-mlp.png --png slice sample_models/digits-mlp.ts.pt $digits --split train --anchor-index 0,1,2
+draw slice-trajectory-digits.png --png slice 'sample_models/digits-mlp-trajectory/step-*.ts.pt' $digits \
+    --split train --anchor-index 0,1,2
 draw count-regions-digits.png --png count-regions sample_models/digits-mlp.ts.pt $digits --split train \
     --pairs random:1000
 draw count-regions-sweep.png --png count-regions --sweep configs/sweeps/depth-vs-width.toml

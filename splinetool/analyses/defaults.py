@@ -21,3 +21,7 @@ DEFAULT_MAX_INCREASE = 0.05  # of a gate's --baseline
 
 # planes
 PLANE_LISTS = ("anchors_list", "anchor_index_list")  # the options that give many planes
+
+# slice over a trajectory (analyses/tile_placement.py)
+DEFAULT_PLACEMENT_BINS = 20  # distance bands of width (the domain's diameter) / 20
+DEFAULT_PLACEMENT_RELATIVE_DELTA = 0.02  # δ as a share of the domain's diameter

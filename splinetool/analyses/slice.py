@@ -1,12 +1,16 @@
-"""`slice`: the exact tiles of a 2-D slice of input space, their affine maps, and the decision boundary."""
+"""`slice`: the exact tiles of a 2-D slice of input space, their affine maps, and the decision boundary;
+over a training trajectory, one plane through every checkpoint and where the tiles lie on it
+(analyses/tile_placement.py)."""
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +18,7 @@ import torch
 
 from splinetool.analyses import Progress
 from splinetool.analyses.plane import Plane
+from splinetool.analyses.tile_placement import Placement, PlacementOptions, place
 from splinetool.data.loading import Dataset
 from splinetool.engine.jacobian import jacobians
 from splinetool.engine.planar import Partition, Sweep, argmax_cells, plane_inputs, ragged_areas
@@ -249,7 +254,7 @@ class SliceJob:
     def __post_init__(self) -> None:
         # the points drawn with one plane must live in its space: a wrong `data` fails before the work
         if not self.listed and self.data is not None and self.planes:
-            self._data_rows(self.planes[0])
+            _data_rows(self.planes[0], self.data)
 
     @property
     def total(self) -> int:
@@ -284,24 +289,107 @@ class SliceJob:
     def points_in_plane(self, index: int, project: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Plane coordinates (and labels) of the data points lying in plane `index`, or of every data
         point projected onto it with `project`; (None, None) without data."""
-        if self.data is None:
-            return None, None
-        plane, dataset = self.planes[index], self.data
-        x = self._data_rows(plane)
-        t, distance = plane.project(x)
-        scale = max(1.0, float(x.abs().max()))
-        keep = torch.ones_like(distance, dtype=torch.bool) if project else distance <= IN_PLANE_TOL * scale
-        labels = None if dataset.y is None else dataset.y[keep.numpy()]
-        return t[keep].numpy(), labels
+        return points_in_plane(self.planes[index], self.data, project)
 
-    def _data_rows(self, plane: Plane) -> torch.Tensor:
-        x = torch.as_tensor(self.data.x.reshape(len(self.data.x), -1), dtype=torch.float64)
-        if x.shape[1] != plane.origin.shape[0]:
-            dims = plane.origin.shape[0]
-            raise UsageError(
-                f"`data` {self.data.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
+
+def points_in_plane(
+    plane: Plane, dataset: Dataset | None, project: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Plane coordinates (and labels) of the data points lying in `plane`, or of every data point
+    projected onto it with `project`; (None, None) without data."""
+    if dataset is None:
+        return None, None
+    x = _data_rows(plane, dataset)
+    t, distance = plane.project(x)
+    scale = max(1.0, float(x.abs().max()))
+    keep = torch.ones_like(distance, dtype=torch.bool) if project else distance <= IN_PLANE_TOL * scale
+    labels = None if dataset.y is None else dataset.y[keep.numpy()]
+    return t[keep].numpy(), labels
+
+
+def _data_rows(plane: Plane, dataset: Dataset) -> torch.Tensor:
+    x = torch.as_tensor(dataset.x.reshape(len(dataset.x), -1), dtype=torch.float64)
+    if x.shape[1] != plane.origin.shape[0]:
+        dims = plane.origin.shape[0]
+        raise UsageError(
+            f"`data` {dataset.source}: rows have {x.shape[1]} values, the plane lives in {dims}-D"
+        )
+    return x
+
+
+@dataclass
+class SliceTrajectory:
+    """One plane sliced through each checkpoint of a training trajectory, in step order, with where
+    the tiles are (analyses/tile_placement.py) relative to `data` and to each slice's decision boundary."""
+
+    steps: list[int]
+    checkpoints: list[str]
+    slices: list[SliceResult]
+    placements: list[Placement]
+    data: np.ndarray  # [N, 2] the data points the distances are measured to, in plane coordinates
+
+    def summary(self) -> dict:
+        first = self.placements[0] if self.placements else None
+        return {
+            "delta": None if first is None else first.delta,
+            "bin_edges": None if first is None else first.bin_edges.tolist(),
+            "data_points": len(self.data),
+            "checkpoints": [
+                {"step": step, "checkpoint": name, **one.summary(), "placement": placement.summary()}
+                for step, name, one, placement in zip(
+                    self.steps, self.checkpoints, self.slices, self.placements
+                )
+            ],
+        }
+
+
+def combine_trajectory(parts: Sequence[SliceTrajectory]) -> SliceTrajectory:
+    """The slices of consecutive shares of a trajectory's checkpoints, as one trajectory."""
+    joined = [[item for part in parts for item in getattr(part, name)] for name in SLICE_TRAJECTORY_LISTS]
+    return SliceTrajectory(*joined, data=parts[0].data)
+
+
+SLICE_TRAJECTORY_LISTS = ("steps", "checkpoints", "slices", "placements")  # one entry per checkpoint
+
+
+@dataclass(frozen=True)
+class TrajectoryJob:
+    """The checkpoints of a trajectory sliced on one plane, fixed in input space: the work a command
+    shares out, a checkpoint an item. `load(path)` gives (loaded model, PLNet)."""
+
+    load: Callable[[Path], tuple[object, PLNet]]
+    paths: list[Path]
+    steps: list[int]
+    plane: Plane
+    data: np.ndarray  # [N, 2] plane coordinates of the points the distances are measured to
+    options: SliceOptions = SliceOptions()
+    placement: PlacementOptions = PlacementOptions()
+    checkpoint_sha256: str = ""
+
+    @property
+    def total(self) -> int:
+        return len(self.paths)
+
+    def compute(self, items: range | None = None, progress: Progress | None = None) -> SliceTrajectory:
+        items = range(self.total) if items is None else items
+        dims = self.plane.origin.shape[0]
+        slices, placements = [], []
+        for i in items:
+            _, net = self.load(self.paths[i])
+            if math.prod(net.input_shape) != dims:
+                raise UsageError(
+                    f"checkpoint {self.paths[i]}: its inputs have shape {tuple(net.input_shape)}, "
+                    f"the trajectory's plane lives in {dims}-D (every checkpoint must take the same inputs)"
+                )
+            one = run(net, self.plane, self.options)
+            slices.append(one)
+            placements.append(
+                place(one.vertices, one.offsets, one.domain, self.data, one.boundary, self.placement)
             )
-        return x
+            if progress is not None:
+                progress(len(slices), len(items))
+        steps = [self.steps[i] for i in items]
+        return SliceTrajectory(steps, [str(self.paths[i]) for i in items], slices, placements, self.data)
 
 
 def peak_memory(device: torch.device) -> int:

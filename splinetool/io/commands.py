@@ -117,6 +117,20 @@ COMMANDS: dict[str, CommandSpec] = {
                     combine=slice.combine,
                     items=lambda planes: {"slices": len(planes.slices)},
                 ),
+                ResultKind(
+                    slice.SliceTrajectory,
+                    Codec(
+                        slice_codec.TRAJECTORY_ENCODING_TYPE,
+                        slice_codec.TRAJECTORY_ENCODING_VERSION,
+                        slice_codec.write_trajectory,
+                        slice_codec.read_trajectory,
+                    ),
+                    combine=slice.combine_trajectory,
+                    items=lambda trajectory: {
+                        name: len(getattr(trajectory, name)) for name in slice.SLICE_TRAJECTORY_LISTS
+                    },
+                    draw="slice_trajectory:draw_slice_trajectory",
+                ),
             ),
         ),
         CommandSpec(

@@ -15,7 +15,8 @@ import json
 import h5py
 import numpy as np
 
-from splinetool.analyses.slice import SliceResult
+from splinetool.analyses.slice import SliceResult, SliceTrajectory
+from splinetool.analyses.tile_placement import TARGETS, Placement
 from splinetool.io.storage import append_rows, put, put_growing, scalar, string_list, strings
 
 ENCODING_TYPE = "splinetool.slice"
@@ -159,3 +160,57 @@ def _no_tiles(meta: SliceResult) -> SliceResult:
         for name in [*PER_VERTEX, *PER_TILE, "boundary"]
     }
     return dataclasses.replace(meta, **empty, offsets=np.zeros(1, dtype=np.asarray(meta.offsets).dtype))
+
+
+# A trajectory: group attrs `steps` and `checkpoints`, dataset `data_points` [N, 2]; one
+# `splinetool.slice` subgroup per checkpoint named by its step, holding a `placement` subgroup
+# (attrs `delta`, `bin_edges`; per target a subgroup with dataset `density` and the shares as attrs).
+TRAJECTORY_ENCODING_TYPE = "splinetool.slice_trajectory"
+TRAJECTORY_ENCODING_VERSION = "0.1.0"
+WITHIN = {
+    "tiles_within": "tiles_within_delta",
+    "edges_within": "edges_within_delta",
+    "area_within": "area_within_delta",
+}
+
+
+def write_trajectory(group: h5py.Group, result: SliceTrajectory) -> None:
+    group.attrs["steps"] = np.asarray(result.steps, dtype=np.int64)
+    group.attrs["checkpoints"] = strings(result.checkpoints)
+    put(group, "data_points", np.asarray(result.data, dtype=np.float64).reshape(-1, 2))
+    for step, one, placement in zip(result.steps, result.slices, result.placements):
+        sub = group.create_group(str(step), track_order=True)
+        sub.attrs["encoding-type"] = ENCODING_TYPE
+        sub.attrs["encoding-version"] = ENCODING_VERSION
+        write(sub, one)
+        _write_placement(sub.create_group("placement", track_order=True), placement)
+
+
+def read_trajectory(group: h5py.Group) -> SliceTrajectory:
+    steps = [int(s) for s in group.attrs["steps"]]
+    subgroups = [group[str(step)] for step in steps]
+    return SliceTrajectory(
+        steps,
+        string_list(group.attrs["checkpoints"]),
+        [read(sub) for sub in subgroups],
+        [_read_placement(sub["placement"]) for sub in subgroups],
+        group["data_points"][()],
+    )
+
+
+def _write_placement(group: h5py.Group, placement: Placement) -> None:
+    group.attrs["delta"] = placement.delta
+    group.attrs["bin_edges"] = placement.bin_edges
+    for target in TARGETS:
+        sub = group.create_group(target, track_order=True)
+        put(sub, "density", np.asarray(placement.density[target], dtype=np.float64))
+        for field, name in WITHIN.items():
+            sub.attrs[name] = getattr(placement, field)[target]
+
+
+def _read_placement(group: h5py.Group) -> Placement:
+    within = {
+        field: {t: float(scalar(group[t].attrs[name])) for t in TARGETS} for field, name in WITHIN.items()
+    }
+    density = {target: group[target]["density"][()] for target in TARGETS}
+    return Placement(group.attrs["bin_edges"], float(scalar(group.attrs["delta"])), density, **within)

@@ -155,12 +155,30 @@ def _without_tiles(part: SliceResult) -> SliceResult:
 def _draw(meta: SliceResult, tiles: _Tiles, color: str, data, labels, title) -> Figure:
     fig = Figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()
+    handles, mappable = _draw_tiles(ax, meta, tiles, color, data, labels)
+    if mappable is not None:
+        colour_bar_beside(fig, mappable, [ax], NORM_LABELS.get(meta.norm, meta.norm))
+    legend_beside(fig, handles)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def draw_panel(
+    ax, result: SliceResult, color: str, data=None, labels=None, norm: Normalize | None = None
+) -> tuple[list, ScalarMappable | None]:
+    """`result` drawn on `ax` as draw_slice draws it, the Jacobian norms on the colour scale `norm`
+    (shared by several panels; None: the tiles' own range): the legend's handles and the colour scale."""
+    _check_colouring(color, result.jacobian_norm is not None)
+    return _draw_tiles(ax, result, _gather(result, color), color, data, labels, norm)
+
+
+def _draw_tiles(ax, meta: SliceResult, tiles: _Tiles, color: str, data, labels, norm=None):
     regions = tiles.regions
     width, remark = _edge_width(regions)
-    handles = []  # the legend's entries, in the order they are drawn
+    handles, mappable = [], None  # the legend's entries, in the order they are drawn
     if color == "jacobian":
-        bins, palette, mappable = _jacobian_colours(tiles.values)
-        colour_bar_beside(fig, mappable, [ax], NORM_LABELS.get(meta.norm, meta.norm))
+        bins, palette, mappable = _jacobian_colours(tiles.values, norm)
     elif color == "region":
         bins, palette = _region_colours(tiles)
     elif color == "layer":
@@ -203,10 +221,7 @@ def _draw(meta: SliceResult, tiles: _Tiles, color: str, data, labels, title) -> 
     first, second = ("x₁", "x₂") if _is_input_space(meta) else ("t₁", "t₂")
     ax.set_xlabel(first)
     ax.set_ylabel(second)
-    legend_beside(fig, handles)
-    if title:
-        ax.set_title(title)
-    return fig
+    return handles, mappable
 
 
 def _is_input_space(meta: SliceResult) -> bool:
@@ -224,13 +239,17 @@ def _edge_width(regions: int) -> tuple[float, str | None]:
     return 0.3, None
 
 
-def _jacobian_colours(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, ScalarMappable]:
-    """Each tile's entry of the colour map, as matplotlib would look it up (a last entry: no value)."""
+def _jacobian_colours(
+    values: np.ndarray, norm: Normalize | None = None
+) -> tuple[np.ndarray, np.ndarray, ScalarMappable]:
+    """Each tile's entry of the colour map, as matplotlib would look it up (a last entry: no value),
+    on the scale `norm` (None: the values' own range)."""
     cmap = colormaps["viridis"]
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
-    norm = Normalize()
-    norm.autoscale_None(values[finite] if finite.any() else np.zeros(1))
+    if norm is None:
+        norm = Normalize()
+        norm.autoscale_None(values[finite] if finite.any() else np.zeros(1))
     bins = np.full(len(values), cmap.N, dtype=np.int64)
     scaled = np.asarray(norm(values[finite]), dtype=np.float64)
     bins[finite] = np.clip((scaled * cmap.N).astype(np.int64), 0, cmap.N - 1)

@@ -42,8 +42,7 @@ def print_count(console: Console, result: count_regions.RegionCount, label: str)
         lines.append(
             f"{len(per_item):,} {several}: {noun} per {several[:-1]} mean {per_item.mean():.1f}, median "
             f"{np.median(per_item):g}, min {per_item.min():,}, max {per_item.max():,}; "
-            f"{result.regions:,} in all"
-            + (f", {result.distinct_regions:,} distinct regions crossed" if distinct else "")
+            f"{result.regions:,} in all" + _distinct_note(result)
         )
     if isinstance(result, count_regions.SampledCount):
         lines.append(
@@ -53,6 +52,15 @@ def print_count(console: Console, result: count_regions.RegionCount, label: str)
         )
     for line in [*lines, f"{result.dtype}; {result.seconds:.2f} s"]:
         _line(console, line)
+
+
+def _distinct_note(result: count_regions.RegionCount) -> str:
+    """The regions that several segments cross, or several planes meet, together (each once)."""
+    if isinstance(result, count_regions.SegmentCount):
+        return f", {result.distinct_regions:,} distinct regions crossed"
+    if isinstance(result, count_regions.PlaneCount) and result.distinct_regions is not None:
+        return f", {result.distinct_regions:,} distinct regions met"
+    return ""
 
 
 # what each result counts, and over what when there are several
@@ -236,6 +244,8 @@ def print_local_complexity(
             table.add_row(label, "", "", *[f"{s[key]:.3f}" for s in stats])
         if any(s["accuracy"] is not None for s in stats):
             table.add_row("accuracy", "", "", *[_formatted(s["accuracy"], ".1%") for s in stats])
+        for label, key, form in _exact_columns(result):
+            table.add_row(label, "", "", *[_formatted(s[key], form) for s in stats])
         table.add_row("points", "", "", *[f"{s['points']:,}" for s in stats])
     else:
         table = Table(title="mean LC over the trajectory", title_justify="left")
@@ -245,10 +255,18 @@ def print_local_complexity(
         labelled = [n for i, n in enumerate(result.set_names) if not np.isnan(result.accuracy[:, i]).all()]
         for name in labelled:
             table.add_column(f"acc. {name}", justify="right")
+        exact = [
+            (f"{label} {name}", key, form, name)
+            for label, key, form in _exact_columns(result, short=True)
+            for name in result.set_names
+        ]
+        for label, *_ in exact:
+            table.add_column(label, justify="right")
         for c, checkpoint in enumerate(result.checkpoints):
             first = str(result.steps[c]) if result.steps is not None else Path(checkpoint).name
             cells = [f"{result.stats(c, n)['lc_mean']:.3f}" for n in result.set_names]
             cells += [_formatted(result.stats(c, n)["accuracy"], ".1%") for n in labelled]
+            cells += [_formatted(result.stats(c, name)[key], form) for _, key, form, name in exact]
             table.add_row(escape(first), *cells)
     _show(console, table)
     _line(
@@ -257,9 +275,27 @@ def print_local_complexity(
         f"{2 * result.directions} vertices per point, {result.frame} frame, seed {result.seed}, "
         f"{result.dtype}{', output units counted' if result.include_output else ''}; {result.seconds:.2f} s",
     )
+    if result.exact is not None:
+        rate = result.exact_tiles / result.exact_seconds if result.exact_seconds > 0 else None
+        planes = result.exact.shape[2]
+        _line(
+            console,
+            f"exact: tiles meeting the disc of radius {result.radius:.6g} on {planes} random "
+            f"plane{'s' if planes != 1 else ''} per point; {result.exact_tiles:,} tiles partitioned in "
+            f"{result.exact_seconds:.2f} s" + (f" ({rate:,.0f} tiles/s)" if rate is not None else ""),
+        )
     for check in checks.checks:
         mark = "[green]ok[/]" if check.passed else "[bold red]FAILED[/]"
         _line(console, f"gate: {escape(check.message(several))} {mark}")
+
+
+def _exact_columns(result: local_complexity.LCResult, short: bool = False) -> list[tuple[str, str, str]]:
+    """(label, stats key, format) of the exact local counts, when measured."""
+    if result.exact is None:
+        return []
+    if short:
+        return [("exact", "exact_mean", ".3f"), ("ρ", "exact_spearman", ".3f")]
+    return [("exact mean", "exact_mean", ".3f"), ("Spearman ρ (LC, exact)", "exact_spearman", ".3f")]
 
 
 def print_slice_list(console: Console, summary: dict, rows: list | None) -> None:
@@ -276,6 +312,30 @@ def print_slice_list(console: Console, summary: dict, rows: list | None) -> None
             f"{entry['seconds']:.2f}",
         )
     _show(console, table)
+
+
+def print_slice_trajectory(console: Console, summary: dict) -> None:
+    """Checkpoints × where their tiles are: within δ of the data and of the decision boundary, the
+    shares of the domain's area, of the tiles and of the tile edges by length."""
+    table = Table(title="where the tiles are, per checkpoint (shares within δ)", title_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("tiles", justify="right")
+    for target in ("data", "boundary"):
+        for what in ("area", "tiles", "edges"):
+            table.add_column(f"{what} near {target}", justify="right")
+    for entry in summary["checkpoints"]:
+        placed = entry["placement"]
+        shares = [
+            placed[t][f"{w}_within_delta"] for t in ("data", "boundary") for w in ("area", "tiles", "edges")
+        ]
+        table.add_row(f"{entry['step']:,}", f"{entry['regions']:,}", *(f"{share:.2%}" for share in shares))
+    _show(console, table)
+    _line(
+        console,
+        f"δ = {summary['delta']:.4g} (plane coordinates); {summary['data_points']:,} data points "
+        "in the plane; "
+        "tile densities per distance band in --json",
+    )
 
 
 def print_slice(console: Console, summary: dict) -> None:

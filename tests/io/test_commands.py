@@ -14,8 +14,8 @@ def test_one_encoding_is_one_codec_and_every_result_type_is_registered_once():
     by_encoding = {}
     for kind in KINDS.values():
         assert by_encoding.setdefault(kind.codec.encoding_type, kind.codec) == kind.codec
-    assert len(by_encoding) == 9
-    assert len(KINDS) == sum(len(spec.results) for spec in COMMANDS.values()) == 11
+    assert len(by_encoding) == 10
+    assert len(KINDS) == sum(len(spec.results) for spec in COMMANDS.values()) == 12
 
 
 def test_renderers_resolve_and_joined_results_say_what_they_hold_per_item():

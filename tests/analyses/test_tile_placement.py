@@ -1,0 +1,185 @@
+"""Where the tiles are, on networks whose lines are placed by hand: every expected number below follows
+from the lines alone (areas of rectangles, quarter discs and strips), never from the slicing engine."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from splinetool.analyses import slice as analysis
+from splinetool.analyses.plane import input_plane
+from splinetool.analyses.tile_placement import PlacementOptions, domain_diameter, place
+from splinetool.errors import UsageError
+from splinetool.ir import lower
+
+BOUNDS = (-1.0, 1.0, -1.0, 1.0)
+DOMAIN = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+DATA = np.zeros((1, 2))  # one data point, at the origin
+BOUNDARY_X = 0.5  # the decision boundary is the line x = 0.5 at every step
+DELTA = 0.1
+# step -> (x, y) where the two moving lines x = a and y = b cross: through the data point, then moved
+MOVES = {0: (0.0, 0.0), 1: (-0.6, -0.6)}
+
+
+def lines_net(a: float, b: float) -> nn.Sequential:
+    """One hidden layer on 2-D inputs: lines x = a and y = b (output weight 0), and x = 0.5 twice,
+    relu(x - 0.5) - relu(0.5 - x) = x - 0.5, so that the output's zero set, the decision boundary, is
+    the line x = 0.5 exactly. Its tiles are the six rectangles the lines x = a, x = 0.5, y = b cut."""
+    m = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)).double()
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]))
+        m[0].bias.copy_(torch.tensor([-a, -b, -BOUNDARY_X, BOUNDARY_X]))
+        m[2].weight.copy_(torch.tensor([[0.0, 0.0, 1.0, -1.0]]))
+        m[2].bias.zero_()
+    return m
+
+
+def rectangles(a: float, b: float) -> list[tuple[float, float, float, float]]:
+    xs, ys = sorted({-1.0, a, BOUNDARY_X, 1.0}), [-1.0, b, 1.0]
+    return [(x0, x1, y0, y1) for x0, x1 in zip(xs, xs[1:]) for y0, y1 in zip(ys, ys[1:])]
+
+
+def expected(a: float, b: float) -> dict:
+    """The shares within DELTA, by hand. The disc of radius DELTA around the data point lies in the
+    tiles meeting at it (a quarter disc in each of four, when the lines cross there) or in one tile;
+    the strip |x - 0.5| <= DELTA crosses the rectangles on either side of x = 0.5."""
+    tiles = rectangles(a, b)
+    disc = math.pi * DELTA**2
+
+    def area(t):
+        return (t[1] - t[0]) * (t[3] - t[2])
+
+    def disc_part(t):  # the rectangles meet the origin at a corner (through it) or hold it whole
+        if t[0] < 0 < t[1] and t[2] < 0 < t[3]:
+            return disc
+        return disc / 4 if 0.0 in (t[0], t[1]) and 0.0 in (t[2], t[3]) else 0.0
+
+    def strip_part(t):
+        return max(0.0, min(t[1], BOUNDARY_X + DELTA) - max(t[0], BOUNDARY_X - DELTA)) * (t[3] - t[2])
+
+    # tile edges off the border: vertical lines x = a, 0.5 (length 2), horizontal y = b (length 2)
+    edges = 3 * 2.0
+    through = (a, b) == (0.0, 0.0)
+    near_data_edges = 4 * DELTA if through else 0.0  # two lines cross the disc along a diameter
+    near_boundary_edges = 2.0 + 2 * DELTA  # the line x = 0.5 itself, and y = b across the strip
+    return {
+        "tiles": len(tiles),
+        "data": {
+            "tiles": sum(disc_part(t) / area(t) for t in tiles) / len(tiles),
+            "edges": near_data_edges / edges,
+            "area": disc / 4.0,
+        },
+        "boundary": {
+            "tiles": sum(strip_part(t) / area(t) for t in tiles) / len(tiles),
+            "edges": near_boundary_edges / edges,
+            "area": 2 * DELTA * 2.0 / 4.0,
+        },
+        # within 0.4 of the origin, the annulus of each band is split among the tiles at the origin
+        "near_density": sum(0.25 / area(t) for t in tiles if disc_part(t) == disc / 4)
+        or 1.0 / area(next(t for t in tiles if disc_part(t) == disc)),
+    }
+
+
+def polygons(a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    corners = [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) for x0, x1, y0, y1 in rectangles(a, b)]
+    return np.concatenate(corners), np.arange(len(corners) + 1) * 4
+
+
+def strip_boundary() -> np.ndarray:
+    return np.array([[[BOUNDARY_X, -1.0], [BOUNDARY_X, 1.0]]])
+
+
+def check(placement, answer, rel=0.04) -> None:
+    """Raster and edge pieces of side 2/512 measure areas and lengths to a few percent."""
+    for target in ("data", "boundary"):
+        assert placement.tiles_within[target] == pytest.approx(answer[target]["tiles"], rel=rel, abs=1e-12)
+        assert placement.edges_within[target] == pytest.approx(answer[target]["edges"], rel=rel, abs=1e-12)
+        assert placement.area_within[target] == pytest.approx(answer[target]["area"], rel=rel)
+    # bands of width 2√2/20 = 0.14: the first two lie within 0.4 of the data point, inside its tiles
+    np.testing.assert_allclose(placement.density["data"][:2], answer["near_density"], rtol=rel)
+
+
+@pytest.mark.parametrize("step", sorted(MOVES))
+def test_placement_of_hand_placed_rectangles(step):
+    a, b = MOVES[step]
+    vertices, offsets = polygons(a, b)
+    placement = place(vertices, offsets, DOMAIN, DATA, strip_boundary(), PlacementOptions(delta=DELTA))
+    check(placement, expected(a, b))
+
+
+def test_lines_moved_away_from_the_data_leave_it_with_fewer_tiles():
+    before, after = expected(*MOVES[0]), expected(*MOVES[1])
+    assert before["near_density"] == pytest.approx(1.5)  # 1/4 + 1/4 + 1/2 + 1/2 tiles per unit area
+    assert after["near_density"] == pytest.approx(1 / 1.76)  # one tile of 1.1 × 1.6
+    assert after["data"]["edges"] == 0.0 < before["data"]["edges"]
+
+
+def test_densities_count_every_tile_once_over_the_domain():
+    vertices, offsets = polygons(*MOVES[1])
+    placement = place(vertices, offsets, DOMAIN, DATA, strip_boundary(), PlacementOptions(bins=8))
+    edges = placement.bin_edges
+    assert edges[-1] == pytest.approx(domain_diameter(DOMAIN)) and len(edges) == 9
+    # density × band area, added up, gives back the 6 tiles; band areas from the raster's own
+    # distances are what `place` divides by, so recompute them from a fine grid here
+    n = 800
+    centres = -1 + (np.arange(n) + 0.5) * 2 / n
+    grid = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
+    band = np.minimum(np.searchsorted(edges, np.linalg.norm(grid, axis=1), side="right") - 1, 7)
+    area = np.bincount(band, minlength=8) * (2 / n) ** 2
+    density = np.nan_to_num(placement.density["data"])
+    assert (density * area).sum() == pytest.approx(6, rel=0.01)
+
+
+def test_the_default_delta_is_a_share_of_the_domains_diameter():
+    vertices, offsets = polygons(0.0, 0.0)
+    placement = place(vertices, offsets, DOMAIN, DATA, strip_boundary())
+    assert placement.delta == pytest.approx(0.02 * 2 * math.sqrt(2))
+
+
+def test_no_boundary_places_nothing_near_it():
+    vertices, offsets = polygons(0.0, 0.0)
+    placement = place(vertices, offsets, DOMAIN, DATA, np.zeros((0, 2, 2)))
+    assert placement.tiles_within["boundary"] == placement.edges_within["boundary"] == 0.0
+    assert np.isnan(placement.density["boundary"]).all()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"), [({"bins": 0}, "`bins` 0"), ({"delta": -1.0}, "`delta` -1.0")]
+)
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(UsageError, match=message):
+        PlacementOptions(**options)
+
+
+def test_a_sliced_trajectory_of_moving_lines_gives_the_numbers_of_its_lines():
+    nets = {step: lower(lines_net(*move), (2,)).to(dtype=torch.float64) for step, move in MOVES.items()}
+    paths = [f"step-{step}.pt" for step in MOVES]
+    job = analysis.TrajectoryJob(
+        lambda path: (None, nets[int(path[5:-3])]),
+        paths,
+        list(MOVES),
+        input_plane(2, BOUNDS),
+        DATA,
+        placement=PlacementOptions(delta=DELTA),
+    )
+    result = job.compute()
+    assert result.steps == [0, 1] and result.checkpoints == paths
+    for (a, b), one, placement in zip(MOVES.values(), result.slices, result.placements):
+        assert one.regions == 6
+        check(placement, expected(a, b))
+    # shares of the checkpoints join into the whole
+    joined = analysis.combine_trajectory([job.compute(range(0, 1)), job.compute(range(1, 2))])
+    assert joined.steps == result.steps and joined.checkpoints == result.checkpoints
+    assert [p.summary() for p in joined.placements] == [p.summary() for p in result.placements]
+
+
+def test_checkpoints_of_another_input_size_are_refused():
+    wide = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    nets = [lower(lines_net(0, 0), (2,)).to(dtype=torch.float64), lower(wide, (3,)).to(dtype=torch.float64)]
+    job = analysis.TrajectoryJob(lambda i: (None, nets[i]), [0, 1], [0, 1], input_plane(2, BOUNDS), DATA)
+    with pytest.raises(
+        UsageError, match=r"checkpoint 1: its inputs have shape \(3,\), the trajectory's plane"
+    ):
+        job.compute()
