@@ -33,7 +33,6 @@ from splinetool import parsing
 from splinetool.analyses import Progress
 from splinetool.analyses.defaults import DEFAULT_DIRECTIONS, DEFAULT_RELATIVE_RADIUS
 from splinetool.analyses.local_exact import exact_counts, spearman
-from splinetool.analyses.trajectory import trajectory  # noqa: F401 (the command reads it from here)
 from splinetool.data.loading import load_data, spread
 from splinetool.engine.memory import auto_chunk
 from splinetool.engine.store import check_memory

@@ -129,6 +129,7 @@ def command(
     """
     from splinetool.analyses import local_complexity as analysis
     from splinetool.analyses import local_complexity_gate as gating
+    from splinetool.analyses.trajectory import trajectory
     from splinetool.render import tables
 
     shared = Shared.of(ctx)
@@ -137,7 +138,7 @@ def command(
             raise UsageError("--data is needed: a data file (x, optional y) or a generator such as moons:500")
         gates = gating.GateOptions(max_lc, gate, baseline, max_increase)
         shared.check_outputs()
-        paths, step_numbers = analysis.trajectory(checkpoints, steps)
+        paths, step_numbers = trajectory(checkpoints, steps)
         plan = gating.GatePlan.read(gates)
         options = analysis.LCOptions(
             directions, radius, relative_radius, frame, include_output, shared.seed, batch_size, exact_planes
