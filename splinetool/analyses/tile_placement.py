@@ -20,9 +20,14 @@ where the slice has no boundary).
 - **Within δ** (of the data, of the boundary): the share of tiles is the tiles' shares of the region
   d ≤ δ added up over the number of tiles; the share of edges is the length of tile edges there over
   the length of all tile edges, edges along the domain's border left out (each edge between two
-  tiles appears in both, which changes no share). Edges are measured at the midpoints of pieces of
-  length at most h. The share of the domain's area within δ is given beside them: tiles spread
+  tiles appears in both, which changes no share). Edge lengths are exact: the part of an edge within
+  δ of one segment is an interval (the segment's δ-neighbourhood is convex), and an edge counts the
+  union of its intervals. The share of the domain's area within δ is given beside them: tiles spread
   evenly over the plane would put that share of themselves there.
+- **Distances** are exact. Points are grouped in small square blocks; the triangle inequality bounds
+  every distance in a block by its centre's, so a block that lies inside one band and on one side of
+  δ needs no distance of its own points, and a block that does searches only the segments that can
+  be nearest to one of its points.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from splinetool.errors import UsageError
 
 RASTER = 512  # cells along the longer side of the domain's bounding box
 PAIRS_AT_ONCE = 1 << 20  # point-segment pairs measured at once with numpy
+COVER_TOLERANCE = 1e-9  # cells: how far off a tile a cell centre may lie and still count as covered
+POINTS_PER_BLOCK = 64  # points per block of the nearest-segment search, on average
+CLASSIFIED_PER_BLOCK = 16  # points per block classified by its centre's distance, on average
+BRUTE_FORCE_SEGMENTS = 16  # with no more segments, every point is measured to every one
 TARGETS = ("data", "boundary")  # what the distances are measured to
 
 
@@ -106,9 +115,9 @@ def place(
     delta = options.delta if options.delta is not None else DEFAULT_RELATIVE_DELTA * diameter
     edges = np.linspace(0.0, diameter, options.bins + 1)
     centres, tile_of, h = _raster(vertices, offsets, domain, options.raster)
-    pieces = _edge_pieces(vertices, offsets, domain, h)
-    weights = np.linalg.norm(pieces[:, 1] - pieces[:, 0], axis=1)
-    midpoints = pieces.mean(axis=1)
+    tile_edges = _edges(vertices, offsets)[1]
+    tile_edges = tile_edges[~_on_border(tile_edges, domain)]
+    lengths = np.linalg.norm(tile_edges[:, 1] - tile_edges[:, 0], axis=1)
     # a tile's cells (and a tile with none: its vertex mean, counted as one cell)
     regions = len(offsets) - 1
     cells = np.bincount(tile_of, minlength=regions).astype(np.float64)
@@ -124,59 +133,88 @@ def place(
         "data": np.concatenate([data, data], axis=1),  # each point a segment of length 0
         "boundary": np.asarray(boundary, dtype=np.float64).reshape(-1, 2, 2),
     }
+    total = lengths.sum()
+    blocks = _Blocks(points, CLASSIFIED_PER_BLOCK)
     for target, segments in sources.items():
-        d, at_edges = _distance(points, segments), _distance(midpoints, segments)
-        band = np.minimum(np.searchsorted(edges, d, side="right") - 1, options.bins - 1)
-        finite = np.isfinite(d)
-        tiles = np.bincount(band[finite], weights=share[finite], minlength=options.bins)
-        area = np.bincount(band[finite & is_cell], minlength=options.bins) * h * h
+        if not len(segments):  # nothing to be near: no distance is finite
+            result.density[target] = np.full(options.bins, np.nan)
+            result.tiles_within[target] = result.edges_within[target] = result.area_within[target] = 0.0
+            continue
+        band, near = _classify(points, blocks, _Segments(segments), edges, delta)
+        tiles = np.bincount(band, weights=share, minlength=options.bins)
+        area = np.bincount(band[is_cell], minlength=options.bins) * h * h
         with np.errstate(invalid="ignore", divide="ignore"):
             result.density[target] = np.where(area > 0, tiles / area, np.nan)
-        near = d <= delta
         result.tiles_within[target] = float(share[near].sum() / regions) if regions else 0.0
-        length = weights.sum()
-        result.edges_within[target] = float(weights[at_edges <= delta].sum() / length) if length else 0.0
+        within = _length_within(tile_edges, lengths, segments, delta)
+        result.edges_within[target] = float(within / total) if total else 0.0
         result.area_within[target] = float(near[is_cell].mean()) if len(centres) else 0.0
     return result
 
 
 def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Cell centres covered by a tile, the tile covering each, and the cell side."""
-    import shapely
+    """Cell centres covered by a tile, the tile covering each, and the cell side.
 
+    Tiles are convex, so each row of cell centres crosses a tile in one interval, from the least to
+    the largest x at which the tile's edges cross the row. Each edge is evaluated with its ends in
+    one order, so two tiles sharing it find the same crossings, and a centre on it (up to a tolerance
+    of `COVER_TOLERANCE` cells) goes to the tile of lower index."""
     low, high = domain.min(axis=0), domain.max(axis=0)
     h = float((high - low).max()) / size
     counts = np.maximum(1, np.round((high - low) / h).astype(np.int64))
-    xs, ys = (low[k] + (np.arange(counts[k]) + 0.5) * h for k in range(2))
-    grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1).reshape(-1, 2)
-    polygons = [shapely.Polygon(vertices[offsets[r] : offsets[r + 1]]) for r in range(len(offsets) - 1)]
-    if not polygons:
+    if len(offsets) < 2:
         return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), h
-    cell, tile = shapely.STRtree(polygons).query(shapely.points(grid), predicate="covered_by")
-    first = np.unique(cell, return_index=True)[1]  # a centre on a shared edge goes to one tile
-    return grid[cell[first]], tile[first].astype(np.int64), h
+    tile_of_edge, ends = _edges(vertices, offsets)
+    lower_first = (ends[:, 0, 1] < ends[:, 1, 1]) | (
+        (ends[:, 0, 1] == ends[:, 1, 1]) & (ends[:, 0, 0] <= ends[:, 1, 0])
+    )
+    ends = np.where(lower_first[:, None, None], ends, ends[:, ::-1])
+    # rows j whose centre y = low + (j + 1/2) h the edge spans, in cell units
+    y0, y1 = ((ends[:, k, 1] - low[1]) / h - 0.5 for k in range(2))
+    first = np.maximum(np.ceil(y0 - COVER_TOLERANCE), 0).astype(np.int64)
+    last = np.minimum(np.floor(y1 + COVER_TOLERANCE), counts[1] - 1).astype(np.int64)
+    rows = np.maximum(last - first + 1, 0)
+    edge = np.repeat(np.arange(len(ends)), rows)
+    row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(rows) - rows, rows)
+    x0, x1 = ((ends[edge, k, 0] - low[0]) / h - 0.5 for k in range(2))
+    rise = y1[edge] - y0[edge]
+    along = np.clip((row - y0[edge]) / np.where(rise > 0, rise, 1.0), 0.0, 1.0)
+    x = np.where(rise > 0, x0 + along * (x1 - x0), np.minimum(x0, x1))
+    x_end = np.where(rise > 0, x, np.maximum(x0, x1))  # a level edge covers its whole length
+    key = tile_of_edge[edge] * counts[1] + row
+    order = np.argsort(key, kind="stable")
+    key, x, x_end = key[order], x[order], x_end[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    left = np.minimum.reduceat(x, starts)
+    right = np.maximum.reduceat(x_end, starts)
+    tile, row = np.divmod(key[starts], counts[1])
+    col_first = np.maximum(np.ceil(left - COVER_TOLERANCE), 0).astype(np.int64)
+    col_last = np.minimum(np.floor(right + COVER_TOLERANCE), counts[0] - 1).astype(np.int64)
+    cols = np.maximum(col_last - col_first + 1, 0)
+    run = np.repeat(np.arange(len(cols)), cols)
+    col = col_first[run] + np.arange(len(run)) - np.repeat(np.cumsum(cols) - cols, cols)
+    cell = row[run] * counts[0] + col
+    tile = tile[run]
+    order = np.lexsort((tile, cell))
+    cell, tile = cell[order], tile[order]
+    keep = np.r_[True, cell[1:] != cell[:-1]]  # a centre on a shared edge goes to one tile
+    cell, tile = cell[keep], tile[keep]
+    centres = low + (np.stack([cell % counts[0], cell // counts[0]], axis=1) + 0.5) * h
+    return centres, tile.astype(np.int64), h
+
+
+def _edges(vertices, offsets) -> tuple[np.ndarray, np.ndarray]:
+    """The tile of each edge and its two ends [E, 2, 2], each polygon closed on its first vertex."""
+    following = np.arange(len(vertices)) + 1
+    following[offsets[1:] - 1] = offsets[:-1]
+    tile = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    return tile, np.stack([vertices, vertices[following]], axis=1)
 
 
 def _vertex_means(vertices, offsets) -> np.ndarray:
     sizes = np.diff(offsets)
     sums = np.add.reduceat(vertices, offsets[:-1], axis=0) if len(vertices) else np.zeros((0, 2))
     return sums / np.maximum(sizes, 1)[:, None]
-
-
-def _edge_pieces(vertices, offsets, domain, h: float) -> np.ndarray:
-    """[E, 2, 2] the tiles' edges off the domain's border, cut into pieces of length at most h."""
-    following = np.arange(len(vertices)) + 1
-    following[offsets[1:] - 1] = offsets[:-1]  # each polygon's last vertex closes on its first
-    ends = np.stack([vertices, vertices[following]], axis=1)
-    ends = ends[~_on_border(ends, domain)]
-    length = np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1)
-    parts = np.maximum(1, np.ceil(length / h).astype(np.int64))
-    edge = np.repeat(np.arange(len(ends)), parts)
-    k = np.arange(len(edge)) - np.repeat(np.cumsum(parts) - parts, parts)
-    a = (k / parts[edge])[:, None]
-    b = ((k + 1) / parts[edge])[:, None]
-    start, step = ends[edge, 0], ends[edge, 1] - ends[edge, 0]
-    return np.stack([start + a * step, start + b * step], axis=1)
 
 
 def _on_border(ends: np.ndarray, domain: np.ndarray) -> np.ndarray:
@@ -190,27 +228,192 @@ def _on_border(ends: np.ndarray, domain: np.ndarray) -> np.ndarray:
     return on
 
 
-def _distance(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """[P] distance of each point to the nearest of `segments` [S, 2, 2] (infinite without any):
-    every pair, a block of points at a time, where that is little work (a few data points), else
-    shapely's nearest-neighbour search (hundreds of boundary segments)."""
-    found = np.full(len(points), np.inf)
-    if not len(segments) or not len(points):
-        return found
-    if len(points) * len(segments) > 8 * PAIRS_AT_ONCE:
-        import shapely
+def _classify(points: np.ndarray, blocks: _Blocks, lines: _Segments, edges: np.ndarray, delta: float):
+    """Each point's distance band (`edges`, the last band open above) and whether it lies within
+    `delta`, from the distance to the nearest segment. Points are grouped in small blocks: a block
+    whose points all lie within r of its centre c has every distance within r of c's, so where no band
+    edge and not δ lie in that range the whole block takes c's band and side of δ; the points of the
+    other blocks are measured one by one."""
+    at_centre = _distance(blocks.centre, lines)
+    low, high = at_centre - blocks.radius, at_centre + blocks.radius
+    slack = 1e-9 * np.maximum(np.abs(at_centre), 1.0)  # rounding in the distances
+    thresholds = np.sort(np.r_[edges, delta])
+    crossed = np.searchsorted(thresholds, low - slack, side="left") != np.searchsorted(
+        thresholds, high + slack, side="right"
+    )
+    distance = at_centre[blocks.of]
+    measured = crossed[blocks.of]
+    distance[measured] = _distance(points[measured], lines)
+    band = np.minimum(np.searchsorted(edges, distance, side="right") - 1, len(edges) - 2)
+    return band, distance <= delta
 
-        tree = shapely.STRtree(shapely.linestrings(segments))
-        query = shapely.points(points)
-        (index, _), distance = tree.query_nearest(query, return_distance=True, all_matches=False)
-        found[index] = distance
+
+def _distance(points: np.ndarray, lines: _Segments) -> np.ndarray:
+    """[P] distance of each point to the nearest segment.
+
+    Exact, and pruned where every pair would be much work: the points are grouped in square blocks,
+    and a block whose points lie within r of its centre c only needs the segments s with
+    d(c, s) <= min over segments of d(c, s) + 2r (a point's nearest segment is no farther from c than
+    that, by the triangle inequality)."""
+    found = np.full(len(points), np.inf)
+    if not len(points):
         return found
-    start, step = segments[:, 0], segments[:, 1] - segments[:, 0]
-    squared = np.maximum((step * step).sum(axis=1), np.finfo(np.float64).tiny)  # a point: length 0
-    block = max(1, PAIRS_AT_ONCE // len(segments))
-    for first in range(0, len(points), block):
-        p = points[first : first + block, None, :] - start[None]  # [B, S, 2]
-        along = np.clip((p * step[None]).sum(axis=-1) / squared, 0.0, 1.0)
-        gap = p - along[..., None] * step[None]
-        found[first : first + block] = np.sqrt((gap * gap).sum(axis=-1).min(axis=1))
+    if lines.count <= BRUTE_FORCE_SEGMENTS:
+        for segment in range(lines.count):
+            np.minimum(found, lines.squared_distance(points, segment), out=found)
+        return np.sqrt(found)
+    blocks = _Blocks(points)
+    to_centre = blocks.distances(lines)
+    reach = (to_centre.min(axis=1) + 2 * blocks.radius) * (1 + 1e-9)  # the tolerance covers rounding
+    is_candidate = to_centre <= reach[:, None]
+    counts = is_candidate.sum(axis=1)
+    # candidate k of each block, nearest first; blocks with more candidates first, so that the
+    # points still searching at rank k are a prefix of the points sorted by their block's rank
+    ranked = np.argsort(np.where(is_candidate, to_centre, np.inf), axis=1, kind="stable")
+    by_count = np.argsort(-counts, kind="stable")
+    rank_of_block = np.empty_like(by_count)
+    rank_of_block[by_count] = np.arange(len(by_count))
+    block_of = blocks.of
+    order = np.argsort(rank_of_block[block_of], kind="stable")
+    block_of, points = block_of[order], points[order]
+    searching = np.searchsorted(-counts[block_of], -np.arange(counts.max()), side="right")
+    nearest = np.full(len(points), np.inf)
+    for k, active in enumerate(searching):
+        squared = lines.squared_distance(points[:active], ranked[block_of[:active], k])
+        np.minimum(nearest[:active], squared, out=nearest[:active])
+    found[order] = np.sqrt(nearest)
     return found
+
+
+def _length_within(edges: np.ndarray, lengths: np.ndarray, segments: np.ndarray, delta: float) -> float:
+    """The length of `edges` [E, 2, 2] within `delta` of any of `segments` [S, 2, 2], exactly: the
+    points of an edge within δ of one segment (a stadium, convex) form one interval of the edge, and
+    each edge counts the union of its intervals."""
+    if not len(segments) or not len(edges):
+        return 0.0
+    lines = _Segments(segments)
+    edge, segment = _pairs_within(edges.mean(axis=1), lengths / 2 + delta, lines)
+    start, stop = _interval_within(edges[edge], segments[segment], delta)
+    keep = start < stop
+    edge, start, stop = edge[keep], start[keep], stop[keep]
+    order = np.lexsort((start, edge))
+    edge, start, stop = edge[order], start[order], stop[order]
+    # one running maximum over all edges: edge e's intervals lie in [2e, 2e + 1]
+    reach = np.maximum.accumulate(2.0 * edge + stop)
+    covered_before = np.r_[-np.inf, reach[:-1]] - 2.0 * edge
+    fresh = np.maximum(stop - np.maximum(start, covered_before), 0.0)
+    return float((fresh * lengths[edge]).sum())
+
+
+def _pairs_within(points: np.ndarray, reach: np.ndarray, lines: _Segments) -> tuple[np.ndarray, np.ndarray]:
+    """Every (point, segment) with the segment within `reach[point]` of the point: the blocks'
+    centres select candidates by the triangle inequality, then each candidate pair is measured."""
+    blocks = _Blocks(points)
+    block_reach = np.zeros(len(blocks.sizes))
+    np.maximum.at(block_reach, blocks.of, reach)
+    block, candidate = np.nonzero(
+        blocks.distances(lines) <= ((block_reach + blocks.radius) * (1 + 1e-9))[:, None]
+    )
+    counts = np.bincount(block, minlength=len(blocks.sizes))
+    many = counts[blocks.of]
+    point = np.repeat(np.arange(len(points)), many)
+    local = np.arange(len(point)) - np.repeat(np.cumsum(many) - many, many)
+    segment = candidate[(np.cumsum(counts) - counts)[blocks.of[point]] + local]
+    near = lines.squared_distance(points[point], segment) <= reach[point] ** 2 * (1 + 1e-9)
+    return point[near], segment[near]
+
+
+def _interval_within(edges: np.ndarray, segments: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each edge A + t (B - A), t in [0, 1], and its segment: the t in [0, 1] within `delta` of
+    the segment, [start, stop] (empty where start >= stop). The stadium around the segment is the
+    union of the discs at its ends and the rectangle along it, so the interval spans the pieces."""
+    a, step = edges[:, 0], edges[:, 1] - edges[:, 0]
+    start, stop = np.full(len(edges), np.inf), np.full(len(edges), -np.inf)
+    squared = np.maximum((step * step).sum(axis=1), np.finfo(np.float64).tiny)
+    for end in (segments[:, 0], segments[:, 1]):
+        offset = a - end
+        half = (offset * step).sum(axis=1) / squared
+        spread = half * half - ((offset * offset).sum(axis=1) - delta * delta) / squared
+        root = np.sqrt(np.maximum(spread, 0.0))
+        hit = spread >= 0
+        start = np.where(hit, np.minimum(start, -half - root), start)
+        stop = np.where(hit, np.maximum(stop, -half + root), stop)
+    axis = segments[:, 1] - segments[:, 0]
+    length = np.linalg.norm(axis, axis=1)
+    along = axis / np.maximum(length, np.finfo(np.float64).tiny)[:, None]
+    across = np.stack([-along[:, 1], along[:, 0]], axis=1)
+    low, high = np.zeros(len(edges)), np.ones(len(edges))
+    offset = a - segments[:, 0]
+    for direction, lower, upper in ((along, 0.0, length), (across, -delta, delta)):
+        value, rate = (offset * direction).sum(axis=1), (step * direction).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            first, second = (lower - value) / rate, (upper - value) / rate
+        still = rate == 0
+        inside = (value >= lower) & (value <= upper)
+        low = np.maximum(low, np.where(still, np.where(inside, -np.inf, np.inf), np.minimum(first, second)))
+        high = np.minimum(high, np.where(still, np.where(inside, np.inf, -np.inf), np.maximum(first, second)))
+    band = (length > 0) & (low < high)
+    start = np.where(band, np.minimum(start, low), start)
+    stop = np.where(band, np.maximum(stop, high), stop)
+    return np.maximum(start, 0.0), np.minimum(stop, 1.0)
+
+
+class _Blocks:
+    """Points grouped in square blocks of about `POINTS_PER_BLOCK` points each: the block of each
+    point, and each block's size, centre (mean point) and radius (its farthest point's distance)."""
+
+    def __init__(self, points: np.ndarray, per_block: int = POINTS_PER_BLOCK):
+        low, high = points.min(axis=0), points.max(axis=0)
+        area = float(np.prod(np.maximum(high - low, np.finfo(np.float64).tiny)))
+        side = math.sqrt(area * per_block / len(points))
+        cells = np.floor((points - low) / side).astype(np.int64)
+        key = cells[:, 0] * (int(cells[:, 1].max()) + 1) + cells[:, 1]
+        present = np.bincount(key) > 0
+        self.of = (np.cumsum(present) - 1)[key]  # blocks numbered without the empty ones
+        self.sizes = np.bincount(self.of)
+        self.centre = (
+            np.stack([np.bincount(self.of, weights=points[:, k]) for k in range(2)], axis=1)
+            / self.sizes[:, None]
+        )
+        spread_x, spread_y = (points[:, k] - self.centre[self.of, k] for k in range(2))
+        self.radius = np.zeros(len(self.sizes))
+        np.maximum.at(self.radius, self.of, np.sqrt(spread_x * spread_x + spread_y * spread_y))
+
+    def distances(self, lines: _Segments) -> np.ndarray:
+        """[blocks, S] from each block's centre to each segment."""
+        chunk = max(1, PAIRS_AT_ONCE // lines.count)
+        return np.sqrt(
+            np.concatenate(
+                [
+                    lines.squared_distances(self.centre[k : k + chunk])
+                    for k in range(0, len(self.centre), chunk)
+                ]
+            )
+        )
+
+
+class _Segments:
+    """Segments [S, 2, 2] held as columns, for the squared distance of points to them (a segment of
+    length 0 is a point)."""
+
+    def __init__(self, segments: np.ndarray):
+        start, step = segments[:, 0], segments[:, 1] - segments[:, 0]
+        squared = np.maximum((step * step).sum(axis=1), np.finfo(np.float64).tiny)
+        self.columns = np.stack([start[:, 0], start[:, 1], step[:, 0], step[:, 1], 1.0 / squared])
+        self.count = len(segments)
+
+    def squared_distances(self, points: np.ndarray) -> np.ndarray:
+        """[P, S] from every point to every segment."""
+        return self._squared(points[:, :1], points[:, 1:], *self.columns)
+
+    def squared_distance(self, points: np.ndarray, segment: np.ndarray | int) -> np.ndarray:
+        """[P] from each point to its segment (or all to one)."""
+        return self._squared(points[:, 0], points[:, 1], *self.columns[:, segment])
+
+    @staticmethod
+    def _squared(x, y, start_x, start_y, step_x, step_y, inverse_length2):
+        x, y = x - start_x, y - start_y
+        along = np.clip((x * step_x + y * step_y) * inverse_length2, 0.0, 1.0)
+        x -= along * step_x
+        y -= along * step_y
+        return x * x + y * y

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from splinetool.analyses import slice as analysis
+from splinetool.analyses import tile_placement
 from splinetool.analyses.plane import input_plane
 from splinetool.analyses.tile_placement import PlacementOptions, domain_diameter, place
 from splinetool.errors import UsageError
@@ -92,10 +93,10 @@ def strip_boundary() -> np.ndarray:
 
 
 def check(placement, answer, rel=0.04) -> None:
-    """Raster and edge pieces of side 2/512 measure areas and lengths to a few percent."""
+    """A raster of side 2/512 measures areas to a few percent; edge lengths are exact."""
     for target in ("data", "boundary"):
         assert placement.tiles_within[target] == pytest.approx(answer[target]["tiles"], rel=rel, abs=1e-12)
-        assert placement.edges_within[target] == pytest.approx(answer[target]["edges"], rel=rel, abs=1e-12)
+        assert placement.edges_within[target] == pytest.approx(answer[target]["edges"], rel=1e-12, abs=1e-15)
         assert placement.area_within[target] == pytest.approx(answer[target]["area"], rel=rel)
     # bands of width 2√2/20 = 0.14: the first two lie within 0.4 of the data point, inside its tiles
     np.testing.assert_allclose(placement.density["data"][:2], answer["near_density"], rtol=rel)
@@ -183,3 +184,85 @@ def test_checkpoints_of_another_input_size_are_refused():
         UsageError, match=r"checkpoint 1: its inputs have shape \(3,\), the trajectory's plane"
     ):
         job.compute()
+
+
+def random_segments(rng, count: int, points: int = 0) -> np.ndarray:
+    """`count` short segments in [-1, 1]², then `points` segments of length 0 (points)."""
+    start = rng.uniform(-1, 1, (count, 2))
+    segments = np.stack([start, start + rng.normal(0, 0.1, (count, 2))], axis=1)
+    spots = np.repeat(rng.uniform(-1, 1, (points, 1, 2)), 2, axis=1)
+    return np.concatenate([segments, spots])
+
+
+def every_pair(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """[P, S] point-to-segment distances, each by projecting on the segment's line and clipping."""
+    found = np.empty((len(points), len(segments)))
+    for s, (a, b) in enumerate(segments):
+        step = b - a
+        length2 = step @ step
+        t = np.clip((points - a) @ step / length2, 0, 1) if length2 > 0 else np.zeros(len(points))
+        found[:, s] = np.linalg.norm(points - (a + t[:, None] * step), axis=1)
+    return found
+
+
+@pytest.mark.parametrize("count", [3, 40, 400])
+def test_nearest_segment_search_equals_every_pair(count):
+    rng = np.random.default_rng(count)
+    segments = random_segments(rng, count, points=count // 4)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1.2, 1.2, 90)] * 2), -1).reshape(-1, 2)
+    points = np.concatenate([grid, rng.uniform(-1, 1, (3000, 2)), segments[:5, 0]])
+    found = tile_placement._distance(points, tile_placement._Segments(segments))
+    np.testing.assert_allclose(found, every_pair(points, segments).min(axis=1), rtol=1e-12, atol=1e-15)
+
+
+def test_bands_and_delta_sides_equal_those_of_exact_distances():
+    rng = np.random.default_rng(5)
+    segments = random_segments(rng, 120)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 200)] * 2), -1).reshape(-1, 2)
+    edges, delta = np.linspace(0, 2 * math.sqrt(2), 21), 0.05
+    band, near = tile_placement._classify(
+        grid, tile_placement._Blocks(grid, 16), tile_placement._Segments(segments), edges, delta
+    )
+    exact = every_pair(grid, segments).min(axis=1)
+    np.testing.assert_array_equal(band, np.minimum(np.searchsorted(edges, exact, side="right") - 1, 19))
+    np.testing.assert_array_equal(near, exact <= delta)
+
+
+def test_edge_length_within_delta_is_exact():
+    # an edge along the x axis under a point at height 0.06: a chord of the disc of radius 0.1, 0.16 long;
+    # a second point overlapping it adds only its own part; a segment alongside covers its length
+    edges = np.array([[[-2.0, 0.0], [2.0, 0.0]], [[0.0, 5.0], [1.0, 5.0]]])
+    lengths = np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1)
+    spots = np.array([[[0.0, 0.06]] * 2, [[0.1, 0.06]] * 2])
+    assert tile_placement._length_within(edges, lengths, spots, 0.1) == pytest.approx(0.26, rel=1e-12)
+    alongside = np.array([[[0.25, 5.05], [0.5, 5.05]]])
+    assert tile_placement._length_within(edges, lengths, alongside, 0.1) == pytest.approx(
+        0.25 + 2 * math.sqrt(0.1**2 - 0.05**2), rel=1e-12
+    )
+
+
+def test_edge_length_within_delta_equals_fine_sampling():
+    rng = np.random.default_rng(7)
+    segments = random_segments(rng, 60, points=20)
+    edges = random_segments(rng, 300)
+    lengths = np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1)
+    t = (np.arange(4000) + 0.5) / 4000
+    sampled = 0.0
+    for (a, b), length in zip(edges, lengths):
+        near = every_pair(a + t[:, None] * (b - a), segments).min(axis=1) <= 0.08
+        sampled += near.mean() * length
+    found = tile_placement._length_within(edges, lengths, segments, 0.08)
+    assert found == pytest.approx(sampled, rel=1e-3)
+
+
+def test_raster_cells_go_to_the_tile_covering_their_centre():
+    shapely = pytest.importorskip("shapely")
+    net = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 1))
+    torch.manual_seed(3)
+    one = analysis.run(lower(net.double(), (2,)).to(dtype=torch.float64), input_plane(2, BOUNDS))
+    centres, tile, h = tile_placement._raster(one.vertices, one.offsets, DOMAIN, 64)
+    assert h == pytest.approx(2 / 64) and len(centres) == 64 * 64
+    for r in range(one.regions):
+        polygon = shapely.Polygon(one.vertices[one.offsets[r] : one.offsets[r + 1]])
+        inside = shapely.covered_by(shapely.points(centres), polygon)
+        np.testing.assert_array_equal(tile == r, inside)
