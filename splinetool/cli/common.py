@@ -95,6 +95,22 @@ def _path_options(ctx: typer.Context) -> set[str]:
     return {name for name, parameter in signature.parameters.items() if names_paths(parameter.annotation)}
 
 
+def paths_as_paths(ctx: typer.Context) -> set[str]:
+    """Hold the context's path options as `Path`s, as the signature types them (some Typer versions
+    leave the command line's strings there); returns their names."""
+    paths = _path_options(ctx)
+    ctx.params.update({name: _as_paths(v) for name, v in ctx.params.items() if name in paths})
+    return paths
+
+
+def _as_paths(value: object) -> object:
+    if isinstance(value, str):
+        return Path(value)
+    if isinstance(value, list | tuple):
+        return type(value)(Path(item) if isinstance(item, str) else item for item in value)
+    return value
+
+
 def _beside(config: Path, item: object, always: bool) -> object:
     """A config file's relative path `item` as a path from the current directory: resolved against the
     config's folder `always`, or else only where it names a file there."""
@@ -200,6 +216,10 @@ def with_options(table: dict[str, tuple[object, object]], *names: str) -> Callab
 
         @functools.wraps(command)
         def run(*args, **kwargs):
+            ctx = kwargs.get("ctx", args[0] if args else None)  # every command's first parameter
+            if ctx is not None:
+                paths = paths_as_paths(ctx)
+                kwargs.update({n: _as_paths(v) for n, v in kwargs.items() if n in paths})
             for name in names:
                 kwargs.pop(name, None)
             return command(*args, **kwargs)
@@ -384,6 +404,7 @@ class Shared:
     @classmethod
     def of(cls, ctx: typer.Context) -> Shared:
         names = cls.__dataclass_fields__.keys() - {"ctx"}
+        paths_as_paths(ctx)
         return cls(ctx, **{name: ctx.params[name] for name in names if name in ctx.params})
 
     @property

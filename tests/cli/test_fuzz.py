@@ -10,7 +10,10 @@ directory (outputs go there); nothing may be left in it afterwards.
 
 from __future__ import annotations
 
+import inspect
 import os
+import types
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -135,11 +138,22 @@ def option_name(param) -> str:
     return param.opts[0] if param.opts[0].startswith("-") else param.name
 
 
+def element_type(command: str, param) -> type:
+    """The type a parameter's values have, from the command's signature: X for X, X | None, list[X]."""
+    hint = inspect.signature(COMMANDS[command].callback, eval_str=True).parameters[param.name].annotation
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) in (list, tuple):
+        hint = typing.get_args(hint)[0]
+    return hint
+
+
 def bad_values(command: str, param) -> list[str]:
     """The malformed values to try for one parameter, from its type and its format."""
     name = option_name(param)
-    annotation = param.type_descriptor.annotation
-    element = getattr(annotation, "__args__", (annotation,))[0]  # list[X] -> X
+    element = element_type(command, param)
     if name == "--output":
         values = list(OUTPUTS)
     elif name in ("--png", "--svg", "--tessellation"):
