@@ -19,11 +19,11 @@ where the slice has no boundary).
   last band also takes distances beyond D. A band with no area has no density (NaN).
 - **Within δ** (of the data, of the boundary): the share of tiles is the tiles' shares of the region
   d ≤ δ added up over the number of tiles; the share of edges is the length of tile edges there over
-  the length of all tile edges, edges along the domain's border left out (each edge between two
-  tiles appears in both, which changes no share). Edge lengths are exact: the part of an edge within
-  δ of one segment is an interval (the segment's δ-neighbourhood is convex), and an edge counts the
-  union of its intervals. The share of the domain's area within δ is given beside them: tiles spread
-  evenly over the plane would put that share of themselves there.
+  the length of all tile edges, each side two tiles share counted once and the domain's border left
+  out. Edge lengths are exact: the part of an edge within δ of one segment is an interval (the
+  segment's δ-neighbourhood is convex), and an edge counts the union of its intervals. The share of
+  the domain's area within δ is given beside them: tiles spread evenly over the plane would put that
+  share of themselves there.
 - **Distances** are exact. Points are grouped in small square blocks; the triangle inequality bounds
   every distance in a block by its centre's, so a block that lies inside one band and on one side of
   δ needs no distance of its own points, and a block that does searches only the segments that can
@@ -115,7 +115,7 @@ def place(
     delta = options.delta if options.delta is not None else DEFAULT_RELATIVE_DELTA * diameter
     edges = np.linspace(0.0, diameter, options.bins + 1)
     centres, tile_of, h = _raster(vertices, offsets, domain, options.raster)
-    tile_edges = _edges(vertices, offsets)[1]
+    tile_edges = _once(_edges(vertices, offsets)[1])
     tile_edges = tile_edges[~_on_border(tile_edges, domain)]
     lengths = np.linalg.norm(tile_edges[:, 1] - tile_edges[:, 0], axis=1)
     # a tile's cells (and a tile with none: its vertex mean, counted as one cell)
@@ -215,6 +215,17 @@ def _vertex_means(vertices, offsets) -> np.ndarray:
     sizes = np.diff(offsets)
     sums = np.add.reduceat(vertices, offsets[:-1], axis=0) if len(vertices) else np.zeros((0, 2))
     return sums / np.maximum(sizes, 1)[:, None]
+
+
+def _once(ends: np.ndarray) -> np.ndarray:
+    """Edges [E, 2, 2] with each segment once: two tiles list their common side in opposite orders."""
+    flat = ends.reshape(-1, 4)
+    swap = (flat[:, 0] > flat[:, 2]) | ((flat[:, 0] == flat[:, 2]) & (flat[:, 1] > flat[:, 3]))
+    flat = np.where(swap[:, None], flat[:, [2, 3, 0, 1]], flat)
+    order = np.lexsort(flat.T[::-1])
+    flat = flat[order]
+    fresh = np.r_[True, (flat[1:] != flat[:-1]).any(axis=1)]
+    return flat[fresh].reshape(-1, 2, 2)
 
 
 def _on_border(ends: np.ndarray, domain: np.ndarray) -> np.ndarray:
