@@ -425,21 +425,40 @@ def _pickled_dict(path: Path) -> bool:
     return False
 
 
+SAFETENSORS_MAX_HEADER = 100_000_000  # bytes: the safetensors format refuses longer headers
+
+
 def _is_safetensors(path: Path) -> bool:
-    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON."""
-    size = path.stat().st_size
+    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON (or a
+    file named so, whatever it holds, so that a damaged one is reported as what it was meant to be)."""
+    if path.suffix.lower() == ".safetensors":
+        return True
+    length, opening = _safetensors_head(path)
+    return opening == b"{" and 2 <= length <= SAFETENSORS_MAX_HEADER
+
+
+def _safetensors_head(path: Path) -> tuple[int, bytes]:
+    """The header length a safetensors file declares, and the header's first byte."""
     with path.open("rb") as handle:
         head = handle.read(9)
     if len(head) < 9:
-        return False
-    (length,) = struct.unpack("<Q", head[:8])
-    return head[8:9] == b"{" and 2 <= length <= size - 8
+        return -1, b""
+    return struct.unpack("<Q", head[:8])[0], head[8:9]
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    length, _ = _safetensors_head(path)
+    size = path.stat().st_size
+    if length < 0:
+        raise CheckpointError(f"checkpoint {path}: {size} bytes, too short for a safetensors file")
+    if length > size - 8:
+        raise CheckpointError(
+            f"checkpoint {path}: a safetensors file cut short (its header declares {length:,} bytes, "
+            f"the whole file holds {size:,})"
+        )
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:

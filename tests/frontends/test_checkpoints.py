@@ -208,6 +208,20 @@ def test_damaged_safetensors_is_refused(tmp_path):
     assert "safetensors" in message
 
 
+@pytest.mark.parametrize("name", ["head.safetensors", "head.bin"])
+def test_safetensors_cut_inside_its_header_is_named_so(tmp_path, name):
+    save_file(_sequential().state_dict(), tmp_path / "m.safetensors")
+    (tmp_path / name).write_bytes((tmp_path / "m.safetensors").read_bytes()[:20])
+    message = refused("info", tmp_path / name, "--arch", FAMILY, names=name)
+    assert "a safetensors file cut short" in message and "the whole file holds 20" in message
+
+
+def test_a_file_named_safetensors_too_short_for_one_is_refused(tmp_path):
+    (tmp_path / "tiny.safetensors").write_bytes(b"hello")
+    message = refused("info", tmp_path / "tiny.safetensors", "--arch", FAMILY, names="tiny.safetensors")
+    assert "5 bytes, too short for a safetensors file" in message
+
+
 # -- package.module:factory(key=literal, ...) ------------------------------------------------------
 
 
