@@ -205,7 +205,7 @@ def _draw_tiles(ax, meta: SliceResult, tiles: _Tiles, color: str, data, labels, 
         ax.add_collection(LineCollection(tiles.boundary, colors="red", linewidths=1.5, zorder=3))
         handles.append(Line2D([], [], color="red", linewidth=1.5, label="decision boundary"))
     if data is not None:
-        _draw_data(ax, data, labels, handles)
+        _draw_data(ax, data, labels, handles, _under(data, meta.anchors))
     if meta.anchors is not None:
         anchors = np.asarray(meta.anchors)
         ax.scatter(anchors[:, 0], anchors[:, 1], marker="*", s=160, c="white", edgecolors="black", zorder=5)
@@ -384,13 +384,28 @@ def _node_colours(count: int) -> np.ndarray:
     return colormaps["turbo"](np.linspace(0.05, 0.95, count))[:, :3]
 
 
-def _draw_data(ax, data: np.ndarray, labels: np.ndarray | None, handles: list) -> None:
+def _under(data, anchors) -> np.ndarray | None:
+    """Which data points sit under an anchor's star (the anchors are data points too, often)."""
+    if data is None or anchors is None:
+        return None
+    data, anchors = np.asarray(data, dtype=np.float64), np.asarray(anchors, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] != 2 or not len(anchors):
+        return None
+    scale = max(float(np.abs(anchors).max()), 1.0)
+    gaps = np.linalg.norm(data[:, None, :] - anchors[None, :, :2], axis=-1)
+    return (gaps <= 1e-9 * scale).any(axis=1)
+
+
+def _draw_data(ax, data: np.ndarray, labels: np.ndarray | None, handles: list, hidden=None) -> None:
+    """The data points; the legend names what shows: not a class whose points all lie under anchors."""
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != 2:
         raise UsageError(f"data points to draw must be plane coordinates of shape [N, 2], got {data.shape}")
+    shown = np.ones(len(data), dtype=bool) if hidden is None else ~np.asarray(hidden)
     if labels is None:
         ax.scatter(data[:, 0], data[:, 1], s=6, c="black", linewidths=0, zorder=4)
-        handles.append(Line2D([], [], marker="o", markersize=3, color="black", linewidth=0, label="data"))
+        if shown.any():
+            handles.append(Line2D([], [], marker="o", markersize=3, color="black", linewidth=0, label="data"))
         return
     labels = np.asarray(labels).ravel()
     if len(labels) != len(data):
@@ -400,7 +415,7 @@ def _draw_data(ax, data: np.ndarray, labels: np.ndarray | None, handles: list) -
     ax.scatter(
         data[:, 0], data[:, 1], s=8, c=palette[classes % 10], edgecolors="black", linewidths=0.3, zorder=4
     )
-    present = np.unique(classes)
+    present = np.unique(classes[shown])
     if len(present) <= 10:
         style = dict(marker="o", markersize=4, markeredgecolor="black", markeredgewidth=0.3, linewidth=0)
         handles += [Line2D([], [], color=palette[k % 10], label=f"data: class {k}", **style) for k in present]

@@ -343,6 +343,16 @@ def test_the_legend_names_the_boundary_the_classes_and_the_anchors():
     assert unlabelled == ["decision boundary", "data", "anchors"]
 
 
+def test_the_legend_leaves_out_data_hidden_under_the_anchors():
+    # grid(3)'s anchors are (0.5, 0.5), (2.5, 0.5) and (0.5, 2.5): class 2 lies under two of them only
+    points = np.array([[0.5, 0.5], [2.5, 0.5], [1.5, 1.5], [0.5, 2.5]])
+    fig = draw_slice(grid(3), data=points, labels=np.array([2, 2, 1, 3]))
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "data: class 1" in texts and "data: class 2" not in texts and "data: class 3" not in texts
+    only_anchors = draw_slice(grid(3), data=points[[0, 1, 3]]).legends[0].get_texts()
+    assert [t.get_text() for t in only_anchors] == ["decision boundary", "anchors"]
+
+
 @pytest.mark.parametrize("n", [3, 230])
 def test_the_colour_bar_is_as_tall_as_the_axes(n):
     fig = drawn(draw_slice(grid(n), title="a title"))
