@@ -182,6 +182,8 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     x = np.where(rise > 0, x0 + along * (x1 - x0), np.minimum(x0, x1))
     x_end = np.where(rise > 0, x, np.maximum(x0, x1))  # a level edge covers its whole length
     key = tile_of_edge[edge] * counts[1] + row
+    if not len(key):  # no row of centres crosses the domain
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), h
     order = np.argsort(key, kind="stable")
     key, x, x_end = key[order], x[order], x_end[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -229,13 +231,15 @@ def _once(ends: np.ndarray) -> np.ndarray:
 
 
 def _on_border(ends: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """Whether both ends of each edge lie on one side of the (convex) domain."""
-    scale = max(float(np.abs(domain).max()), 1.0)
+    """Whether both ends of each edge lie on one side of the (convex) domain: within a billionth of
+    its diameter, or of the rounding of coordinates as far from 0 as the domain lies."""
+    eps = np.finfo(np.float64).eps
+    tolerance = max(1e-9 * domain_diameter(domain), 64 * eps * float(np.abs(domain).max()))
     on = np.zeros(len(ends), dtype=bool)
     for p, q in zip(domain, np.roll(domain, -1, axis=0)):
         normal = np.array([q[1] - p[1], p[0] - q[0]]) / np.linalg.norm(q - p)
         off = np.abs((ends - p) @ normal)  # [E, 2] distances of both ends to the side's line
-        on |= (off < 1e-9 * scale).all(axis=1)
+        on |= (off <= tolerance).all(axis=1)
     return on
 
 
@@ -344,7 +348,8 @@ def _interval_within(edges: np.ndarray, segments: np.ndarray, delta: float) -> t
     for end in (segments[:, 0], segments[:, 1]):
         offset = a - end
         half = (offset * step).sum(axis=1) / squared
-        spread = half * half - ((offset * offset).sum(axis=1) - delta * delta) / squared
+        across = offset[:, 0] * step[:, 1] - offset[:, 1] * step[:, 0]  # |step| × the line's distance
+        spread = (delta * delta - across * across / squared) / squared  # half the chord, squared, in t
         root = np.sqrt(np.maximum(spread, 0.0))
         hit = spread >= 0
         start = np.where(hit, np.minimum(start, -half - root), start)
@@ -375,8 +380,11 @@ class _Blocks:
 
     def __init__(self, points: np.ndarray, per_block: int = POINTS_PER_BLOCK):
         low, high = points.min(axis=0), points.max(axis=0)
-        area = float(np.prod(np.maximum(high - low, np.finfo(np.float64).tiny)))
-        side = math.sqrt(area * per_block / len(points))
+        longest = float((high - low).max())
+        # square blocks of the points' box, but never more along a side than the points there could
+        # fill (points along one line: blocks along it)
+        fits = per_block / len(points)
+        side = max(math.sqrt(float(np.prod(high - low)) * fits), longest * fits) if longest > 0 else 1.0
         cells = np.floor((points - low) / side).astype(np.int64)
         key = cells[:, 0] * (int(cells[:, 1].max()) + 1) + cells[:, 1]
         present = np.bincount(key) > 0

@@ -266,3 +266,60 @@ def test_raster_cells_go_to_the_tile_covering_their_centre():
         polygon = shapely.Polygon(one.vertices[one.offsets[r] : one.offsets[r + 1]])
         inside = shapely.covered_by(shapely.points(centres), polygon)
         np.testing.assert_array_equal(tile == r, inside)
+
+
+def strips(widths: list[float], height: float, scale: float = 1.0, shift: float = 0.0):
+    """Rectangles side by side (cuts from bottom to top), scaled and shifted: (vertices, offsets, domain)."""
+    xs = np.concatenate([[0.0], np.cumsum(widths)])
+    corners = [np.array([[a, 0], [b, 0], [b, height], [a, height]]) for a, b in zip(xs, xs[1:])]
+    vertices = np.concatenate(corners) * scale + shift
+    domain = np.array([[0, 0], [xs[-1], 0], [xs[-1], height], [0, height]]) * scale + shift
+    return vertices, np.arange(len(corners) + 1) * 4, domain
+
+
+def test_cuts_from_side_to_side_whose_midpoints_lie_on_one_line():
+    # two vertical cuts of a 3 x 3 square: their midpoints share y = 1.5; the point (0.5, 0.25) is 0.5
+    # from the cut x = 1 (none of it within 0.3), the boundary x = 0.5, y <= 1 crosses nothing
+    vertices, offsets, domain = strips([1.0, 1.0, 1.0], 3.0)
+    boundary = np.array([[[1.0, 0.0], [1.0, 1.0]]])  # along the first cut's lower third
+    placement = place(
+        vertices, offsets, domain, np.array([[0.5, 0.25]]), boundary, PlacementOptions(delta=0.3)
+    )
+    assert placement.edges_within["data"] == 0.0
+    # the first cut is within 0.3 of the boundary segment for y <= 1.3, the second (x = 2) never
+    assert placement.edges_within["boundary"] == pytest.approx(1.3 / 6.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(1e-3, 0.0), (1e-3, 1e6), (1e-9, 0.0), (1e6, -3e6)])
+def test_edge_shares_do_not_depend_on_the_domains_size_or_place(scale, shift):
+    vertices, offsets, domain = strips([0.5, 0.5], 1.0, scale, shift)
+    data = np.array([[0.5, 0.5]]) * scale + shift
+    placement = place(
+        vertices, offsets, domain, data, np.zeros((0, 2, 2)), PlacementOptions(delta=0.25 * scale)
+    )
+    # the one inner edge, x = 0.5, runs through the data point: half its length lies within δ
+    assert placement.edges_within["data"] == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("height", [0.002, 1e-4])
+def test_a_domain_thinner_than_a_row_of_cells_is_measured(height):
+    vertices, offsets, domain = strips([1.0], height)
+    placement = place(vertices, offsets, domain, np.array([[0.5, height / 2]]), np.zeros((0, 2, 2)))
+    assert placement.tiles_within["data"] <= 1.0 and placement.edges_within["data"] == 0.0
+
+
+def test_distances_of_points_on_one_line_and_of_one_point():
+    segments = random_segments(np.random.default_rng(3), 40)
+    line = np.c_[np.linspace(-1, 1, 500), np.zeros(500)]
+    for points in (line, line[:, ::-1], np.zeros((300, 2)), np.full((1, 2), 0.25)):
+        found = tile_placement._distance(points, tile_placement._Segments(segments))
+        np.testing.assert_allclose(found, every_pair(points, segments).min(axis=1), rtol=1e-12)
+
+
+def test_a_tiny_delta_gives_its_chord_exactly():
+    # a point δ/2 from a unit edge: the chord of the disc of radius δ along it is √3 δ long
+    edges = np.array([[[0.0, 0.0], [1.0, 0.0]]])
+    for delta in (1e-6, 1e-8, 1e-10):
+        spot = np.array([[[0.5, delta / 2]] * 2])
+        length = tile_placement._length_within(edges, np.ones(1), spot, delta)
+        assert length == pytest.approx(math.sqrt(3) * delta, rel=1e-9)
