@@ -7,7 +7,9 @@ partitions the square [-r, r]^2 exactly, and the regions near x are the tiles me
 radius r around x: a convex tile meets it when the centre lies inside the tile or the tile's boundary
 comes within r of the centre.
 
-The engine partitions one plane per call, so the planes are measured one after another.
+The planes are partitioned `PLANES_AT_ONCE` at a time, side by side in one sweep of the engine
+(`Sweep` with several origins): each plane holds a few dozen tiles, and one sweep per plane spent
+its time issuing the same rounds of tensor operations for each.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from splinetool.engine.planar import Sweep
+from splinetool.engine.planar import Sweep, sheet_of, sheet_offsets
 from splinetool.ir import PLNet
 
-WHOLE_PLANE = 1 << 62  # one group per plane: these squares hold few tiles
+PLANES_AT_ONCE = 256
 
 
 def tiles_meeting_disc(coords: torch.Tensor, verts: torch.Tensor, radius: float) -> torch.Tensor:
@@ -39,27 +41,29 @@ def tiles_meeting_disc(coords: torch.Tensor, verts: torch.Tensor, radius: float)
     return inside | (distance2.min(dim=1).values <= radius * radius)
 
 
-def count_in_disc(net: PLNet, point: torch.Tensor, plane: torch.Tensor, radius: float) -> tuple[int, int]:
-    """(tiles meeting the disc of `radius` around `point` on the plane through it spanned by the
-    orthonormal rows of `plane` [2, D], tiles partitioned in the square around the disc)."""
-    square = radius * torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=net.dtype)
-    meeting = partitioned = 0
-    for part in Sweep(net, point, plane, square, budget=WHOLE_PLANE, codes=False):
-        meeting += int(tiles_meeting_disc(part.coords, part.verts, radius).sum())
-        partitioned += part.verts.shape[0]
-    return meeting, partitioned
-
-
 def exact_counts(net: PLNet, x: torch.Tensor, planes: torch.Tensor, radius: float) -> tuple[np.ndarray, int]:
-    """([n, K] tiles meeting the disc around each point of x [n, D] on each of its planes
-    `planes` [n, K, 2, D], the tiles partitioned in all)."""
-    counts = np.zeros(planes.shape[:2], dtype=np.int64)
+    """([n, K] tiles meeting the disc of `radius` around each point of x [n, D] on each of its planes
+    `planes` [n, K, 2, D] (orthonormal rows), the tiles partitioned in all, in squares around the discs)."""
+    n, k = planes.shape[:2]
+    origins = x.reshape(n, 1, -1).expand(n, k, -1).reshape(n * k, -1)
+    directions = planes.reshape(n * k, 2, -1)
+    square = radius * torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=net.dtype)
+    counts = np.zeros(n * k, dtype=np.int64)
     partitioned = 0
-    for i, point in enumerate(x):
-        for k, plane in enumerate(planes[i]):
-            counts[i, k], tiles = count_in_disc(net, point, plane, radius)
-            partitioned += tiles
-    return counts, partitioned
+    for first in range(0, n * k, PLANES_AT_ONCE):
+        last = min(first + PLANES_AT_ONCE, n * k)
+        sheets = last - first
+        offsets = sheet_offsets(square, sheets)
+        for part in Sweep(net, origins[first:last], directions[first:last], square, codes=False):
+            sheet = sheet_of(part.coords, square, sheets)
+            local = part.coords - offsets.to(part.coords.device)[sheet]  # each plane's own coordinates
+            meeting = tiles_meeting_disc(local, part.verts, radius)
+            tile_sheet = sheet[part.verts[:, 0]].cpu().numpy()
+            counts[first:last] += np.bincount(
+                tile_sheet, weights=meeting.cpu().numpy(), minlength=sheets
+            ).astype(np.int64)
+            partitioned += part.verts.shape[0]
+    return counts.reshape(n, k), partitioned
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

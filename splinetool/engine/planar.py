@@ -97,6 +97,25 @@ def plane_inputs(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, t: 
     return x.reshape(t.shape[0], *net.input_shape)
 
 
+def sheet_offsets(domain: torch.Tensor, sheets: int) -> torch.Tensor:
+    """[sheets, 2] where each plane of a several-plane sweep lies: its copy of `domain` translated to
+    a cell of a square grid whose cells are twice the domain's extent (a gap of one extent between
+    copies). 0 for a single plane."""
+    extent = domain.amax(dim=0) - domain.amin(dim=0)
+    columns = math.ceil(math.sqrt(sheets))
+    index = torch.arange(sheets, device=domain.device)
+    return torch.stack([index % columns, index // columns], dim=1).to(domain.dtype) * (2 * extent)
+
+
+def sheet_of(coords: torch.Tensor, domain: torch.Tensor, sheets: int) -> torch.Tensor:
+    """[V] the plane of a several-plane sweep each point [V, 2] of its copies of `domain` lies in."""
+    low, extent = domain.amin(dim=0), domain.amax(dim=0) - domain.amin(dim=0)
+    # a copy spans [2 k e, 2 k e + e] from `low`: measured from the middle of the gap before it, its
+    # points lie a quarter cell clear of either rounding edge
+    cell = torch.div(coords - low + extent / 2, 2 * extent, rounding_mode="floor").long()
+    return cell[:, 1] * math.ceil(math.sqrt(sheets)) + cell[:, 0]
+
+
 def _check_reach(domain: torch.Tensor, corners: torch.Tensor) -> None:
     """Refuse a plane too large for its dtype: areas and intersections multiply two coordinates, so
     coordinates must stay well inside the square root of the dtype's largest number (1e150 in
@@ -122,6 +141,11 @@ class _Group:
 @dataclass
 class Sweep:
     """The tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates).
+
+    Several planes in one pass: `origin` [B, D] and `directions` [B, 2, D] partition B planes over
+    the same domain, plane b's copy of the domain translated by `sheet_offsets(domain, B)[b]` (tiles
+    of different planes never meet; `sheet_of` tells them apart). One plane's pass costs the same
+    rounds of tensor operations as B planes', so many small planes are far cheaper together.
 
     Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
     exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
@@ -176,12 +200,18 @@ class Sweep:
         origin = self.origin.to(device=device, dtype=dtype)
         directions = self.directions.to(device=device, dtype=dtype)
         first = net.node_stop(0)
-        corners = plane_inputs(net, origin, directions, domain)
-        _check_reach(domain, corners)
+        origins, directions = (
+            origin.reshape(-1, origin.shape[-1]),
+            directions.reshape(-1, 2, origin.shape[-1]),
+        )
+        sheets = origins.shape[0]
+        coords = (domain[None] + sheet_offsets(domain, sheets)[:, None]).reshape(-1, 2)
+        corners = (origins[:, None, :] + domain @ directions).reshape(-1, *net.input_shape)
+        _check_reach(coords, corners)
         values = net.run_steps(net.input_values(corners), 0, first) | {BELOW: magnitude(corners)}
-        vertices = VertexStore(domain.clone(), values, budget=available_memory(domain.device))
-        ids = torch.arange(domain.shape[0], device=device)[None, :]
-        area = float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
+        vertices = VertexStore(coords, values, budget=available_memory(domain.device))
+        ids = torch.arange(coords.shape[0], device=device).reshape(sheets, domain.shape[0])
+        area = sheets * float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
         return _Group(TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices, area)
 
     def _limit(self, others: int) -> Callable[[TileStore], None]:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from splinetool.analyses import local_complexity as lc
+from splinetool.analyses import local_exact
 from splinetool.analyses.local_exact import spearman, tiles_meeting_disc
 from splinetool.errors import UsageError
 from splinetool.ir import lower
@@ -37,7 +38,9 @@ def grid_codes(w, b, x, plane, radius, n=200):
     return len(np.unique((x + s @ plane) @ w.T + b > 0, axis=0))
 
 
-def test_exact_counts_are_the_line_arrangement_inside_the_disc():
+@pytest.mark.parametrize("at_once", [1, 4, 64])  # planes per sweep: alone, in chunks, all together
+def test_exact_counts_are_the_line_arrangement_inside_the_disc(at_once, monkeypatch):
+    monkeypatch.setattr(local_exact, "PLANES_AT_ONCE", at_once)
     model, net = one_layer()
     w, b = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
     x = np.random.default_rng(1).normal(size=(6, 5))
