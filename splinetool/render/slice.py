@@ -193,6 +193,8 @@ def _draw_tiles(ax, meta: SliceResult, tiles: _Tiles, color: str, data, labels, 
         polygons.set_facecolor(palette[bins])
         polygons.set_linewidth(width)
         polygons.set_edgecolor("0.15" if width else "none")
+        # without edges, antialiased fills let the background show along every shared side
+        polygons.set_antialiased(bool(width))
         polygons.set_rasterized(regions > NO_EDGES_ABOVE)
         ax.add_collection(polygons)
     if color == "layer":

@@ -364,6 +364,14 @@ def test_the_colour_bar_is_as_tall_as_the_axes(n):
     assert bar.x0 > tiles.x1
 
 
+@pytest.mark.parametrize(("n", "edges"), [(3, True), (230, False)])
+def test_tiles_drawn_without_edges_leave_no_seams(n, edges):
+    # antialiased fills without edges let the background show through every shared side
+    tiles = tiles_of(draw_slice(grid(n)))
+    assert (tiles.get_linewidth()[0] > 0) == edges
+    assert list(tiles.get_antialiased()) == [edges]
+
+
 def test_a_2d_models_own_input_space_is_labelled_x1_x2():
     own = grid(3)
     own.origin, own.directions, own.anchors = np.zeros(2), np.eye(2), None
