@@ -818,10 +818,8 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     mean_z = (fz * w[..., None]).sum(dim=1) / count[:, None]  # [R, k]
     dc = (coords - centre[:, None]) * w[..., None]
     dz = (fz - mean_z[:, None]) * w[..., None]
-    gram = dc.transpose(1, 2) @ dc  # [R, 2, 2]
-    grad = torch.linalg.solve(
-        gram, dc.transpose(1, 2) @ dz
-    )  # [R, 2, k]: z_i(p) = mean_z + grad_i . (p - centre)
+    # [R, 2, k]: z_i(p) = mean_z + grad_i . (p - centre)
+    grad = _least_squares_gradients(dc.transpose(1, 2) @ dc, dc.transpose(1, 2) @ dz)
 
     # interior points where three candidates tie for the maximum
     triples = torch.combinations(torch.arange(k, device=device), 3)  # [Tr, 3]
@@ -898,6 +896,21 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     r_other, c_other = torch.nonzero(others, as_tuple=True)
     tiles.append(ids[r_other, c_other], labels[r_other, c_other], rows[r_other])
     return rows[r_other]
+
+
+def _least_squares_gradients(gram: torch.Tensor, moments: torch.Tensor) -> torch.Tensor:
+    """gram⁻¹ moments for [R, 2, 2] Gram matrices of tiles' centred corners ([R, 2, k] moments);
+    where the corners are collinear in this dtype (a sliver, whose determinant is rounding noise,
+    common in float32) the least-norm solution instead of a failed solve."""
+    gxx, gxy, gyy = gram[:, 0, 0], gram[:, 0, 1], gram[:, 1, 1]
+    det = gxx * gyy - gxy * gxy
+    sound = det > 4 * torch.finfo(det.dtype).eps * gxx * gyy
+    if bool(sound.all()):
+        return torch.linalg.solve(gram, moments)
+    grad = torch.empty_like(moments)
+    grad[sound] = torch.linalg.solve(gram[sound], moments[sound])
+    grad[~sound] = torch.linalg.pinv(gram[~sound], hermitian=True) @ moments[~sound]
+    return grad
 
 
 def _tied_with_earlier(z, valid, real, tol) -> torch.Tensor:

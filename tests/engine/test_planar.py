@@ -2,15 +2,19 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+from splinetool.analyses.local_complexity import exact_planes
 from splinetool.analyses.plane import anchor_plane, box, input_plane, polygon_areas
 from splinetool.engine import planar
 from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
+from splinetool.frontends.loading import load_model
 from splinetool.ir import lower
 from splinetool.ir.pl import SignKind
+from tests.conftest import SAMPLES
 from tests.zoo import (
     CANCELLING_BOX,
     build,
@@ -307,3 +311,19 @@ def test_sign_codes_read_from_corners_equal_the_codes_read_at_every_tile_mean(na
     slow = partition(net, plane.origin, plane.directions, plane.domain)
     assert torch.equal(fast.verts, slow.verts)
     assert torch.equal(fast.codes, slow.codes)
+
+
+def test_float32_max_pool_cells_of_sliver_tiles_are_cut_without_a_failed_solve():
+    # a tiny square around a training digit on which float32 leaves tiles whose corners are collinear
+    # in its rounding: their candidates' gradients are the least-norm solution, and the tiles still
+    # cover the square (as float32 partitions do: to a few 1e-4 of its area)
+    net = lower(load_model(SAMPLES / "digits-convnet.ts.pt")).to(dtype=torch.float32)
+    digits = np.load(SAMPLES / "data" / "digits.npz")
+    point = torch.as_tensor(digits["x_train"][2].reshape(-1), dtype=torch.float32)
+    directions = torch.as_tensor(exact_planes(range(2, 3), 64, 4, 0)[0, 1], dtype=torch.float32)
+    r = 0.107802
+    square = r * torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    part = partition(net, point, directions, square)
+    areas = polygon_areas(part.coords[part.verts.clamp(min=0)].double(), part.count)
+    assert float(areas.sum()) == pytest.approx(4 * r * r, rel=1e-3)
+    assert part.verts.shape[0] > 1000
