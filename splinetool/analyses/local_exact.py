@@ -7,9 +7,10 @@ partitions the square [-r, r]^2 exactly, and the regions near x are the tiles me
 radius r around x: a convex tile meets it when the centre lies inside the tile or the tile's boundary
 comes within r of the centre.
 
-The planes are partitioned `PLANES_AT_ONCE` at a time, side by side in one sweep of the engine
-(`Sweep` with several origins): each plane holds a few dozen tiles, and one sweep per plane spent
-its time issuing the same rounds of tensor operations for each.
+The planes are partitioned `PLANES_AT_ONCE` at a time in one sweep of the engine (`Sweep` with
+several origins, each vertex tagged with its plane): a plane of an MLP holds a few dozen tiles, and
+one sweep per plane spent its time issuing the same rounds of tensor operations for each. (Planes of
+image networks hold thousands of tiles each; for them the batching neither gains nor costs.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from splinetool.engine.planar import Sweep, sheet_of, sheet_offsets
+from splinetool.engine.planar import Sweep
 from splinetool.ir import PLNet
 
 PLANES_AT_ONCE = 256
@@ -52,15 +53,11 @@ def exact_counts(net: PLNet, x: torch.Tensor, planes: torch.Tensor, radius: floa
     partitioned = 0
     for first in range(0, n * k, PLANES_AT_ONCE):
         last = min(first + PLANES_AT_ONCE, n * k)
-        sheets = last - first
-        offsets = sheet_offsets(square, sheets)
         for part in Sweep(net, origins[first:last], directions[first:last], square, codes=False):
-            sheet = sheet_of(part.coords, square, sheets)
-            local = part.coords - offsets.to(part.coords.device)[sheet]  # each plane's own coordinates
-            meeting = tiles_meeting_disc(local, part.verts, radius)
-            tile_sheet = sheet[part.verts[:, 0]].cpu().numpy()
-            counts[first:last] += np.bincount(
-                tile_sheet, weights=meeting.cpu().numpy(), minlength=sheets
+            meeting = tiles_meeting_disc(part.coords, part.verts, radius).cpu().numpy()
+            plane = first if part.sheets is None else first + part.sheets[part.verts[:, 0]].cpu().numpy()
+            counts += np.bincount(
+                np.broadcast_to(plane, meeting.shape), weights=meeting, minlength=n * k
             ).astype(np.int64)
             partitioned += part.verts.shape[0]
     return counts.reshape(n, k), partitioned

@@ -64,6 +64,7 @@ SAME_POINT = 1e-12  # crossings closer than this along an edge (relative to its 
 # vertex fields for the zero rule (splinetool/ir/pl.py): the previous node's scale at each vertex, and
 # the node under way's; new vertices interpolate both, an upper bound of their own (a convex function)
 BELOW, SCALE = "below", "scale"
+SHEET = "sheet"  # the plane of each vertex, in a sweep of several planes
 
 Progress = Callable[[int, int, int], None]  # (done, total, tiles so far); done / total: share of the area
 
@@ -85,6 +86,7 @@ class Partition:
     outputs: torch.Tensor  # [V, outputs] network output at every vertex
     tiles_per_node: list[int]  # tiles after the boundaries of nodes 1..k (prefix networks)
     codes: torch.Tensor | None = None  # [T, bytes] bit-packed activation codes, nodes in order
+    sheets: torch.Tensor | None = None  # [V] each vertex's plane, in a sweep of several planes
 
     @property
     def count(self) -> torch.Tensor:
@@ -95,25 +97,6 @@ def plane_inputs(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, t: 
     """Input-space points origin + t @ directions, shaped as the network's inputs."""
     x = origin[None, :] + t @ directions
     return x.reshape(t.shape[0], *net.input_shape)
-
-
-def sheet_offsets(domain: torch.Tensor, sheets: int) -> torch.Tensor:
-    """[sheets, 2] where each plane of a several-plane sweep lies: its copy of `domain` translated to
-    a cell of a square grid whose cells are twice the domain's extent (a gap of one extent between
-    copies). 0 for a single plane."""
-    extent = domain.amax(dim=0) - domain.amin(dim=0)
-    columns = math.ceil(math.sqrt(sheets))
-    index = torch.arange(sheets, device=domain.device)
-    return torch.stack([index % columns, index // columns], dim=1).to(domain.dtype) * (2 * extent)
-
-
-def sheet_of(coords: torch.Tensor, domain: torch.Tensor, sheets: int) -> torch.Tensor:
-    """[V] the plane of a several-plane sweep each point [V, 2] of its copies of `domain` lies in."""
-    low, extent = domain.amin(dim=0), domain.amax(dim=0) - domain.amin(dim=0)
-    # a copy spans [2 k e, 2 k e + e] from `low`: measured from the middle of the gap before it, its
-    # points lie a quarter cell clear of either rounding edge
-    cell = torch.div(coords - low + extent / 2, 2 * extent, rounding_mode="floor").long()
-    return cell[:, 1] * math.ceil(math.sqrt(sheets)) + cell[:, 0]
 
 
 def _check_reach(domain: torch.Tensor, corners: torch.Tensor) -> None:
@@ -143,9 +126,10 @@ class Sweep:
     """The tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates).
 
     Several planes in one pass: `origin` [B, D] and `directions` [B, 2, D] partition B planes over
-    the same domain, plane b's copy of the domain translated by `sheet_offsets(domain, B)[b]` (tiles
-    of different planes never meet; `sheet_of` tells them apart). One plane's pass costs the same
-    rounds of tensor operations as B planes', so many small planes are far cheaper together.
+    the same domain, each in its own copy of the domain's corners (same coordinates: no tile ever
+    takes corners of two copies, so every plane's tiles are computed exactly as alone), and each
+    vertex carries its plane's index (`Partition.sheets`). One plane's pass costs the same rounds of
+    tensor operations as B planes', so many small planes are far cheaper together.
 
     Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
     exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
@@ -200,15 +184,17 @@ class Sweep:
         origin = self.origin.to(device=device, dtype=dtype)
         directions = self.directions.to(device=device, dtype=dtype)
         first = net.node_stop(0)
-        origins, directions = (
-            origin.reshape(-1, origin.shape[-1]),
-            directions.reshape(-1, 2, origin.shape[-1]),
-        )
+        inputs = origin.shape[-1]
+        origins, directions = origin.reshape(-1, inputs), directions.reshape(-1, 2, inputs)
         sheets = origins.shape[0]
-        coords = (domain[None] + sheet_offsets(domain, sheets)[:, None]).reshape(-1, 2)
+        coords = domain.repeat(sheets, 1)
         corners = (origins[:, None, :] + domain @ directions).reshape(-1, *net.input_shape)
-        _check_reach(coords, corners)
+        _check_reach(domain, corners)
         values = net.run_steps(net.input_values(corners), 0, first) | {BELOW: magnitude(corners)}
+        if sheets > 1:  # a small integer per vertex: interpolating between equal values keeps it
+            values[SHEET] = torch.arange(sheets, device=device, dtype=dtype).repeat_interleave(
+                domain.shape[0]
+            )
         vertices = VertexStore(coords, values, budget=available_memory(domain.device))
         ids = torch.arange(coords.shape[0], device=device).reshape(sheets, domain.shape[0])
         area = sheets * float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
@@ -526,8 +512,11 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
         for key, values in part.items():
             # written in place, with room for the next node's vertices (no concatenation, no regrowth)
             pushed.setdefault(key, vertices.empty_field(values))[i : i + values.shape[0]] = values
+    sheet = vertices.field(SHEET) if SHEET in vertices.field_keys() else None
     vertices.set_fields(pushed or fields)
     vertices.add_field(BELOW, below)
+    if sheet is not None:
+        vertices.add_field(SHEET, sheet)
     group.node += 1
 
 
@@ -602,7 +591,8 @@ def _finished(net: PLNet, group: _Group, codes: bool) -> Partition:
     tiles, vertices = group.tiles, group.vertices
     outputs = vertices.field(net.output_index).reshape(vertices.n, -1)
     packed = _global_codes(tiles.payload, [n.code_bits for n in net.pl_nodes]) if codes else None
-    return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, [], packed)
+    sheets = vertices.field(SHEET).round().long() if SHEET in vertices.field_keys() else None
+    return Partition(vertices.coords, tiles.verts, tiles.labels, outputs, [], packed, sheets)
 
 
 def _global_codes(payload: torch.Tensor, bits_per_node: list[int]) -> torch.Tensor:
