@@ -1,9 +1,9 @@
 """Exact local counts (`local-complexity --exact-planes`) on digits-mlp, against the vertex proxy.
 
 Around the first 1,000 digits (default radius, float64), the tiles meeting the disc of radius r on
-K = 4 random planes through each point are counted by the planar engine, one plane after another (the
-engine partitions one plane per call); printed with the tiles partitioned per second, the seconds, and
-the seconds of the vertex proxy (P = 25 directions) over the same points, measured in the same run.
+K = 4 random planes through each point are counted by the planar engine (256 planes per sweep,
+`local_exact.PLANES_AT_ONCE`); printed with the tiles partitioned per second, the seconds, and the
+seconds of the vertex proxy (P = 25 directions) over the same points, measured in the same run.
 
     .venv/bin/python bench/bench_local_exact.py
 """

@@ -134,9 +134,9 @@ def place(
         "boundary": np.asarray(boundary, dtype=np.float64).reshape(-1, 2, 2),
     }
     total = lengths.sum()
-    blocks = _Blocks(points, CLASSIFIED_PER_BLOCK)
+    blocks = _Blocks(points, CLASSIFIED_PER_BLOCK) if regions else None
     for target, segments in sources.items():
-        if not len(segments):  # nothing to be near: no distance is finite
+        if not len(segments) or not regions:  # nothing to be near, or no tile to place
             result.density[target] = np.full(options.bins, np.nan)
             result.tiles_within[target] = result.edges_within[target] = result.area_within[target] = 0.0
             continue
@@ -220,13 +220,19 @@ def _vertex_means(vertices, offsets) -> np.ndarray:
 
 
 def _once(ends: np.ndarray) -> np.ndarray:
-    """Edges [E, 2, 2] with each segment once: two tiles list their common side in opposite orders."""
+    """Edges [E, 2, 2] with each segment once: two tiles list their common side in opposite orders,
+    and tiles of two groups of a slice may place its ends a few roundings apart (each group pushes
+    its vertices through the network in batches of its own), so ends match to 2^-32 of the extent."""
+    if not len(ends):
+        return ends
     flat = ends.reshape(-1, 4)
-    swap = (flat[:, 0] > flat[:, 2]) | ((flat[:, 0] == flat[:, 2]) & (flat[:, 1] > flat[:, 3]))
+    keys = np.round(flat * (2.0**32 / max(float(np.abs(flat).max()), 1e-300)))
+    swap = (keys[:, 0] > keys[:, 2]) | ((keys[:, 0] == keys[:, 2]) & (keys[:, 1] > keys[:, 3]))
     flat = np.where(swap[:, None], flat[:, [2, 3, 0, 1]], flat)
-    order = np.lexsort(flat.T[::-1])
-    flat = flat[order]
-    fresh = np.r_[True, (flat[1:] != flat[:-1]).any(axis=1)]
+    keys = np.where(swap[:, None], keys[:, [2, 3, 0, 1]], keys)
+    order = np.lexsort(keys.T[::-1])
+    keys, flat = keys[order], flat[order]
+    fresh = np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)]
     return flat[fresh].reshape(-1, 2, 2)
 
 
@@ -252,7 +258,7 @@ def _classify(points: np.ndarray, blocks: _Blocks, lines: _Segments, edges: np.n
     at_centre = _distance(blocks.centre, lines)
     low, high = at_centre - blocks.radius, at_centre + blocks.radius
     slack = 1e-9 * np.maximum(np.abs(at_centre), 1.0)  # rounding in the distances
-    thresholds = np.sort(np.r_[edges, delta])
+    thresholds = np.sort(np.r_[edges[1:-1], delta])  # 0 and the last edge change no band
     crossed = np.searchsorted(thresholds, low - slack, side="left") != np.searchsorted(
         thresholds, high + slack, side="right"
     )
@@ -277,6 +283,11 @@ def _distance(points: np.ndarray, lines: _Segments) -> np.ndarray:
         for segment in range(lines.count):
             np.minimum(found, lines.squared_distance(points, segment), out=found)
         return np.sqrt(found)
+    strips = _strips(points, lines.count)
+    if len(strips) > 1:
+        for rows in strips:
+            found[rows] = _distance(points[rows], lines)
+        return found
     blocks = _Blocks(points)
     to_centre = blocks.distances(lines)
     reach = (to_centre.min(axis=1) + 2 * blocks.radius) * (1 + 1e-9)  # the tolerance covers rounding
@@ -307,7 +318,11 @@ def _length_within(edges: np.ndarray, lengths: np.ndarray, segments: np.ndarray,
     if not len(segments) or not len(edges):
         return 0.0
     lines = _Segments(segments)
-    edge, segment = _pairs_within(edges.mean(axis=1), lengths / 2 + delta, lines)
+    midpoints = edges.mean(axis=1)
+    strips = _strips(midpoints, lines.count)
+    if len(strips) > 1:
+        return sum(_length_within(edges[rows], lengths[rows], segments, delta) for rows in strips)
+    edge, segment = _pairs_within(midpoints, lengths / 2 + delta, lines)
     start, stop = _interval_within(edges[edge], segments[segment], delta)
     keep = start < stop
     edge, start, stop = edge[keep], start[keep], stop[keep]
@@ -372,6 +387,15 @@ def _interval_within(edges: np.ndarray, segments: np.ndarray, delta: float) -> t
     start = np.where(band, np.minimum(start, low), start)
     stop = np.where(band, np.maximum(stop, high), stop)
     return np.maximum(start, 0.0), np.minimum(stop, 1.0)
+
+
+def _strips(points: np.ndarray, segments: int) -> list[np.ndarray]:
+    """The points' rows in strips across x, each few enough that its blocks' distances to every
+    segment (one row of `segments` per block) stay within 8 PAIRS_AT_ONCE numbers."""
+    rows = max(POINTS_PER_BLOCK, 8 * PAIRS_AT_ONCE * POINTS_PER_BLOCK // max(segments, 1))
+    if len(points) <= rows:
+        return [np.arange(len(points))]
+    return np.array_split(np.argsort(points[:, 0], kind="stable"), math.ceil(len(points) / rows))
 
 
 class _Blocks:

@@ -126,10 +126,12 @@ class Sweep:
     """The tiles of `domain` (a convex polygon [P, 2], counter-clockwise, in plane coordinates).
 
     Several planes in one pass: `origin` [B, D] and `directions` [B, 2, D] partition B planes over
-    the same domain, each in its own copy of the domain's corners (same coordinates: no tile ever
-    takes corners of two copies, so every plane's tiles are computed exactly as alone), and each
-    vertex carries its plane's index (`Partition.sheets`). One plane's pass costs the same rounds of
-    tensor operations as B planes', so many small planes are far cheaper together.
+    the same domain, each in its own copy of the domain's corners (same coordinates; no tile ever
+    takes corners of two copies), and each vertex carries its plane's index (`Partition.sheets`).
+    Each plane gets the tiles it gets alone, up to the rounding of the network's layers run on
+    other batches of vertices (which can move a near-degenerate tile in float32). `tiles_per_node`
+    and `max_regions` count the tiles of all planes together. One plane's pass costs the same rounds
+    of tensor operations as B planes', so many small planes are far cheaper together.
 
     Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
     exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
@@ -187,6 +189,10 @@ class Sweep:
         inputs = origin.shape[-1]
         origins, directions = origin.reshape(-1, inputs), directions.reshape(-1, 2, inputs)
         sheets = origins.shape[0]
+        if directions.shape[0] != sheets:
+            raise UsageError(
+                f"{sheets} origins for {directions.shape[0]} pairs of directions: give one pair per origin"
+            )
         coords = domain.repeat(sheets, 1)
         corners = (origins[:, None, :] + domain @ directions).reshape(-1, *net.input_shape)
         _check_reach(domain, corners)

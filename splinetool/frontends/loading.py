@@ -450,6 +450,11 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if zipfile.is_zipfile(path):
+        # torch.load itself reads any file named .safetensors as one, so this name cannot stay
+        raise CheckpointError(
+            f"checkpoint {path}: named .safetensors but saved by torch.save; rename it (e.g. to .pt)"
+        )
     length, _ = _safetensors_head(path)
     size = path.stat().st_size
     if length < 0:

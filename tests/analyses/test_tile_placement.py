@@ -323,3 +323,40 @@ def test_a_tiny_delta_gives_its_chord_exactly():
         spot = np.array([[[0.5, delta / 2]] * 2])
         length = tile_placement._length_within(edges, np.ones(1), spot, delta)
         assert length == pytest.approx(math.sqrt(3) * delta, rel=1e-9)
+
+
+def test_no_tiles_place_nothing():
+    placement = place(np.zeros((0, 2)), np.zeros(1, dtype=np.int64), DOMAIN, DATA, strip_boundary())
+    assert placement.tiles_within == placement.edges_within == {"data": 0.0, "boundary": 0.0}
+    assert np.isnan(placement.density["data"]).all()
+
+
+def test_a_side_two_groups_place_a_rounding_apart_is_counted_once():
+    # the inner side x = 0.5 of two strips, listed by the right strip one ulp off at one end: still
+    # one side, half of it within 0.25 of the data point at its middle
+    vertices, offsets, _ = strips([0.5, 0.5], 1.0)
+    vertices[4] = np.nextafter(vertices[4], 1.0)  # the right strip's corner (0.5, 0)
+    placement = place(vertices, offsets, DOMAIN / 2 + 0.5, np.array([[0.5, 0.5]]), np.zeros((0, 2, 2)))
+    inner = np.array([[[0.5, 0.0], [0.5, 1.0]]])
+    assert len(tile_placement._once(tile_placement._edges(vertices, offsets)[1])) == 7
+    assert placement.edges_within["data"] == pytest.approx(
+        tile_placement._length_within(inner, np.ones(1), np.array([[[0.5, 0.5]] * 2]), placement.delta),
+        rel=1e-9,
+    )
+
+
+def test_searches_split_in_strips_give_the_same_answers(monkeypatch):
+    rng = np.random.default_rng(11)
+    segments = random_segments(rng, 300)
+    points = rng.uniform(-1, 1, (5000, 2))
+    edges = random_segments(rng, 2000)
+    lengths = np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1)
+    lines = tile_placement._Segments(segments)
+    whole = (
+        tile_placement._distance(points, lines),
+        tile_placement._length_within(edges, lengths, segments, 0.05),
+    )
+    monkeypatch.setattr(tile_placement, "PAIRS_AT_ONCE", 256)  # strips of about 400 points
+    assert len(tile_placement._strips(points, lines.count)) > 10
+    np.testing.assert_array_equal(tile_placement._distance(points, lines), whole[0])
+    assert tile_placement._length_within(edges, lengths, segments, 0.05) == pytest.approx(whole[1], rel=1e-12)

@@ -356,3 +356,9 @@ def test_trusted_pickled_module_whose_class_is_nowhere_says_where_to_run(tmp_pat
     monkeypatch.chdir(tmp_path / "elsewhere")
     message = refused("info", "../whole.pt", "--trust-checkpoint", names="whole.pt")
     assert "user_networks" in message and "run from the folder holding their .py file" in message
+
+
+def test_a_torch_save_file_named_safetensors_is_told_to_be_renamed(tmp_path):
+    torch.save(_sequential().state_dict(), tmp_path / "m.safetensors")
+    message = refused("info", tmp_path / "m.safetensors", "--arch", FAMILY, names="m.safetensors")
+    assert "named .safetensors but saved by torch.save; rename it" in message
