@@ -239,8 +239,9 @@ def test_groups_under_a_small_budget_give_the_same_tiles(name):
     assert abs(area - plane.area) < 1e-9 * plane.area
 
 
+@pytest.mark.parametrize("grouped", [False, True])  # one group, or groups split by a small budget
 @pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
-def test_several_planes_in_one_sweep_give_each_planes_own_tiles(name):
+def test_several_planes_in_one_sweep_give_each_planes_own_tiles(name, grouped):
     # planes through different anchors in one sweep: each plane's tiles are those of the plane
     # partitioned alone (the same codes and areas; coordinates to rounding, since the network's
     # layers run on other batches of vertices)
@@ -252,7 +253,9 @@ def test_several_planes_in_one_sweep_give_each_planes_own_tiles(name):
     domain = 0.3 * planes[0].domain  # one domain for all: each plane's square, shrunk
     origins = torch.stack([p.origin for p in planes])
     directions = torch.stack([p.directions for p in planes])
-    parts = list(Sweep(net, origins, directions, domain, budget=1 << 62))
+    limits = {"budget": 1 << 16, "max_resident": 4} if grouped else {"budget": 1 << 62}
+    parts = list(Sweep(net, origins, directions, domain, **limits))
+    assert (len(parts) > 1) == grouped
     for b, plane in enumerate(planes):
         alone = partition(net, plane.origin, plane.directions, domain)
         tiles = []
