@@ -174,8 +174,8 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     first = np.maximum(np.ceil(y0 - COVER_TOLERANCE), 0).astype(np.int64)
     last = np.minimum(np.floor(y1 + COVER_TOLERANCE), counts[1] - 1).astype(np.int64)
     rows = np.maximum(last - first + 1, 0)
-    edge = np.repeat(np.arange(len(ends)), rows)
-    row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(rows) - rows, rows)
+    edge, step = _runs(rows)
+    row = first[edge] + step
     x0, x1 = ((ends[edge, k, 0] - low[0]) / h - 0.5 for k in range(2))
     rise = y1[edge] - y0[edge]
     along = np.clip((row - y0[edge]) / np.where(rise > 0, rise, 1.0), 0.0, 1.0)
@@ -193,8 +193,8 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     col_first = np.maximum(np.ceil(left - COVER_TOLERANCE), 0).astype(np.int64)
     col_last = np.minimum(np.floor(right + COVER_TOLERANCE), counts[0] - 1).astype(np.int64)
     cols = np.maximum(col_last - col_first + 1, 0)
-    run = np.repeat(np.arange(len(cols)), cols)
-    col = col_first[run] + np.arange(len(run)) - np.repeat(np.cumsum(cols) - cols, cols)
+    run, step = _runs(cols)
+    col = col_first[run] + step
     cell = row[run] * counts[0] + col
     tile = tile[run]
     order = np.lexsort((tile, cell))
@@ -203,6 +203,12 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     cell, tile = cell[keep], tile[keep]
     centres = low + (np.stack([cell % counts[0], cell // counts[0]], axis=1) + 0.5) * h
     return centres, tile.astype(np.int64), h
+
+
+def _runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For consecutive runs of `counts[i]` items: each item's run i and its position in that run."""
+    run = np.repeat(np.arange(len(counts)), counts)
+    return run, np.arange(len(run)) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _edges(vertices, offsets) -> tuple[np.ndarray, np.ndarray]:
@@ -345,9 +351,7 @@ def _pairs_within(points: np.ndarray, reach: np.ndarray, lines: _Segments) -> tu
         blocks.distances(lines) <= ((block_reach + blocks.radius) * (1 + 1e-9))[:, None]
     )
     counts = np.bincount(block, minlength=len(blocks.sizes))
-    many = counts[blocks.of]
-    point = np.repeat(np.arange(len(points)), many)
-    local = np.arange(len(point)) - np.repeat(np.cumsum(many) - many, many)
+    point, local = _runs(counts[blocks.of])
     segment = candidate[(np.cumsum(counts) - counts)[blocks.of[point]] + local]
     near = lines.squared_distance(points[point], segment) <= reach[point] ** 2 * (1 + 1e-9)
     return point[near], segment[near]
