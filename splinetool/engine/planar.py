@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +52,7 @@ from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import pack_bits
 from splinetool.ir.pl import ArgmaxKind, SignKind, magnitude, node_scale
+from splinetool.ir.plnet import same_graph
 
 DOMAIN_EDGE = -1
 STAGE_MIN_GROWTH = 256  # a stage ends once it has added this many tiles and doubled them
@@ -130,8 +131,14 @@ class Sweep:
     takes corners of two copies), and each vertex carries its plane's index (`Partition.sheets`).
     Each plane gets the tiles it gets alone, up to the rounding of the network's layers run on
     other batches of vertices (which can move a near-degenerate tile in float32). `tiles_per_node`
-    and `max_regions` count the tiles of all planes together. One plane's pass costs the same rounds
-    of tensor operations as B planes', so many small planes are far cheaper together.
+    and `max_regions` count the tiles of all planes together (`tiles_per_plane` each plane's). One
+    plane's pass costs the same rounds of tensor operations as B planes', so many small planes are
+    far cheaper together.
+
+    Several networks of one graph in one pass (the checkpoints of a training trajectory): with
+    `networks` [B], each of `net`'s graph (`same_graph`), network k runs on plane k's vertices, so
+    plane k gets the tiles of network k; give the same origin and directions B times to slice B
+    checkpoints on one plane.
 
     Iterating yields finished groups of tiles as `Partition`s (their `tiles_per_node` empty); once
     exhausted, `tiles_per_node` holds the totals. `budget` bounds the bytes of vertex values a group
@@ -147,13 +154,17 @@ class Sweep:
     max_regions: int | None = None
     codes: bool = True
     progress: Progress | None = None
+    networks: Sequence[PLNet] | None = None
     tiles_per_node: list[int] = field(default_factory=list)
+    tiles_per_plane: list[list[int]] = field(default_factory=list)  # [B][nodes]: each plane's tiles_per_node
+    planes: int = field(default=1, init=False)
 
     def __iter__(self) -> Iterator[Partition]:
         net = self.net
         nodes = len(net.pl_nodes)
-        self.tiles_per_node = [0] * nodes
         first = self._first_group()
+        self.tiles_per_node = [0] * nodes
+        self.tiles_per_plane = [[0] * nodes for _ in range(self.planes)]
         # a group is split once it holds a quarter of `budget` (`_too_big`), but within one stage its
         # vertices may still grow 4x, their tables' capacity runs up to 2x the rows, and the vertex
         # store refuses to grow past 3x that capacity: a sixth of its limit keeps its check from firing
@@ -168,8 +179,8 @@ class Sweep:
                 cut_stage = net.pl_nodes[group.node].pl.implementation(CUT)
                 node_done = cut_stage(net, group, self._limit(others))
                 if node_done:
-                    self.tiles_per_node[group.node] += group.tiles.n
-                    _finish_node(net, group, self.codes)
+                    self._tally(group)
+                    _finish_node(net, group, self.codes, self._run_steps)
                 self._report(finished_area + group.area * group.node / max(nodes, 1), total_area, group)
                 if group.node < nodes and self._too_big(group, budget):
                     stack += reversed(_split(group, budget, self.max_resident))
@@ -193,18 +204,54 @@ class Sweep:
             raise UsageError(
                 f"{sheets} origins for {directions.shape[0]} pairs of directions: give one pair per origin"
             )
+        if self.networks is not None:
+            if len(self.networks) != sheets:
+                raise UsageError(
+                    f"{len(self.networks)} networks for {sheets} planes: give one network per plane"
+                )
+            if not all(same_graph(net, other) for other in self.networks):
+                raise UsageError("the networks of one sweep must share `net`'s graph, device and dtype")
+        self.planes = sheets
         coords = domain.repeat(sheets, 1)
         corners = (origins[:, None, :] + domain @ directions).reshape(-1, *net.input_shape)
         _check_reach(domain, corners)
-        values = net.run_steps(net.input_values(corners), 0, first) | {BELOW: magnitude(corners)}
-        if sheets > 1:  # a small integer per vertex: interpolating between equal values keeps it
-            values[SHEET] = torch.arange(sheets, device=device, dtype=dtype).repeat_interleave(
-                domain.shape[0]
-            )
+        # a small integer per vertex: interpolating between equal values keeps it
+        sheet = torch.arange(sheets, device=device, dtype=dtype).repeat_interleave(domain.shape[0])
+        values = self._run_steps(net.input_values(corners), sheet, 0, first) | {BELOW: magnitude(corners)}
+        if sheets > 1:
+            values[SHEET] = sheet
         vertices = VertexStore(coords, values, budget=available_memory(domain.device))
         ids = torch.arange(coords.shape[0], device=device).reshape(sheets, domain.shape[0])
         area = sheets * float(polygon_areas(domain[None], torch.tensor([domain.shape[0]], device=device))[0])
         return _Group(TileStore(ids, torch.full_like(ids, DOMAIN_EDGE)), vertices, area)
+
+    def _run_steps(self, values: dict, sheet: torch.Tensor | None, start: int, stop: int) -> dict:
+        """`net.run_steps` on vertex values, each vertex through its plane's network (`sheet`: its plane)."""
+        if self.networks is None or len(self.networks) == 1:
+            return (self.networks or [self.net])[0].run_steps(values, start, stop)
+        sheet = sheet.round().long()
+        rows_of = torch.argsort(sheet, stable=True).split(
+            torch.bincount(sheet, minlength=self.planes).tolist()
+        )
+        pushed: dict = {}
+        for network, rows in zip(self.networks, rows_of):
+            if rows.numel():
+                part = network.run_steps({k: v.index_select(0, rows) for k, v in values.items()}, start, stop)
+                for key, value in part.items():
+                    pushed.setdefault(key, value.new_empty((sheet.shape[0], *value.shape[1:])))
+                    pushed[key].index_copy_(0, rows, value)
+        return pushed
+
+    def _tally(self, group: _Group) -> None:
+        """Add a group's tiles, once its node is cut, to the node's counts."""
+        tiles = group.tiles
+        self.tiles_per_node[group.node] += tiles.n
+        if self.planes == 1:
+            self.tiles_per_plane[0][group.node] += tiles.n
+            return
+        sheet = group.vertices.field(SHEET).take(tiles.verts[:, 0]).round().long()
+        for plane, count in enumerate(torch.bincount(sheet, minlength=self.planes).tolist()):
+            self.tiles_per_plane[plane][group.node] += count
 
     def _limit(self, others: int) -> Callable[[TileStore], None]:
         def check(tiles: TileStore) -> None:
@@ -486,6 +533,23 @@ class _Stage:
         _insert(tiles, rows, first, inserted, key_a <= key_b, points)
 
 
+def by_plane(part: Partition, planes: int) -> list[Partition]:
+    """Each plane's tiles of a finished group of a several-plane sweep, as a Partition of its own."""
+    if part.sheets is None:
+        return [part]
+    sheet_of_tile = part.sheets.take(part.verts[:, 0])
+    out = []
+    for plane in range(planes):
+        rows = torch.nonzero(sheet_of_tile == plane).flatten()
+        verts = part.verts[rows]
+        used, local = torch.unique(verts[verts >= 0], return_inverse=True)
+        renumbered = torch.full_like(verts, -1)
+        renumbered[verts >= 0] = local
+        codes = None if part.codes is None else part.codes[rows]
+        out.append(Partition(part.coords[used], renumbered, part.labels[rows], part.outputs[used], [], codes))
+    return out
+
+
 def _start_node(net: PLNet, group: _Group) -> None:
     """Each vertex's scale for the node about to be cut (the zero rule, splinetool/ir/pl.py)."""
     vertices = group.vertices
@@ -498,8 +562,9 @@ def _node_done(group: _Group) -> bool:
     return True
 
 
-def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
-    """Record the node's code on every tile, then push the vertices to the next node."""
+def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) -> None:
+    """Record the node's code on every tile, then push the vertices to the next node
+    (`run_steps(values, sheet, start, stop)`: `Sweep._run_steps`)."""
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
     pre_key = net.preactivation_key(group.node)
@@ -512,13 +577,18 @@ def _finish_node(net: PLNet, group: _Group, codes: bool) -> None:
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
     chunk = max(1, PAIR_CHUNK_BYTES // max(1, vertices.row_bytes()))
+    sheet = vertices.field(SHEET) if SHEET in vertices.field_keys() else None
     pushed: dict = {}
     for i in range(0, vertices.n, chunk):
-        part = net.run_steps({k: v[i : i + chunk] for k, v in fields.items()}, node.step, stop)
+        part = run_steps(
+            {k: v[i : i + chunk] for k, v in fields.items()},
+            None if sheet is None else sheet[i : i + chunk],
+            node.step,
+            stop,
+        )
         for key, values in part.items():
             # written in place, with room for the next node's vertices (no concatenation, no regrowth)
             pushed.setdefault(key, vertices.empty_field(values))[i : i + values.shape[0]] = values
-    sheet = vertices.field(SHEET) if SHEET in vertices.field_keys() else None
     vertices.set_fields(pushed or fields)
     vertices.add_field(BELOW, below)
     if sheet is not None:
@@ -535,8 +605,8 @@ def _mean_codes(net: PLNet, group: _Group) -> torch.Tensor:
     flat = pre.reshape(pre.shape[0], -1)
     parts = []
     for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
-        mean = _corner_means(tiles.verts[rows], flat).reshape(rows.numel(), *pre.shape[1:])
-        mean_scale = _corner_means(tiles.verts[rows], scale[:, None])[:, 0]
+        mean = corner_means(tiles.verts[rows], flat).reshape(rows.numel(), *pre.shape[1:])
+        mean_scale = corner_means(tiles.verts[rows], scale[:, None])[:, 0]
         parts.append(pack_bits(node.pl.code_bits(mean, mean_scale)))
     return torch.cat(parts)
 
@@ -577,7 +647,7 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     return torch.cat(parts) if parts else torch.zeros((0, above.shape[1]), dtype=torch.uint8)
 
 
-def _corner_means(verts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+def corner_means(verts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """[T, U] mean of `values` [V, U] over each tile's corners, as one sparse product (6x faster
     than gathering [T, K, U] on the CPU)."""
     valid = verts >= 0
@@ -1209,8 +1279,9 @@ def argmax_cells(
         for j in range(z.shape[1]):
             if j == i or cell_verts.shape[0] == 0:
                 continue
-            corners = take_rows(scores(), cell_verts.clamp(min=0))
-            values = torch.where(cell_verts >= 0, corners[..., i] - corners[..., j], 0.0)
+            # the two scores at the corners, read from the flat table (not every score of every corner)
+            flat, at = scores().reshape(-1), cell_verts.clamp(min=0) * z.shape[1]
+            values = torch.where(cell_verts >= 0, flat.take(at + i) - flat.take(at + j), 0.0)
             signs = sign_of(values, pair_scale[j]) * (cell_verts >= 0)
             if bool((signs < 0).any()):  # otherwise z_j nowhere beats z_i: nothing to clip
                 edge_label = label(i, j) if callable(label) else label

@@ -62,6 +62,15 @@ class Bound:
 
         return Bound(self.fn, _map_tensors(self.args, move), _map_tensors(self.kwargs, move), self.pick)
 
+    def outline(self) -> tuple:
+        """The call with each constant tensor replaced by its shape and dtype: equal outlines differ
+        only in the values of their constants."""
+
+        def shape(t: torch.Tensor) -> tuple:
+            return (tuple(t.shape), t.dtype, t.device)
+
+        return (self.fn, _map_tensors(self.args, shape), _map_tensors(self.kwargs, shape), self.pick)
+
     def constants(self) -> list[torch.Tensor]:
         found: list[torch.Tensor] = []
         _map_tensors((self.args, self.kwargs), lambda t: found.append(t) or t)

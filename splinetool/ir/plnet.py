@@ -205,6 +205,20 @@ class PLNet:
         return pack_bits(self.code_bits(x))
 
 
+def same_graph(a: PLNet, b: PLNet) -> bool:
+    """Whether two networks differ at most in the values of their constants, as two checkpoints of
+    one architecture do: the same steps with the same shapes, kinds and constant shapes."""
+
+    def outline(net: PLNet) -> tuple:
+        steps = [
+            (s.op, s.inputs, s.call.outline(), s.out_shape, s.pl, s.output_only)
+            for s in (*net.steps, *net.output_transforms)
+        ]
+        return (net.input_shape, net.output_index, len(net.output_transforms), steps, net.dtype, net.device)
+
+    return outline(a) == outline(b)
+
+
 def _pl_node(index: int, step: Step, in_shape: tuple[int, ...]) -> PLNode:
     units = step.pl.units(in_shape, step.out_shape)
     return PLNode(

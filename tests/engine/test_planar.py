@@ -11,6 +11,7 @@ from splinetool.analyses.local_complexity import exact_planes
 from splinetool.analyses.plane import anchor_plane, box, input_plane, polygon_areas
 from splinetool.engine import planar
 from splinetool.engine.planar import Sweep, TooManyRegions, count_tiles, partition
+from splinetool.errors import UsageError
 from splinetool.frontends.loading import load_model
 from splinetool.ir import lower
 from splinetool.ir.pl import SignKind
@@ -328,3 +329,47 @@ def test_float32_max_pool_cells_of_sliver_tiles_are_cut_without_a_failed_solve()
     areas = polygon_areas(part.coords[part.verts.clamp(min=0)].double(), part.count)
     assert float(areas.sum()) == pytest.approx(4 * r * r, rel=1e-3)
     assert part.verts.shape[0] > 1000
+
+
+@pytest.mark.parametrize("grouped", [False, True])  # one group, or groups split by a small budget
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp", "clamps"])
+def test_several_networks_of_one_graph_in_one_sweep_give_each_its_own_tiles(name, grouped):
+    # three "checkpoints" of one architecture on one plane, swept together: each plane's tiles are
+    # those of its network alone (the same codes, areas and counts per node)
+    nets = [lower(*build(name, seed)).to(dtype=F64) for seed in (0, 1, 2)]
+    _, plane = zoo_plane(name)
+    count = len(nets)
+    limits = {"budget": 1 << 16, "max_resident": 8} if grouped else {"budget": 1 << 62}
+    origins, directions = plane.origin.expand(count, -1), plane.directions.expand(count, -1, -1)
+    sweep = Sweep(nets[0], origins, directions, plane.domain, networks=nets, **limits)
+    parts = list(sweep)
+    assert (len(parts) > 1) == grouped
+    for b, net in enumerate(nets):
+        alone = partition(net, plane.origin, plane.directions, plane.domain)
+        assert sweep.tiles_per_plane[b] == alone.tiles_per_node
+        tiles = []
+        for part in parts:
+            mine = planar.by_plane(part, count)[b]
+            areas = polygon_areas(mine.coords[mine.verts.clamp(min=0)], mine.count)
+            tiles += list(zip(map(bytes, mine.codes.numpy()), areas.tolist()))
+        areas = polygon_areas(alone.coords[alone.verts.clamp(min=0)], alone.count)
+        own = sorted(zip(map(bytes, alone.codes.numpy()), areas.tolist()))
+        assert [code for code, _ in sorted(tiles)] == [code for code, _ in own]
+        # areas to the rounding of the domain's coordinates (the layers run on other batches)
+        np.testing.assert_allclose(
+            [a for _, a in sorted(tiles)], [a for _, a in own], rtol=1e-9, atol=1e-13 * plane.area
+        )
+    assert sweep.tiles_per_node == [sum(counts) for counts in zip(*sweep.tiles_per_plane)]
+
+
+def test_networks_of_another_graph_or_number_are_refused():
+    nets = [lower(build("mlp", seed)[0], (2,)).to(dtype=F64) for seed in (0, 1)]
+    other = lower(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)), (2,)).to(dtype=F64)
+    plane = input_plane(2, (-1, 1, -1, 1))
+    two = plane.origin.expand(2, -1), plane.directions.expand(2, -1, -1)
+    with pytest.raises(UsageError, match="share `net`'s graph"):
+        list(Sweep(nets[0], *two, plane.domain, networks=[nets[0], other]))
+    with pytest.raises(UsageError, match="3 networks for 2 planes"):
+        list(Sweep(nets[0], *two, plane.domain, networks=[*nets, nets[0]]))
+    with pytest.raises(UsageError, match="share `net`'s graph"):  # another dtype is another graph
+        list(Sweep(nets[0], *two, plane.domain, networks=[nets[0], nets[1].to(dtype=torch.float32)]))

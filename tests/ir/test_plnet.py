@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from splinetool.ir import lower
 from splinetool.ir.codes import bit_range, pack_bits, region_ids, unpack_bits
 from splinetool.ir.pl import ArgmaxKind
+from splinetool.ir.plnet import same_graph
 from tests.zoo import CANCELLING_BOX, ZOO, build, concurrent_lines_net, mlp
 
 
@@ -139,3 +140,21 @@ def test_bit_range_keeps_exactly_the_asked_bits():
         expected = torch.zeros_like(part)
         expected[:, start - offset : stop - offset] = bits[:, start:stop]
         assert torch.equal(part, expected), (start, stop)
+
+
+@pytest.mark.parametrize("name", ["mlp", "convnet", "resnet", "clamps"])
+def test_checkpoints_of_one_architecture_share_a_graph(name):
+    first, second = (lower(*build(name, seed)) for seed in (0, 1))
+    assert same_graph(first, second)
+    assert not same_graph(first, second.to(dtype=torch.float64))
+
+
+def test_other_widths_activations_or_input_shapes_are_other_graphs():
+    def net(hidden=4, act=nn.ReLU, inputs=2):
+        return lower(nn.Sequential(nn.Linear(inputs, hidden), act(), nn.Linear(hidden, 1)), (inputs,))
+
+    assert same_graph(net(), net())
+    assert not same_graph(net(), net(hidden=5))
+    assert not same_graph(net(), net(act=nn.LeakyReLU))
+    assert not same_graph(net(), net(inputs=3))
+    assert not same_graph(net(act=lambda: nn.Hardtanh(-1, 1)), net(act=lambda: nn.Hardtanh(-2, 2)))
