@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from splinetool.analyses import slice as analysis  # noqa: E402
 from splinetool.analyses.plane import PlaneOptions  # noqa: E402
-from splinetool.analyses.tile_placement import place  # noqa: E402
+from splinetool.analyses.tile_placement import Placer  # noqa: E402
 from splinetool.data.loading import load_data  # noqa: E402
 from splinetool.frontends.loading import load_model  # noqa: E402
 from splinetool.ir import lower  # noqa: E402
@@ -63,8 +63,7 @@ def main() -> None:
             if name == "trajectory":
                 trajectory = result
     start = time.perf_counter()
-    for one in trajectory.slices:
-        place(one.vertices, one.offsets, one.domain, points, one.boundary)
+    analysis.place_all(Placer(plane.domain.numpy(), points), trajectory.slices)
     placing = time.perf_counter() - start
     tiles = sum(one.regions for one in trajectory.slices)
     span = f"steps {steps[0]:,} to {steps[-1]:,}"

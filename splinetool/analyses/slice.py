@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,17 +19,31 @@ import torch
 
 from splinetool.analyses import Progress
 from splinetool.analyses.plane import Plane
-from splinetool.analyses.tile_placement import Placement, PlacementOptions, place
+from splinetool.analyses.tile_placement import Placement, PlacementOptions, Placer
 from splinetool.data.loading import Dataset
 from splinetool.engine.jacobian import jacobians
-from splinetool.engine.planar import Partition, Sweep, argmax_cells, plane_inputs, ragged_areas
+from splinetool.engine.planar import (
+    Partition,
+    Sweep,
+    TooManyRegions,
+    argmax_cells,
+    by_plane,
+    corner_means,
+    plane_inputs,
+    ragged_areas,
+)
 from splinetool.engine.store import TileStore, VertexStore, take_rows
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
 from splinetool.ir.codes import unpack_bits
+from splinetool.ir.plnet import same_graph
 
 NORMS = {"2": 2, "fro": "fro"}
 IN_PLANE_TOL = 1e-6  # relative distance under which a data point counts as lying in the plane
+# a trajectory's checkpoints of one graph are sliced together (`run_checkpoints`), this many at most
+# and with at most this many bytes of parameters held at once
+CHECKPOINTS_AT_ONCE = 16
+STACKED_PARAMETER_BYTES = 1 << 28
 
 
 @dataclass
@@ -174,58 +189,144 @@ def run(
     `progress(done, total, note)` follows the share of the plane's area finished.
     """
     start = time.perf_counter()
-    norm, verify_samples, jacobian_norm = options.norm, options.verify_samples, options.jacobian_norm
-    origin = plane.origin.to(net.device, net.dtype)
-    directions = plane.directions.to(net.device, net.dtype)
     by_area = (
         None
         if progress is None
         else lambda done, total, tiles: progress(done, total, f"({tiles:,} tiles in the group)")
     )
-    limits = dict(budget=options.budget, max_regions=options.max_regions, progress=by_area)
-    sweep = Sweep(net, origin, directions, plane.domain, **limits)
-    generator = torch.Generator().manual_seed(options.seed)
-    totals, kept, loose_edges, checked = SliceTotals(), [], [], {"points": 0, "tiles_mismatched": 0}
-    for group in sweep:
-        part, loose = _part(net, origin, directions, group, norm if jacobian_norm else None)
-        loose_edges.append(loose)
-        if verify_samples:
-            _verify(net, origin, directions, group, verify_samples, generator, checked)
-        totals.add(part)
-        if sink is not None:
-            sink(part)
-        else:
-            kept.append(part)
-    across = _boundary_across_groups(loose_edges)
-    if len(across):
-        extra = _empty_part(net, across, jacobian_norm)
-        totals.add(extra)
-        (sink if sink is not None else kept.append)(extra)
-    verify = None
-    if verify_samples:
-        verify = {
-            "points": checked["points"],
-            "tiles_checked": totals.regions,
-            "tiles_mismatched": checked["tiles_mismatched"],
-            "passed": checked["tiles_mismatched"] == 0,
-        }
-    whole = _join(kept) if sink is None else _empty_part(net, np.zeros((0, 2, 2)), jacobian_norm)
-    return replace(
-        whole,
-        origin=plane.origin.cpu().numpy(),
-        directions=plane.directions.cpu().numpy(),
-        domain=plane.domain.cpu().numpy(),
-        node_names=[n.name for n in net.pl_nodes],
-        node_kinds=[n.kind for n in net.pl_nodes],
-        node_code_bits=[n.code_bits for n in net.pl_nodes],
-        norm=norm,
-        anchors=None if plane.anchors is None else plane.anchors.cpu().numpy(),
-        tiles_per_node=sweep.tiles_per_node,
-        seconds=time.perf_counter() - start,
-        verify=verify,
-        peak_memory_bytes=peak_memory(net.device),
-        streamed=totals if sink is not None else None,
+    one = _Slice(net, plane, options, sink)
+    sweep = Sweep(
+        net,
+        one.origin,
+        one.directions,
+        plane.domain,
+        budget=options.budget,
+        max_regions=options.max_regions,
+        progress=by_area,
     )
+    norm = options.norm if options.jacobian_norm else None
+    for group in sweep:
+        ((part, loose),) = _parts([net], one.origin, one.directions, group, norm)
+        one.add(part, loose, group)
+    return one.result(sweep.tiles_per_node, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def run_checkpoints(
+    nets: Sequence[PLNet], plane: Plane, options: SliceOptions = SliceOptions()
+) -> list[SliceResult]:
+    """`run` for each of several networks of one graph (checkpoints of a training trajectory) on one
+    plane, in one sweep of the engine (`Sweep.networks`): each network's tiles are those it gets
+    alone, and many small slices cost far fewer rounds of tensor operations together. The
+    checkpoints share the time of the sweep equally (each result's `seconds`). The sweep stops past
+    `max_regions` tiles per checkpoint on average; the checkpoints are then sliced one at a time, so
+    that the first one past `max_regions` stops with the message of its own slice."""
+    try:
+        return _run_together(nets, plane, options)
+    except TooManyRegions:
+        return [run(net, plane, options) for net in nets]
+
+
+def _run_together(nets: Sequence[PLNet], plane: Plane, options: SliceOptions) -> list[SliceResult]:
+    start = time.perf_counter()
+    slices = [_Slice(net, plane, options, None) for net in nets]
+    first = slices[0]
+    count = len(nets)
+    max_regions = None if options.max_regions is None else count * options.max_regions
+    sweep = Sweep(
+        nets[0],
+        first.origin.expand(count, -1),
+        first.directions.expand(count, -1, -1),
+        plane.domain,
+        budget=options.budget,
+        max_regions=max_regions,
+        networks=nets,
+    )
+    norm = options.norm if options.jacobian_norm else None
+    for group in sweep:
+        # the tiles' numbers in one batch for every checkpoint; each checkpoint's own tiles to verify
+        alone = by_plane(group, count) if options.verify_samples else [group] * count
+        for one, (part, loose), tiles in zip(
+            slices, _parts(nets, first.origin, first.directions, group, norm), alone
+        ):
+            one.add(part, loose, tiles)
+    for tiles_per_node in sweep.tiles_per_plane:
+        if options.max_regions is not None and tiles_per_node and tiles_per_node[-1] > options.max_regions:
+            raise TooManyRegions(
+                f"the slice has more than `max_regions` {options.max_regions} regions "
+                f"({tiles_per_node[-1]}); raise `max_regions` or shrink the domain"
+            )
+    seconds = (time.perf_counter() - start) / count
+    return [one.result(tiles, seconds) for one, tiles in zip(slices, sweep.tiles_per_plane)]
+
+
+class _Slice:
+    """One slice gathered from the engine's finished groups of its tiles."""
+
+    def __init__(
+        self, net: PLNet, plane: Plane, options: SliceOptions, sink: Callable[[SliceResult], None] | None
+    ):
+        self.net, self.plane, self.options, self.sink = net, plane, options, sink
+        self.origin = plane.origin.to(net.device, net.dtype)
+        self.directions = plane.directions.to(net.device, net.dtype)
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.totals, self.kept, self.loose_edges = SliceTotals(), [], []
+        self.checked = {"points": 0, "tiles_mismatched": 0}
+
+    def add(self, part: SliceResult, loose: tuple[np.ndarray, np.ndarray], group: Partition) -> None:
+        """A finished group's tiles (`_parts`), and the group itself to verify them against the network."""
+        self.loose_edges.append(loose)
+        if self.options.verify_samples and group.verts.shape[0]:  # a group may hold none of its tiles
+            _verify(
+                self.net,
+                self.origin,
+                self.directions,
+                group,
+                self.options.verify_samples,
+                self.generator,
+                self.checked,
+            )
+        self._keep(part)
+
+    def _keep(self, part: SliceResult) -> None:
+        self.totals.add(part)
+        if self.sink is not None:
+            self.sink(part)
+        else:
+            self.kept.append(part)
+
+    def result(self, tiles_per_node: list[int], seconds: float) -> SliceResult:
+        net, plane, options, totals, sink = self.net, self.plane, self.options, self.totals, self.sink
+        across = _boundary_across_groups(self.loose_edges)
+        if len(across):
+            self._keep(_empty_part(net, across, options.jacobian_norm))
+        verify = None
+        if options.verify_samples:
+            verify = {
+                "points": self.checked["points"],
+                "tiles_checked": totals.regions,
+                "tiles_mismatched": self.checked["tiles_mismatched"],
+                "passed": self.checked["tiles_mismatched"] == 0,
+            }
+        whole = (
+            _join(self.kept) if sink is None else _empty_part(net, np.zeros((0, 2, 2)), options.jacobian_norm)
+        )
+        return replace(
+            whole,
+            origin=plane.origin.cpu().numpy(),
+            directions=plane.directions.cpu().numpy(),
+            domain=plane.domain.cpu().numpy(),
+            node_names=[n.name for n in net.pl_nodes],
+            node_kinds=[n.kind for n in net.pl_nodes],
+            node_code_bits=[n.code_bits for n in net.pl_nodes],
+            norm=options.norm,
+            anchors=None if plane.anchors is None else plane.anchors.cpu().numpy(),
+            tiles_per_node=tiles_per_node,
+            seconds=seconds,
+            verify=verify,
+            peak_memory_bytes=peak_memory(net.device),
+            streamed=totals if sink is not None else None,
+        )
 
 
 class Appender(Protocol):
@@ -372,8 +473,22 @@ class TrajectoryJob:
 
     def compute(self, items: range | None = None, progress: Progress | None = None) -> SliceTrajectory:
         items = range(self.total) if items is None else items
-        dims = self.plane.origin.shape[0]
         slices, placements = [], []
+        placer = Placer(self.plane.domain.cpu().numpy(), self.data, self.placement)
+        for nets in self._stacks(items):
+            sliced = run_checkpoints(nets, self.plane, self.options)
+            slices += sliced
+            placements += place_all(placer, sliced)
+            if progress is not None:
+                progress(len(slices), len(items))
+        steps = [self.steps[i] for i in items]
+        return SliceTrajectory(steps, [str(self.paths[i]) for i in items], slices, placements, self.data)
+
+    def _stacks(self, items: range) -> Iterator[list[PLNet]]:
+        """The checkpoints, loaded in order, in runs of one graph that are sliced in one sweep."""
+        dims = self.plane.origin.shape[0]
+        stack: list[PLNet] = []
+        held = 0
         for i in items:
             _, net = self.load(self.paths[i])
             if math.prod(net.input_shape) != dims:
@@ -381,15 +496,22 @@ class TrajectoryJob:
                     f"checkpoint {self.paths[i]}: its inputs have shape {tuple(net.input_shape)}, "
                     f"the trajectory's plane lives in {dims}-D (every checkpoint must take the same inputs)"
                 )
-            one = run(net, self.plane, self.options)
-            slices.append(one)
-            placements.append(
-                place(one.vertices, one.offsets, one.domain, self.data, one.boundary, self.placement)
-            )
-            if progress is not None:
-                progress(len(slices), len(items))
-        steps = [self.steps[i] for i in items]
-        return SliceTrajectory(steps, [str(self.paths[i]) for i in items], slices, placements, self.data)
+            size = net.parameter_count() * net.dtype.itemsize
+            full = len(stack) == CHECKPOINTS_AT_ONCE or held + size > STACKED_PARAMETER_BYTES
+            if stack and (full or not same_graph(stack[0], net)):
+                yield stack
+                stack, held = [], 0
+            stack.append(net)
+            held += size
+        if stack:
+            yield stack
+
+
+def place_all(placer: Placer, slices: Sequence[SliceResult]) -> list[Placement]:
+    """`placer.place` on each slice. numpy leaves the GIL in its array work, and the engine is idle
+    meanwhile: one thread per core that torch may use places several slices at once."""
+    with ThreadPoolExecutor(max(1, min(torch.get_num_threads(), len(slices)))) as pool:
+        return list(pool.map(lambda one: placer.place(one.vertices, one.offsets, one.boundary), slices))
 
 
 def peak_memory(device: torch.device) -> int:
@@ -399,21 +521,32 @@ def peak_memory(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _part(net, origin, directions, group: Partition, norm: str | None):
-    """One finished group as a SliceResult holding its tiles, and its loose tile-edge segments."""
+def _parts(nets: Sequence[PLNet], origin, directions, group: Partition, norm: str | None):
+    """A finished group as one SliceResult per plane holding its tiles, each with its loose tile-edge
+    segments (`decision_boundary`). One plane: `nets` is [net]; in a sweep of several networks
+    (`run_checkpoints`), plane k holds network k's tiles and the numbers of all planes are computed
+    in one batch."""
     count = group.count
-    valid = group.verts >= 0
-    corners = take_rows(group.coords, group.verts.clamp(min=0))
-    outputs = take_rows(group.outputs, group.verts.clamp(min=0))  # [T, K, O]
-    w = valid.to(corners.dtype)[..., None]
-    centre = (corners * w).sum(dim=1) / count[:, None]
-    mean_out = (outputs * w).sum(dim=1) / count[:, None]
+    # the corners of all tiles one after another (rows padded to the most corners of any tile would
+    # be mostly padding: 4 corners on average in rows of 23 on a trajectory's digits plane)
+    tile_of, corner_ids = torch.nonzero(group.verts >= 0, as_tuple=True)
+    corner_ids = group.verts[tile_of, corner_ids]
+    corners, outputs = (
+        take_rows(group.coords, corner_ids),
+        take_rows(group.outputs, corner_ids),
+    )  # [N, 2], [N, O]
+
+    def per_tile(values: torch.Tensor) -> torch.Tensor:
+        return values.new_zeros((count.shape[0], *values.shape[1:])).index_add_(0, tile_of, values)
+
+    centre = per_tile(corners) / count[:, None]
+    mean_out = per_tile(outputs) / count[:, None]
     # each output is affine on the tile: least squares through its corners is exact; the 2x2
     # normal equations solved in closed form (batched matrix products of this size are slow)
-    dt, do = (corners - centre[:, None]) * w, (outputs - mean_out[:, None]) * w
-    dx, dy = dt[..., 0], dt[..., 1]
-    gxx, gxy, gyy = (dx * dx).sum(dim=1), (dx * dy).sum(dim=1), (dy * dy).sum(dim=1)
-    rx, ry = (dx[..., None] * do).sum(dim=1), (dy[..., None] * do).sum(dim=1)  # [T, O]
+    dt, do = corners - take_rows(centre, tile_of), outputs - take_rows(mean_out, tile_of)
+    dx, dy = dt[:, 0], dt[:, 1]
+    gxx, gxy, gyy = per_tile(dx * dx), per_tile(dx * dy), per_tile(dy * dy)
+    rx, ry = per_tile(dx[:, None] * do), per_tile(dy[:, None] * do)  # [T, O]
     det = gxx * gyy - gxy * gxy
     plane_a = torch.stack([gyy[:, None] * rx - gxy[:, None] * ry, gxx[:, None] * ry - gxy[:, None] * rx], -1)
     plane_a = plane_a / det[:, None, None]  # [T, O, 2]
@@ -425,26 +558,45 @@ def _part(net, origin, directions, group: Partition, norm: str | None):
         rhs = torch.stack([rx, ry], dim=1)[singular]
         plane_a[singular] = (torch.linalg.pinv(gram, hermitian=True) @ rhs).transpose(1, 2)
     plane_c = mean_out - torch.einsum("toi,ti->to", plane_a, centre)
+    tile_plane = _tile_planes(group)
     jac_norm = None
     if norm is not None:
-        norms = []
-        for chunk in centre.split(4096):
-            full = jacobians(net, plane_inputs(net, origin, directions, chunk))
-            norms.append(torch.linalg.matrix_norm(full, ord=NORMS[norm]))
-        jac_norm = torch.cat(norms).cpu().numpy()
-    segments, loose = decision_boundary(group)
-    flat_verts, offsets = _ragged(group.verts, count)
-    part = _tiles(
-        vertices=group.coords[flat_verts].cpu().numpy(),
-        offsets=offsets,
-        codes=group.codes.cpu().numpy(),
-        affine_A=plane_a.cpu().numpy(),
-        affine_c=plane_c.cpu().numpy(),
-        jacobian_norm=jac_norm,
-        edge_node=group.labels[valid].cpu().numpy().astype(np.int32),
-        boundary=segments,
-    )
-    return part, loose
+        jac_norm = torch.empty(count.shape[0], dtype=centre.dtype, device=centre.device)
+        for plane, net in enumerate(nets):
+            mine = torch.nonzero(tile_plane == plane).flatten()
+            for rows in mine.split(4096) if mine.numel() else ():
+                full = jacobians(net, plane_inputs(net, origin, directions, centre[rows]))
+                jac_norm[rows] = torch.linalg.matrix_norm(full, ord=NORMS[norm])
+    segments, segment_plane, (loose_ends, loose_class, loose_plane) = decision_boundary(group)
+    arrays = {
+        "codes": group.codes,
+        "affine_A": plane_a,
+        "affine_c": plane_c,
+        "jacobian_norm": jac_norm,
+    }
+    parts = []
+    for plane in range(len(nets)):
+        rows = torch.nonzero(tile_plane == plane).flatten() if len(nets) > 1 else slice(None)
+        verts = group.verts[rows]
+        flat_verts, offsets = _ragged(verts, count[rows])
+        mine = {key: None if a is None else a[rows].cpu().numpy() for key, a in arrays.items()}
+        part = _tiles(
+            vertices=group.coords[flat_verts].cpu().numpy(),
+            offsets=offsets,
+            edge_node=group.labels[rows][verts >= 0].cpu().numpy().astype(np.int32),
+            boundary=segments[segment_plane == plane],
+            **mine,
+        )
+        on_plane = loose_plane == plane
+        parts.append((part, (loose_ends[on_plane], loose_class[on_plane])))
+    return parts
+
+
+def _tile_planes(part: Partition) -> torch.Tensor:
+    """[T] the plane of each tile (0 in a sweep of one plane)."""
+    if part.sheets is None:
+        return torch.zeros(part.verts.shape[0], dtype=torch.long, device=part.verts.device)
+    return part.sheets.take(part.verts[:, 0])
 
 
 def _empty_part(net: PLNet, boundary: np.ndarray, jacobian_norm: bool) -> SliceResult:
@@ -501,41 +653,57 @@ def _ragged(verts: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, np.
     return verts[verts >= 0], offsets
 
 
-def decision_boundary(part: Partition) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Segments where the predicted class changes (one output: its zero level set).
+def decision_boundary(
+    part: Partition,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Segments where the predicted class changes (one output: its zero level set), and the plane
+    of each (`Partition.sheets`; 0 in a sweep of one plane).
 
     Each tile's affine outputs are split into the cells where each class wins; an edge between the
     cells of classes i < j is kept once, from class i's side. Where the boundary runs exactly along
     a tile edge (the logits tie along a kink), the two cells that share that edge have different
     classes: those edges are found by matching their end points across tiles. Tile edges seen from
-    one side only (on the border of the group) come back loose, as ([E, 2, 2] ends, [E] class), to
-    be matched against the other groups.
+    one side only (on the border of the group) come back loose, as ([E, 2, 2] ends, [E] class,
+    [E] plane), to be matched against the other groups.
     """
     outputs = part.outputs
     scores = torch.cat([torch.zeros_like(outputs), outputs], dim=1) if outputs.shape[1] == 1 else outputs
     k = scores.shape[1]
-    vertices = VertexStore(part.coords.clone(), {"scores": scores})
+    plane = part.sheets if part.sheets is not None else torch.zeros(part.coords.shape[0], dtype=torch.long)
+    # the plane as a field, so that the vertices the cells create inherit it (it is constant per tile)
+    fields = {"scores": scores, "plane": plane.to(device=scores.device, dtype=scores.dtype)}
+    vertices = VertexStore(part.coords.clone(), fields)
     tiles = TileStore(part.verts.clone(), torch.full_like(part.verts, -1))
     # label (i, j) as i * k + j: the edge of class i's cell that lies on the line z_i = z_j
     argmax_cells(tiles, vertices, lambda: vertices.field("scores"), lambda i, j: i * k + j)
     verts, labels = tiles.verts, tiles.labels
     if verts.shape[0] == 0:
-        return np.zeros((0, 2, 2)), (np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64))
+        none = np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64)
+        return *none, (*none, np.zeros(0, dtype=np.int64))
+    tile_plane = vertices.field("plane").take(verts[:, 0]).round().long()
     count = (verts >= 0).sum(dim=1, keepdim=True)
     position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
     following = verts.gather(1, (position + 1) % count.clamp(min=1))
     coords = vertices.coords
     inside = (labels >= 0) & (labels // k < labels % k) & (verts >= 0)
+    rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)
     segments = [torch.stack([coords[verts[inside]], coords[following[inside]]], dim=1)]
-    along, loose = _boundary_along_tile_edges(verts, labels, following, coords, vertices.field("scores"))
+    planes = [tile_plane[rows[inside]]]
+    along, along_rows, loose = _boundary_along_tile_edges(
+        verts, labels, following, coords, vertices.field("scores")
+    )
     segments.append(along)
-    return torch.cat(segments).cpu().numpy(), loose
+    planes.append(tile_plane[along_rows])
+    ends, classes, loose_rows = loose
+    loose_plane = tile_plane[loose_rows].cpu().numpy()
+    return torch.cat(segments).cpu().numpy(), torch.cat(planes).cpu().numpy(), (ends, classes, loose_plane)
 
 
 def _boundary_along_tile_edges(verts, labels, following, coords, scores):
+    """Tile edges where the cells on the two sides have different classes ([E, 2, 2], and the row of
+    one of the two cells), and the edges seen from one side only ([L, 2, 2] ends, class, row)."""
     valid = verts >= 0
-    count = valid.sum(dim=1)
-    cell_scores = (take_rows(scores, verts.clamp(min=0)) * valid[..., None]).sum(dim=1) / count[:, None]
+    cell_scores = corner_means(verts, scores)
     cell_class = cell_scores.argmax(dim=1)  # at the cell's vertex mean, strictly inside it
     on_tile_edge = valid & (labels < 0)
     rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)[on_tile_edge]
@@ -551,8 +719,8 @@ def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     differ = cell_class[first] != cell_class[second]
     ends = torch.stack([lo[shared][order][0::2], hi[shared][order][0::2]], dim=1)
     single = sizes[group] == 1
-    loose = torch.stack([lo[single], hi[single]], dim=1).cpu().numpy(), cell_class[rows[single]].cpu().numpy()
-    return ends[differ], loose
+    loose_ends = torch.stack([lo[single], hi[single]], dim=1).cpu().numpy()
+    return ends[differ], first[differ], (loose_ends, cell_class[rows[single]].cpu().numpy(), rows[single])
 
 
 def _ordered_ends(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -108,62 +108,88 @@ def place(
 ) -> Placement:
     """The placement numbers of the tiles `vertices[offsets[r]:offsets[r+1]]` (convex polygons
     covering the convex `domain`), for `data` points [N, 2] and `boundary` segments [S, 2, 2]."""
-
-    vertices, domain = np.asarray(vertices, dtype=np.float64), np.asarray(domain, dtype=np.float64)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    diameter = domain_diameter(domain)
-    delta = options.delta if options.delta is not None else DEFAULT_RELATIVE_DELTA * diameter
-    edges = np.linspace(0.0, diameter, options.bins + 1)
-    centres, tile_of, h = _raster(vertices, offsets, domain, options.raster)
-    tile_edges = _once(_edges(vertices, offsets)[1])
-    tile_edges = tile_edges[~_on_border(tile_edges, domain)]
-    lengths = np.linalg.norm(tile_edges[:, 1] - tile_edges[:, 0], axis=1)
-    # a tile's cells (and a tile with none: its vertex mean, counted as one cell)
-    regions = len(offsets) - 1
-    cells = np.bincount(tile_of, minlength=regions).astype(np.float64)
-    missing = np.flatnonzero(cells == 0)
-    points = np.concatenate([centres, _vertex_means(vertices, offsets)[missing]])
-    owner = np.concatenate([tile_of, missing])
-    cells[missing] = 1.0
-    share = 1.0 / cells[owner]  # each point's share of its tile
-    is_cell = np.concatenate([np.ones(len(centres), dtype=bool), np.zeros(len(missing), dtype=bool)])
-    result = Placement(edges, float(delta), {}, {}, {}, {})
-    data = np.asarray(data, dtype=np.float64).reshape(-1, 1, 2)
-    sources = {
-        "data": np.concatenate([data, data], axis=1),  # each point a segment of length 0
-        "boundary": np.asarray(boundary, dtype=np.float64).reshape(-1, 2, 2),
-    }
-    total = lengths.sum()
-    blocks = _Blocks(points, CLASSIFIED_PER_BLOCK) if regions else None
-    for target, segments in sources.items():
-        if not len(segments) or not regions:  # nothing to be near, or no tile to place
-            result.density[target] = np.full(options.bins, np.nan)
-            result.tiles_within[target] = result.edges_within[target] = result.area_within[target] = 0.0
-            continue
-        band, near = _classify(points, blocks, _Segments(segments), edges, delta)
-        tiles = np.bincount(band, weights=share, minlength=options.bins)
-        area = np.bincount(band[is_cell], minlength=options.bins) * h * h
-        with np.errstate(invalid="ignore", divide="ignore"):
-            result.density[target] = np.where(area > 0, tiles / area, np.nan)
-        result.tiles_within[target] = float(share[near].sum() / regions) if regions else 0.0
-        within = _length_within(tile_edges, lengths, segments, delta)
-        result.edges_within[target] = float(within / total) if total else 0.0
-        result.area_within[target] = float(near[is_cell].mean()) if len(centres) else 0.0
-    return result
+    return Placer(domain, data, options).place(vertices, offsets, boundary)
 
 
-def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Cell centres covered by a tile, the tile covering each, and the cell side.
+class Placer:
+    """`place` for many tessellations of one domain measured to the same data points (the
+    checkpoints of a trajectory on one plane): the raster of the domain, its blocks and every cell's
+    distance band to the data are computed once. `place` only reads them, so threads may share it."""
+
+    def __init__(self, domain: np.ndarray, data: np.ndarray, options: PlacementOptions = PlacementOptions()):
+        self.domain = np.asarray(domain, dtype=np.float64)
+        self.options = options
+        diameter = domain_diameter(self.domain)
+        self.delta = float(options.delta if options.delta is not None else DEFAULT_RELATIVE_DELTA * diameter)
+        self.edges = np.linspace(0.0, diameter, options.bins + 1)
+        data = np.asarray(data, dtype=np.float64).reshape(-1, 1, 2)
+        self.data = np.concatenate([data, data], axis=1)  # each point a segment of length 0
+        low, high = self.domain.min(axis=0), self.domain.max(axis=0)
+        self.h = float((high - low).max()) / options.raster
+        self.low, self.counts = low, np.maximum(1, np.round((high - low) / self.h).astype(np.int64))
+        index = np.arange(int(np.prod(self.counts)))
+        self.centres = (
+            self.low + (np.stack([index % self.counts[0], index // self.counts[0]], axis=1) + 0.5) * self.h
+        )
+        self.blocks = _Blocks(self.centres, CLASSIFIED_PER_BLOCK)
+        self.to_data = self._cells(_Segments(self.data)) if len(self.data) else None
+
+    def place(self, vertices: np.ndarray, offsets: np.ndarray, boundary: np.ndarray) -> Placement:
+        vertices = np.asarray(vertices, dtype=np.float64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        options, delta, edges, h = self.options, self.delta, self.edges, self.h
+        cell, tile_of = _raster(vertices, offsets, self.low, self.h, self.counts)
+        tile_edges = _once(_edges(vertices, offsets)[1])
+        tile_edges = tile_edges[~_on_border(tile_edges, self.domain)]
+        lengths = np.linalg.norm(tile_edges[:, 1] - tile_edges[:, 0], axis=1)
+        # a tile's cells (and a tile with none: its vertex mean, counted as one cell)
+        regions = len(offsets) - 1
+        cells = np.bincount(tile_of, minlength=regions).astype(np.float64)
+        missing = np.flatnonzero(cells == 0)
+        means = _vertex_means(vertices, offsets)[missing]
+        owner = np.concatenate([tile_of, missing])
+        cells[missing] = 1.0
+        share = 1.0 / cells[owner]  # each point's share of its tile
+        is_cell = np.concatenate([np.ones(len(cell), dtype=bool), np.zeros(len(missing), dtype=bool)])
+        result = Placement(edges, delta, {}, {}, {}, {})
+        sources = {"data": self.data, "boundary": np.asarray(boundary, dtype=np.float64).reshape(-1, 2, 2)}
+        total = lengths.sum()
+        for target, segments in sources.items():
+            if not len(segments) or not regions:  # nothing to be near, or no tile to place
+                result.density[target] = np.full(options.bins, np.nan)
+                result.tiles_within[target] = result.edges_within[target] = result.area_within[target] = 0.0
+                continue
+            lines = _Segments(segments)
+            band_of_cell, near_cell = self.to_data if target == "data" else self._cells(lines)
+            band_of_mean, near_mean = _bands(_distance(means, lines), edges, delta)
+            band = np.concatenate([band_of_cell[cell], band_of_mean])
+            near = np.concatenate([near_cell[cell], near_mean])
+            tiles = np.bincount(band, weights=share, minlength=options.bins)
+            area = np.bincount(band[is_cell], minlength=options.bins) * h * h
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result.density[target] = np.where(area > 0, tiles / area, np.nan)
+            result.tiles_within[target] = float(share[near].sum() / regions)
+            within = _length_within(tile_edges, lengths, segments, delta)
+            result.edges_within[target] = float(within / total) if total else 0.0
+            result.area_within[target] = float(near[is_cell].mean()) if len(cell) else 0.0
+        return result
+
+    def _cells(self, lines: _Segments) -> tuple[np.ndarray, np.ndarray]:
+        """The distance band of every cell of the raster's box, and whether it lies within δ."""
+        return _classify(self.centres, self.blocks, lines, self.edges, self.delta)
+
+
+def _raster(vertices, offsets, low, h: float, counts) -> tuple[np.ndarray, np.ndarray]:
+    """The raster cells (row by row over the box from `low`, `counts` cells of side `h`) whose centre
+    a tile covers, and the tile covering each.
 
     Tiles are convex, so each row of cell centres crosses a tile in one interval, from the least to
     the largest x at which the tile's edges cross the row. Each edge is evaluated with its ends in
     one order, so two tiles sharing it find the same crossings, and a centre on it (up to a tolerance
     of `COVER_TOLERANCE` cells) goes to the tile of lower index."""
-    low, high = domain.min(axis=0), domain.max(axis=0)
-    h = float((high - low).max()) / size
-    counts = np.maximum(1, np.round((high - low) / h).astype(np.int64))
+    none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if len(offsets) < 2:
-        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), h
+        return none
     tile_of_edge, ends = _edges(vertices, offsets)
     lower_first = (ends[:, 0, 1] < ends[:, 1, 1]) | (
         (ends[:, 0, 1] == ends[:, 1, 1]) & (ends[:, 0, 0] <= ends[:, 1, 0])
@@ -183,7 +209,7 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     x_end = np.where(rise > 0, x, np.maximum(x0, x1))  # a level edge covers its whole length
     key = tile_of_edge[edge] * counts[1] + row
     if not len(key):  # no row of centres crosses the domain
-        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), h
+        return none
     order = np.argsort(key, kind="stable")
     key, x, x_end = key[order], x[order], x_end[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -201,8 +227,7 @@ def _raster(vertices, offsets, domain, size: int) -> tuple[np.ndarray, np.ndarra
     cell, tile = cell[order], tile[order]
     keep = np.r_[True, cell[1:] != cell[:-1]]  # a centre on a shared edge goes to one tile
     cell, tile = cell[keep], tile[keep]
-    centres = low + (np.stack([cell % counts[0], cell // counts[0]], axis=1) + 0.5) * h
-    return centres, tile.astype(np.int64), h
+    return cell, tile.astype(np.int64)
 
 
 def _runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,8 +296,12 @@ def _classify(points: np.ndarray, blocks: _Blocks, lines: _Segments, edges: np.n
     distance = at_centre[blocks.of]
     measured = crossed[blocks.of]
     distance[measured] = _distance(points[measured], lines)
-    band = np.minimum(np.searchsorted(edges, distance, side="right") - 1, len(edges) - 2)
-    return band, distance <= delta
+    return _bands(distance, edges, delta)
+
+
+def _bands(distance: np.ndarray, edges: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each distance's band (`edges`, the last band open above) and whether it is within `delta`."""
+    return np.minimum(np.searchsorted(edges, distance, side="right") - 1, len(edges) - 2), distance <= delta
 
 
 def _distance(points: np.ndarray, lines: _Segments) -> np.ndarray:

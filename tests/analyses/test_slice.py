@@ -263,3 +263,54 @@ def test_a_flat_origin_places_the_plane_of_a_one_row_origin(tmp_path):
     for plane in planes:
         np.testing.assert_array_equal(plane.origin.numpy(), [0.5, -0.25, 1.0])
         np.testing.assert_array_equal(plane.directions.numpy(), [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+
+
+def by_code(result) -> list[np.ndarray]:
+    """Per tile, in the order of the tiles' codes (one tile per code): the code, the area, the
+    outputs at the tile's vertex mean by its affine map (well conditioned even on a sliver, unlike
+    the map's slopes), and the Jacobian norm."""
+    order = np.lexsort(result.codes.T[::-1])
+    assert len(np.unique(result.codes, axis=0)) == result.regions
+    sizes = np.diff(result.offsets)
+    means = np.add.reduceat(result.vertices, result.offsets[:-1], axis=0) / sizes[:, None]
+    at_mean = np.einsum("toi,ti->to", result.affine_A, means) + result.affine_c
+    return [a[order] for a in (result.codes, result.areas, at_mean, result.jacobian_norm)]
+
+
+@pytest.mark.parametrize("budget", [None, 1 << 18])  # one group, or groups split by a small budget
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
+def test_checkpoints_sliced_together_equal_each_sliced_alone(name, budget):
+    nets = [lower(*build(name, seed)).to(dtype=F64) for seed in (0, 1, 2)]
+    anchors = torch.randn(3, *nets[0].input_shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    plane = anchor_plane(anchors)
+    options = analysis.SliceOptions(jacobian_norm=True, verify_samples=2, budget=budget)
+    together = analysis.run_checkpoints(nets, plane, options)
+    assert len(together) == len(nets)
+    for net, one in zip(nets, together):
+        alone = analysis.run(net, plane, options)
+        assert one.regions == alone.regions and one.tiles_per_node == alone.tiles_per_node
+        assert one.verify["passed"] and one.verify["tiles_checked"] == alone.regions
+        # tile by tile, matched by code: the same area, affine map and Jacobian norm, to rounding
+        mine, own = by_code(one), by_code(alone)
+        np.testing.assert_array_equal(mine[0], own[0])
+        np.testing.assert_allclose(mine[1], own[1], rtol=1e-9, atol=1e-13 * one.domain_area)
+        for a, b in zip(mine[2:], own[2:]):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max())
+        assert one.boundary_length == pytest.approx(alone.boundary_length, rel=1e-9, abs=1e-12)
+        check_exact(net, plane, one, n_grid=40)
+
+
+def test_a_checkpoint_past_max_regions_stops_its_stack():
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(lower(mlp((2, 8, 8, 1)).double(), (2,)).to(dtype=F64))
+    plane = input_plane(2, (-3, 3, -3, 3))
+    low, high = sorted(analysis.run(net, plane).regions for net in nets)
+    assert low + 1 < high
+    # the stack outgrows twice the limit (found while sweeping), or only one checkpoint passes it
+    for limit in (low, (low + high + 1) // 2):
+        with pytest.raises(UsageError, match=f"more than `max_regions` {limit} regions"):
+            analysis.run_checkpoints(nets, plane, analysis.SliceOptions(max_regions=limit))
+    at_most = analysis.run_checkpoints(nets, plane, analysis.SliceOptions(max_regions=high))
+    assert sorted(one.regions for one in at_most) == [low, high]

@@ -176,6 +176,48 @@ def test_a_sliced_trajectory_of_moving_lines_gives_the_numbers_of_its_lines():
     assert [p.summary() for p in joined.placements] == [p.summary() for p in result.placements]
 
 
+def test_checkpoints_sliced_in_stacks_of_any_size_or_graph_give_the_same_trajectory(monkeypatch):
+    # checkpoints of one graph are sliced together; a checkpoint of another graph (a wider hidden
+    # layer, the same inputs) starts a stack of its own: every split gives the same numbers
+    wide = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    torch.manual_seed(0)
+    nets = {
+        "0": lower(lines_net(0.0, 0.0), (2,)).to(dtype=torch.float64),
+        "1": lower(wide, (2,)).to(dtype=torch.float64),
+        "2": lower(lines_net(-0.6, -0.6), (2,)).to(dtype=torch.float64),
+        "3": lower(lines_net(0.3, -0.2), (2,)).to(dtype=torch.float64),
+    }
+    loads = []
+
+    def load(path):
+        loads.append(path)
+        return None, nets[path]
+
+    job = analysis.TrajectoryJob(
+        load, list(nets), [0, 1, 2, 3], input_plane(2, BOUNDS), DATA, placement=PlacementOptions(delta=DELTA)
+    )
+    results = []
+    for at_once in (1, 2, 16):
+        monkeypatch.setattr(analysis, "CHECKPOINTS_AT_ONCE", at_once)
+        loads.clear()
+        results.append(job.compute())
+        assert loads == list(nets)  # each checkpoint loaded once, in order
+    for result in results:
+        assert [one.regions for one in result.slices] == [6, results[0].slices[1].regions, 6, 6]
+        assert [p.summary() for p in result.placements] == [p.summary() for p in results[0].placements]
+    for (a, b), placement in zip([(0.0, 0.0), (-0.6, -0.6)], results[-1].placements[::2]):
+        check(placement, expected(a, b))
+
+
+def test_a_placer_reused_over_tessellations_gives_what_place_gives_each():
+    placer = tile_placement.Placer(DOMAIN, DATA, PlacementOptions(delta=DELTA))
+    for a, b in [(0.0, 0.0), (-0.6, -0.6), (0.3, -0.2), (0.0, 0.0)]:
+        vertices, offsets = polygons(a, b)
+        again = placer.place(vertices, offsets, strip_boundary())
+        alone = place(vertices, offsets, DOMAIN, DATA, strip_boundary(), PlacementOptions(delta=DELTA))
+        assert again.summary() == alone.summary()
+
+
 def test_checkpoints_of_another_input_size_are_refused():
     wide = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)).double()
     nets = [lower(lines_net(0, 0), (2,)).to(dtype=torch.float64), lower(wide, (3,)).to(dtype=torch.float64)]
@@ -260,8 +302,10 @@ def test_raster_cells_go_to_the_tile_covering_their_centre():
     net = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 1))
     torch.manual_seed(3)
     one = analysis.run(lower(net.double(), (2,)).to(dtype=torch.float64), input_plane(2, BOUNDS))
-    centres, tile, h = tile_placement._raster(one.vertices, one.offsets, DOMAIN, 64)
-    assert h == pytest.approx(2 / 64) and len(centres) == 64 * 64
+    placer = tile_placement.Placer(DOMAIN, DATA, PlacementOptions(raster=64))
+    cell, tile = tile_placement._raster(one.vertices, one.offsets, placer.low, placer.h, placer.counts)
+    assert placer.h == pytest.approx(2 / 64) and len(cell) == 64 * 64
+    centres = placer.low + (np.stack([cell % 64, cell // 64], axis=1) + 0.5) * placer.h
     for r in range(one.regions):
         polygon = shapely.Polygon(one.vertices[one.offsets[r] : one.offsets[r + 1]])
         inside = shapely.covered_by(shapely.points(centres), polygon)
