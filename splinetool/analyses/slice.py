@@ -218,9 +218,11 @@ def run_checkpoints(
     """`run` for each of several networks of one graph (checkpoints of a training trajectory) on one
     plane, in one sweep of the engine (`Sweep.networks`): each network's tiles are those it gets
     alone, and many small slices cost far fewer rounds of tensor operations together. The
-    checkpoints share the time of the sweep equally (each result's `seconds`). The sweep stops past
-    `max_regions` tiles per checkpoint on average; the checkpoints are then sliced one at a time, so
-    that the first one past `max_regions` stops with the message of its own slice."""
+    checkpoints share the time of the sweep equally (each result's `seconds`). The sweep holds at
+    most `max_regions` tiles of all the checkpoints together, the memory of one slice: past that, the
+    checkpoints are sliced one at a time, each with its own limit."""
+    if not nets:
+        return []
     try:
         return _run_together(nets, plane, options)
     except TooManyRegions:
@@ -232,14 +234,13 @@ def _run_together(nets: Sequence[PLNet], plane: Plane, options: SliceOptions) ->
     slices = [_Slice(net, plane, options, None) for net in nets]
     first = slices[0]
     count = len(nets)
-    max_regions = None if options.max_regions is None else count * options.max_regions
     sweep = Sweep(
         nets[0],
         first.origin.expand(count, -1),
         first.directions.expand(count, -1, -1),
         plane.domain,
         budget=options.budget,
-        max_regions=max_regions,
+        max_regions=options.max_regions,
         networks=nets,
     )
     norm = options.norm if options.jacobian_norm else None
@@ -250,12 +251,6 @@ def _run_together(nets: Sequence[PLNet], plane: Plane, options: SliceOptions) ->
             slices, _parts(nets, first.origin, first.directions, group, norm), alone
         ):
             one.add(part, loose, tiles)
-    for tiles_per_node in sweep.tiles_per_plane:
-        if options.max_regions is not None and tiles_per_node and tiles_per_node[-1] > options.max_regions:
-            raise TooManyRegions(
-                f"the slice has more than `max_regions` {options.max_regions} regions "
-                f"({tiles_per_node[-1]}); raise `max_regions` or shrink the domain"
-            )
     seconds = (time.perf_counter() - start) / count
     return [one.result(tiles, seconds) for one, tiles in zip(slices, sweep.tiles_per_plane)]
 
@@ -475,29 +470,33 @@ class TrajectoryJob:
         items = range(self.total) if items is None else items
         slices, placements = [], []
         placer = Placer(self.plane.domain.cpu().numpy(), self.data, self.placement)
-        for nets in self._stacks(items):
+        at_once = CHECKPOINTS_AT_ONCE
+        for nets in self._stacks(items, lambda: at_once):  # noqa: B023 - the size for the next stack
             sliced = run_checkpoints(nets, self.plane, self.options)
             slices += sliced
             placements += place_all(placer, sliced)
+            limit = self.options.max_regions
+            if limit is not None and sum(one.regions for one in sliced) > limit:
+                at_once = 1  # checkpoints this large gain nothing together: slice the rest alone
             if progress is not None:
                 progress(len(slices), len(items))
         steps = [self.steps[i] for i in items]
         return SliceTrajectory(steps, [str(self.paths[i]) for i in items], slices, placements, self.data)
 
-    def _stacks(self, items: range) -> Iterator[list[PLNet]]:
-        """The checkpoints, loaded in order, in runs of one graph that are sliced in one sweep."""
-        dims = self.plane.origin.shape[0]
+    def _stacks(self, items: range, at_once: Callable[[], int]) -> Iterator[list[PLNet]]:
+        """The checkpoints, loaded in order, in runs of one graph that are sliced in one sweep (at
+        most `at_once()` checkpoints, asked as each run is made)."""
         stack: list[PLNet] = []
         held = 0
         for i in items:
-            _, net = self.load(self.paths[i])
-            if math.prod(net.input_shape) != dims:
-                raise UsageError(
-                    f"checkpoint {self.paths[i]}: its inputs have shape {tuple(net.input_shape)}, "
-                    f"the trajectory's plane lives in {dims}-D (every checkpoint must take the same inputs)"
-                )
+            try:
+                net = self._load(i)
+            except Exception:
+                if stack:  # slice the checkpoints before it first, so the first failing one is reported
+                    yield stack
+                raise
             size = net.parameter_count() * net.dtype.itemsize
-            full = len(stack) == CHECKPOINTS_AT_ONCE or held + size > STACKED_PARAMETER_BYTES
+            full = len(stack) >= at_once() or held + size > STACKED_PARAMETER_BYTES
             if stack and (full or not same_graph(stack[0], net)):
                 yield stack
                 stack, held = [], 0
@@ -505,6 +504,16 @@ class TrajectoryJob:
             held += size
         if stack:
             yield stack
+
+    def _load(self, i: int) -> PLNet:
+        _, net = self.load(self.paths[i])
+        dims = self.plane.origin.shape[0]
+        if math.prod(net.input_shape) != dims:
+            raise UsageError(
+                f"checkpoint {self.paths[i]}: its inputs have shape {tuple(net.input_shape)}, "
+                f"the trajectory's plane lives in {dims}-D (every checkpoint must take the same inputs)"
+            )
+        return net
 
 
 def place_all(placer: Placer, slices: Sequence[SliceResult]) -> list[Placement]:

@@ -277,8 +277,11 @@ def by_code(result) -> list[np.ndarray]:
     return [a[order] for a in (result.codes, result.areas, at_mean, result.jacobian_norm)]
 
 
-@pytest.mark.parametrize("budget", [None, 1 << 18])  # one group, or groups split by a small budget
-@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
+# one group, or groups split by a small budget (the engine's tests split the ResNet too)
+@pytest.mark.parametrize(
+    ("name", "budget"),
+    [("convnet", None), ("convnet", 1 << 18), ("resnet", None), ("mlp", None), ("mlp", 1 << 18)],
+)
 def test_checkpoints_sliced_together_equal_each_sliced_alone(name, budget):
     nets = [lower(*build(name, seed)).to(dtype=F64) for seed in (0, 1, 2)]
     anchors = torch.randn(3, *nets[0].input_shape, generator=torch.Generator().manual_seed(1), dtype=F64)
@@ -308,9 +311,12 @@ def test_a_checkpoint_past_max_regions_stops_its_stack():
     plane = input_plane(2, (-3, 3, -3, 3))
     low, high = sorted(analysis.run(net, plane).regions for net in nets)
     assert low + 1 < high
-    # the stack outgrows twice the limit (found while sweeping), or only one checkpoint passes it
+    # the stack passes the limit while sweeping, then one checkpoint alone does
     for limit in (low, (low + high + 1) // 2):
         with pytest.raises(UsageError, match=f"more than `max_regions` {limit} regions"):
             analysis.run_checkpoints(nets, plane, analysis.SliceOptions(max_regions=limit))
-    at_most = analysis.run_checkpoints(nets, plane, analysis.SliceOptions(max_regions=high))
-    assert sorted(one.regions for one in at_most) == [low, high]
+    # past the limit together but not alone (sliced again one at a time), and within it together
+    for limit in (high, low + high):
+        results = analysis.run_checkpoints(nets, plane, analysis.SliceOptions(max_regions=limit))
+        assert sorted(one.regions for one in results) == [low, high]
+    assert analysis.run_checkpoints([], plane) == []

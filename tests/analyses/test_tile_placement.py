@@ -1,6 +1,7 @@
 """Where the tiles are, on networks whose lines are placed by hand: every expected number below follows
 from the lines alone (areas of rectangles, quarter discs and strips), never from the slicing engine."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -202,11 +203,28 @@ def test_checkpoints_sliced_in_stacks_of_any_size_or_graph_give_the_same_traject
         loads.clear()
         results.append(job.compute())
         assert loads == list(nets)  # each checkpoint loaded once, in order
+    # a limit the stack passes but no checkpoint alone: sliced again one at a time, the same numbers
+    limit = max(one.regions for one in results[0].slices)
+    results.append(dataclasses.replace(job, options=analysis.SliceOptions(max_regions=limit)).compute())
     for result in results:
         assert [one.regions for one in result.slices] == [6, results[0].slices[1].regions, 6, 6]
         assert [p.summary() for p in result.placements] == [p.summary() for p in results[0].placements]
     for (a, b), placement in zip([(0.0, 0.0), (-0.6, -0.6)], results[-1].placements[::2]):
         check(placement, expected(a, b))
+
+
+def test_the_first_failing_checkpoint_is_reported_first():
+    # checkpoint 0 has more tiles than allowed and checkpoint 1 cannot be loaded: 0's error comes first
+    def load(path):
+        if path == "1":
+            raise UsageError("checkpoint 1: not a checkpoint")
+        return None, lower(lines_net(0.0, 0.0), (2,)).to(dtype=torch.float64)
+
+    job = analysis.TrajectoryJob(load, ["0", "1"], [0, 1], input_plane(2, BOUNDS), DATA)
+    with pytest.raises(UsageError, match="more than `max_regions` 5"):
+        dataclasses.replace(job, options=analysis.SliceOptions(max_regions=5)).compute()
+    with pytest.raises(UsageError, match="checkpoint 1: not a checkpoint"):
+        job.compute()
 
 
 def test_a_placer_reused_over_tessellations_gives_what_place_gives_each():
