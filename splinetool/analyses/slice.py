@@ -195,15 +195,7 @@ def run(
         else lambda done, total, tiles: progress(done, total, f"({tiles:,} tiles in the group)")
     )
     one = _Slice(net, plane, options, sink)
-    sweep = Sweep(
-        net,
-        one.origin,
-        one.directions,
-        plane.domain,
-        budget=options.budget,
-        max_regions=options.max_regions,
-        progress=by_area,
-    )
+    sweep = _sweep([net], one, options, by_area)
     norm = options.norm if options.jacobian_norm else None
     for group in sweep:
         ((part, loose),) = _parts([net], one.origin, one.directions, group, norm)
@@ -234,15 +226,7 @@ def _run_together(nets: Sequence[PLNet], plane: Plane, options: SliceOptions) ->
     slices = [_Slice(net, plane, options, None) for net in nets]
     first = slices[0]
     count = len(nets)
-    sweep = Sweep(
-        nets[0],
-        first.origin.expand(count, -1),
-        first.directions.expand(count, -1, -1),
-        plane.domain,
-        budget=options.budget,
-        max_regions=options.max_regions,
-        networks=nets,
-    )
+    sweep = _sweep(nets, first, options)
     norm = options.norm if options.jacobian_norm else None
     for group in sweep:
         # the tiles' numbers in one batch for every checkpoint; each checkpoint's own tiles to verify
@@ -253,6 +237,26 @@ def _run_together(nets: Sequence[PLNet], plane: Plane, options: SliceOptions) ->
             one.add(part, loose, tiles)
     seconds = (time.perf_counter() - start) / count
     return [one.result(tiles, seconds) for one, tiles in zip(slices, sweep.tiles_per_plane)]
+
+
+def _sweep(
+    nets: Sequence[PLNet],
+    one: _Slice,
+    options: SliceOptions,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Sweep:
+    """The engine's sweep of `one`'s plane, a copy of the plane per network."""
+    count = len(nets)
+    return Sweep(
+        nets[0],
+        one.origin.expand(count, -1),
+        one.directions.expand(count, -1, -1),
+        one.plane.domain,
+        budget=options.budget,
+        max_regions=options.max_regions,
+        progress=progress,
+        networks=nets,
+    )
 
 
 class _Slice:
