@@ -55,10 +55,8 @@ def exact_counts(net: PLNet, x: torch.Tensor, planes: torch.Tensor, radius: floa
         last = min(first + PLANES_AT_ONCE, n * k)
         for part in Sweep(net, origins[first:last], directions[first:last], square, codes=False):
             meeting = tiles_meeting_disc(part.coords, part.verts, radius).cpu().numpy()
-            plane = first if part.sheets is None else first + part.sheets[part.verts[:, 0]].cpu().numpy()
-            counts += np.bincount(
-                np.broadcast_to(plane, meeting.shape), weights=meeting, minlength=n * k
-            ).astype(np.int64)
+            plane = first + part.tile_sheets.cpu().numpy()
+            counts += np.bincount(plane, weights=meeting, minlength=n * k).astype(np.int64)
             partitioned += part.verts.shape[0]
     return counts.reshape(n, k), partitioned
 

@@ -571,13 +571,19 @@ def _parts(nets: Sequence[PLNet], origin, directions, group: Partition, norm: st
         rhs = torch.stack([rx, ry], dim=1)[singular]
         plane_a[singular] = (torch.linalg.pinv(gram, hermitian=True) @ rhs).transpose(1, 2)
     plane_c = mean_out - torch.einsum("toi,ti->to", plane_a, centre)
-    tile_plane = _tile_planes(group)
+    # each plane's tiles (one plane: all of them, as they are)
+    tile_plane = group.tile_sheets
+    plane_rows = (
+        [torch.nonzero(tile_plane == plane).flatten() for plane in range(len(nets))]
+        if len(nets) > 1
+        else [slice(None)]
+    )
     jac_norm = None
     if norm is not None:
         jac_norm = torch.empty(count.shape[0], dtype=centre.dtype, device=centre.device)
-        for plane, net in enumerate(nets):
-            mine = torch.nonzero(tile_plane == plane).flatten()
-            for rows in mine.split(4096) if mine.numel() else ():
+        for net, mine in zip(nets, plane_rows):
+            ids = torch.arange(count.shape[0], device=count.device)[mine]
+            for rows in ids.split(4096) if ids.numel() else ():
                 full = jacobians(net, plane_inputs(net, origin, directions, centre[rows]))
                 jac_norm[rows] = torch.linalg.matrix_norm(full, ord=NORMS[norm])
     segments, segment_plane, (loose_ends, loose_class, loose_plane) = decision_boundary(group)
@@ -588,8 +594,7 @@ def _parts(nets: Sequence[PLNet], origin, directions, group: Partition, norm: st
         "jacobian_norm": jac_norm,
     }
     parts = []
-    for plane in range(len(nets)):
-        rows = torch.nonzero(tile_plane == plane).flatten() if len(nets) > 1 else slice(None)
+    for plane, rows in enumerate(plane_rows):
         verts = group.verts[rows]
         flat_verts, offsets = _ragged(verts, count[rows])
         mine = {key: None if a is None else a[rows].cpu().numpy() for key, a in arrays.items()}
@@ -603,13 +608,6 @@ def _parts(nets: Sequence[PLNet], origin, directions, group: Partition, norm: st
         on_plane = loose_plane == plane
         parts.append((part, (loose_ends[on_plane], loose_class[on_plane])))
     return parts
-
-
-def _tile_planes(part: Partition) -> torch.Tensor:
-    """[T] the plane of each tile (0 in a sweep of one plane)."""
-    if part.sheets is None:
-        return torch.zeros(part.verts.shape[0], dtype=torch.long, device=part.verts.device)
-    return part.sheets.take(part.verts[:, 0])
 
 
 def _empty_part(net: PLNet, boundary: np.ndarray, jacobian_norm: bool) -> SliceResult:

@@ -93,6 +93,13 @@ class Partition:
     def count(self) -> torch.Tensor:
         return (self.verts >= 0).sum(dim=1)
 
+    @property
+    def tile_sheets(self) -> torch.Tensor:
+        """[T] each tile's plane (0 in a sweep of one plane): no tile takes corners of two planes."""
+        if self.sheets is None:
+            return torch.zeros(self.verts.shape[0], dtype=torch.long, device=self.verts.device)
+        return self.sheets.take(self.verts[:, 0])
+
 
 def plane_inputs(net: PLNet, origin: torch.Tensor, directions: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Input-space points origin + t @ directions, shaped as the network's inputs."""
@@ -209,7 +216,7 @@ class Sweep:
                 raise UsageError(
                     f"{len(self.networks)} networks for {sheets} planes: give one network per plane"
                 )
-            if not all(same_graph(net, other) for other in self.networks):
+            if not all(other is net or same_graph(net, other) for other in self.networks):
                 raise UsageError("the networks of one sweep must share `net`'s graph, device and dtype")
         self.planes = sheets
         coords = domain.repeat(sheets, 1)
@@ -537,14 +544,11 @@ def by_plane(part: Partition, planes: int) -> list[Partition]:
     """Each plane's tiles of a finished group of a several-plane sweep, as a Partition of its own."""
     if part.sheets is None:
         return [part]
-    sheet_of_tile = part.sheets.take(part.verts[:, 0])
+    sheet_of_tile = part.tile_sheets
     out = []
     for plane in range(planes):
         rows = torch.nonzero(sheet_of_tile == plane).flatten()
-        verts = part.verts[rows]
-        used, local = torch.unique(verts[verts >= 0], return_inverse=True)
-        renumbered = torch.full_like(verts, -1)
-        renumbered[verts >= 0] = local
+        used, renumbered = _renumbered(part.verts[rows])
         codes = None if part.codes is None else part.codes[rows]
         out.append(Partition(part.coords[used], renumbered, part.labels[rows], part.outputs[used], [], codes))
     return out
@@ -1201,10 +1205,7 @@ def _morton(points: torch.Tensor, bits: int = 16) -> torch.Tensor:
 
 def _subset(group: _Group, rows: torch.Tensor, area: float) -> _Group:
     tiles, vertices = group.tiles, group.vertices
-    verts = tiles.verts[rows]
-    used, local = torch.unique(verts[verts >= 0], return_inverse=True)
-    renumbered = torch.full_like(verts, -1)
-    renumbered[verts >= 0] = local
+    used, renumbered = _renumbered(tiles.verts[rows])
     fields = {key: vertices.field(key)[used] for key in vertices.field_keys()}
     pending = None
     if group.pending is not None:
@@ -1220,6 +1221,15 @@ def _subset(group: _Group, rows: torch.Tensor, area: float) -> _Group:
         group.node,
         pending,
     )
+
+
+def _renumbered(verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vertex ids that tiles `verts` [T, K] (-1 padded) use, in order, and the tiles' corners as
+    positions in that list (a subset of tiles with vertices of its own)."""
+    used, local = torch.unique(verts[verts >= 0], return_inverse=True)
+    renumbered = torch.full_like(verts, -1)
+    renumbered[verts >= 0] = local
+    return used, renumbered
 
 
 class GrowingIndex:

@@ -63,8 +63,8 @@ class Bound:
         return Bound(self.fn, _map_tensors(self.args, move), _map_tensors(self.kwargs, move), self.pick)
 
     def outline(self) -> tuple:
-        """The call with each constant tensor replaced by its shape and dtype: equal outlines differ
-        only in the values of their constants."""
+        """The call with each constant tensor replaced by its shape, dtype and device: equal outlines
+        differ only in the values of their constants."""
 
         def shape(t: torch.Tensor) -> tuple:
             return (tuple(t.shape), t.dtype, t.device)
