@@ -47,36 +47,37 @@ def cut(
     k = torch.arange(width, device=verts.device).expand(m, width)
     valid = k < count
     following = (k + 1) % count.clamp(min=1)
-    nxt = verts.gather(1, following)
-    s_next = signs.gather(1, following)
-    crossing = valid & (signs.to(torch.int16) * s_next.to(torch.int16) < 0)
+    # signs are -1, 0 or +1 (0 at padding): their int8 product is negative exactly across a crossing
+    crossing = valid & (signs * signs.gather(1, following) < 0)
 
     cross_id = torch.full_like(verts, -1)
-    if crossing.any():
-        a, b = verts[crossing], nxt[crossing]
-        va, vb = values[crossing], values.gather(1, following)[crossing]
+    # the crossing edges as flat positions: one index, read by `take`, instead of a mask per table
+    crossed_at = torch.nonzero(crossing.reshape(-1)).flatten()
+    if crossed_at.numel():
+        after = crossed_at - crossed_at % width + following.take(crossed_at)
+        a, b = verts.take(crossed_at), verts.take(after)
+        va, vb = values.take(crossed_at), values.take(after)
         swap = a > b
         lo, hi = torch.where(swap, b, a), torch.where(swap, a, b)
         v_lo, v_hi = torch.where(swap, vb, va), torch.where(swap, va, vb)
         span = vertices.n + 1
         key = lo * span + hi
-        if tag is not None:
-            key = key * (int(tag.max()) + 1) + tag[:, None].expand(m, width)[crossing]
+        row_tag = None if tag is None else tag.take(crossed_at // width)
+        if row_tag is not None:
+            key = key * (int(tag.max()) + 1) + row_tag
         _, which, first = _unique_first(key)
-        new = vertices.interpolate(lo[first], hi[first], v_lo[first] / (v_lo[first] - v_hi[first]))
+        v_lo, v_hi = v_lo.take(first), v_hi.take(first)
+        new = vertices.interpolate(lo.take(first), hi.take(first), v_lo / (v_lo - v_hi))
         if created is not None:
-            on_edge = labels[crossing][first]
-            row_tag = (
-                tag[:, None].expand(m, width)[crossing][first] if tag is not None else torch.zeros_like(new)
-            )
-            created.append((new, on_edge, row_tag))
-        cross_id[crossing] = new[which]
+            on_edge = labels.take(crossed_at.take(first))
+            created.append((new, on_edge, torch.zeros_like(new) if row_tag is None else row_tag.take(first)))
+        cross_id.view(-1).index_copy_(0, crossed_at, new.take(which))
 
     # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1)
     ids = torch.stack([verts, cross_id], dim=2).reshape(m, 2 * width)
     pieces = []
     for side in sides:
-        keep_corner = valid & (side * signs >= 0)
+        keep_corner = valid & (signs >= 0 if side > 0 else signs <= 0)
         # the edge leaving a kept point runs along the tile's edge k when the next point is kept too
         # (a crossing is always kept); otherwise points were dropped in between and it runs along
         # the cutting line

@@ -338,19 +338,18 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
         group.pending = _sign_pairs(tiles, table(), vertices.field(SCALE))
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-        verts = tiles.verts[picked]
-        values, signs = _unit_signs(table(), vertices.field(SCALE), verts, unit)
-        hit = crossed(signs)
-        picked, unit, verts, values, signs = picked[hit], unit[hit], verts[hit], values[hit], signs[hit]
+        values, signs = _unit_signs(table(), vertices.field(SCALE), take_rows(tiles.verts, picked), unit)
+        hit = torch.nonzero(crossed(signs)).flatten()
+        picked, unit = picked.take(hit), unit.take(hit)
         if picked.numel() == 0:
             return picked
-        width = int((verts >= 0).sum(dim=1).max())
+        width = int(tiles.count.take(picked).max())
         (pos, pos_labels), (neg, neg_labels) = cut(
             vertices,
-            verts[:, :width],
-            tiles.labels[picked][:, :width],
-            values[:, :width],
-            signs[:, :width],
+            take_rows(tiles.verts[:, :width], picked),
+            take_rows(tiles.labels[:, :width], picked),
+            take_rows(values[:, :width], hit),
+            take_rows(signs[:, :width], hit),
             stage.new_edge(group.node),
             tag=unit,
             created=stage.created,
@@ -423,16 +422,19 @@ def _cut_in_rounds(
     family_of_row = GrowingIndex(torch.arange(tiles.n, device=families.device))
     item_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=families.device)
     start = tiles.n
-    rounds = int(rank_of_pair.max()) + 1
-    for r in range(rounds):
-        chosen = rank_of_pair == r
+    # the pairs in round order, so that each round reads its own run of them
+    by_round = torch.argsort(rank_of_pair, stable=True)
+    per_round = torch.bincount(rank_of_pair).tolist()
+    rounds = len(per_round)
+    round_pairs = zip(families.take(by_round).split(per_round), items.take(by_round).split(per_round))
+    for r, (round_families, round_items) in enumerate(round_pairs):
         item_of_family.fill_(-1)
-        item_of_family[families[chosen]] = items[chosen]
-        item = item_of_family[family_of_row.values]
+        item_of_family.index_copy_(0, round_families, round_items)  # a family has one pair per round
+        item = item_of_family.take(family_of_row.values)
         picked = torch.nonzero(item >= 0).flatten()
-        parents = cut_round(stage, picked, item[picked])
+        parents = cut_round(stage, picked, item.take(picked))
         if parents.numel():
-            family_of_row.append(family_of_row.values[parents])
+            family_of_row.append(family_of_row.values.take(parents))
             limit(tiles)
         if r + 1 < rounds and tiles.n >= 2 * start and tiles.n - start >= STAGE_MIN_GROWTH:
             later = rank_of_pair > r
@@ -527,17 +529,23 @@ class _Stage:
         # only sides along an edge that received points can change
         received = torch.zeros(self.ends.shape[0] + 1, dtype=torch.bool, device=verts.device)
         received[support] = True
-        on_support = received[edge] & (edge > 0)
-        key_a = torch.zeros_like(verts)
-        key_b = torch.zeros_like(verts)
-        key_a[on_support] = position(verts[on_support], edge[on_support])
-        key_b[on_support] = position(nxt[on_support], edge[on_support])
-        lo, hi = torch.minimum(key_a, key_b), torch.maximum(key_a, key_b)
-        first = torch.searchsorted(point_key, lo, right=True)
-        last = torch.searchsorted(point_key, hi)
-        inserted = torch.where(on_support, (last - first).clamp(min=0), 0)
-        rows = torch.arange(tiles.n, device=verts.device)
-        _insert(tiles, rows, first, inserted, key_a <= key_b, points)
+        sides = torch.nonzero((received.take(edge) & (edge > 0)).reshape(-1)).flatten()
+        side_edge = edge.take(sides)
+        key_a, key_b = position(verts.take(sides), side_edge), position(nxt.take(sides), side_edge)
+        first_point = torch.searchsorted(point_key, torch.minimum(key_a, key_b), right=True)
+        last_point = torch.searchsorted(point_key, torch.maximum(key_a, key_b))
+        gains = torch.nonzero(last_point > first_point).flatten()
+        sides, first_point, last_point = sides.take(gains), first_point.take(gains), last_point.take(gains)
+        # only the tiles that gain points, each side in its slot
+        width = verts.shape[1]
+        rows, row_of_side = torch.unique(sides // width, return_inverse=True)
+        slot = row_of_side * width + sides % width
+        first = torch.zeros((rows.numel(), width), dtype=torch.long, device=verts.device)
+        inserted, forward = torch.zeros_like(first), torch.ones_like(first, dtype=torch.bool)
+        first.view(-1).index_copy_(0, slot, first_point)
+        inserted.view(-1).index_copy_(0, slot, last_point - first_point)
+        forward.view(-1).index_copy_(0, slot, (key_a <= key_b).take(gains))
+        _insert(tiles, rows, first, inserted, forward, points)
 
 
 def by_plane(part: Partition, planes: int) -> list[Partition]:
@@ -730,9 +738,12 @@ def _sign_pairs(
 def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.Tensor:
     """[V, ceil(units / 8)] bits: whether each unit is clear of zero on `side` at each vertex, built
     a chunk of vertices at a time (a [V, units] mask of a wide node would be gigabytes)."""
+    rows = max(1, PAIR_CHUNK_BYTES // max(1, table.shape[1] * table.element_size()))
+    # row slices and a comparison on the side: an indexed copy of a wide table, or its negation,
+    # costs several times the comparison itself
     parts = [
-        pack_bits(side * table[rows] > zero_tolerance(scale[rows])[:, None])
-        for rows in _row_chunks(table.shape[0], table.shape[1] * table.element_size(), table.device)
+        pack_bits(values > tol[:, None] if side > 0 else values < -tol[:, None])
+        for values, tol in zip(table.split(rows), zero_tolerance(scale).split(rows))
     ]
     return torch.cat(parts) if parts else torch.zeros((0, (table.shape[1] + 7) // 8), dtype=torch.uint8)
 
@@ -765,10 +776,11 @@ def _set_bits(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _unit_signs(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
     """Values [R, K] of each row's unit at its tile's corners, and their signs (0 at padding)."""
+    corner = verts >= 0
     ids = verts.clamp(min=0)
-    values = table.reshape(-1).take(ids * table.shape[1] + units[:, None])
-    signs = sign_of(values, scale.take(ids)) * (verts >= 0)
-    return torch.where(verts >= 0, values, 0.0), signs
+    values = table.take(ids * table.shape[1] + units[:, None])
+    signs = sign_of(values, scale.take(ids)) * corner
+    return torch.where(corner, values, 0.0), signs
 
 
 def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:
@@ -966,6 +978,18 @@ def _argmax_cells(tiles, vertices, scores, taps, scale, rows, windows, label) ->
     r_other, c_other = torch.nonzero(others, as_tuple=True)
     tiles.append(ids[r_other, c_other], labels[r_other, c_other], rows[r_other])
     return rows[r_other]
+
+
+def _pair_scales(z: torch.Tensor) -> torch.Tensor:
+    """[k, k] the largest |z_i - z_j| over all the vertices (each pair's tolerance), each pair once:
+    |z_i - z_j| and |z_j - z_i| are the same number."""
+    k = z.shape[1]
+    scales = z.new_zeros((k, k))
+    if z.shape[0] == 0:
+        return scales
+    for i in range(k - 1):
+        scales[i, i + 1 :] = scales[i + 1 :, i] = (z[:, i : i + 1] - z[:, i + 1 :]).abs().amax(dim=0)
+    return scales
 
 
 def _least_squares_gradients(gram: torch.Tensor, moments: torch.Tensor) -> torch.Tensor:
@@ -1272,19 +1296,21 @@ def argmax_cells(
         return argmax_cells(tiles, vertices, lambda: scores()[:, chosen], label)
     tol = zero_tolerance(z.abs().max())
     best = z.max(dim=1, keepdim=True).values
-    weak = z >= best - tol  # [V, k]
+    weak = pack_bits(z >= best - tol)  # [V, ceil(k / 8)]: a byte per eight classes, not a bool each
     verts = tiles.verts
-    corner_weak = take_rows(weak, verts.clamp(min=0)) | (verts < 0)[:, :, None]
-    whole = corner_weak.all(dim=1).any(dim=1)
-    rows = torch.nonzero(~whole).flatten()
+    filled = torch.where(verts >= 0, verts, verts[:, :1])
+    everywhere = take_rows(weak, filled[:, 0])
+    for c in range(1, verts.shape[1]):
+        everywhere &= take_rows(weak, filled[:, c])
+    rows = torch.nonzero(~(everywhere != 0).any(dim=1)).flatten()
     if rows.numel() == 0:
         return
     width = int(tiles.count[rows].max())
     base_verts, base_labels = tiles.verts[rows][:, :width], tiles.labels[rows][:, :width]
     cells = []
+    pair_scales = _pair_scales(z)
     for i in range(z.shape[1]):
-        # each pair's tolerance follows |z_i - z_j| over all the vertices: one pass per class
-        pair_scale = (z[:, i : i + 1] - z).abs().amax(dim=0) if z.shape[0] else z.new_zeros(z.shape[1])
+        pair_scale = pair_scales[i]
         cell_verts, cell_labels, parents = base_verts, base_labels, rows
         for j in range(z.shape[1]):
             if j == i or cell_verts.shape[0] == 0:

@@ -203,11 +203,10 @@ class TileStore:
 
     def replace(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
         self._widen(verts.shape[1])
-        width = verts.shape[1]
-        self._verts[rows] = -1
-        self._verts[rows, :width] = verts
-        self._labels[rows, :width] = labels
-        self._count[rows] = (verts >= 0).sum(dim=1)
+        pad = (0, self._verts.shape[1] - verts.shape[1])
+        self._verts.index_copy_(0, rows, torch.nn.functional.pad(verts, pad, value=-1))
+        self._labels.index_copy_(0, rows, torch.nn.functional.pad(labels, pad, value=-1))
+        self._count.index_copy_(0, rows, (verts >= 0).sum(dim=1))
 
     def relabel(self, verts: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> None:
         """New vertex ids or edge labels for every tile, in place (shaped like `verts`, `labels`;
@@ -221,7 +220,7 @@ class TileStore:
         """Add tiles; `parents` are the rows whose payload each new tile inherits."""
         self._widen(verts.shape[1])
         end = self.n + verts.shape[0]
-        payload = self.payload[parents]
+        payload = take_rows(self.payload, parents)
         self._verts = grow(self._verts, end, -1)
         self._labels = grow(self._labels, end, -1)
         self._count = grow(self._count, end)
