@@ -588,7 +588,7 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     stop = net.node_stop(group.node + 1)
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
-    chunk = max(1, PAIR_CHUNK_BYTES // max(1, vertices.row_bytes()))
+    chunk = _rows_per_chunk(vertices.row_bytes())
     sheet = vertices.field(SHEET) if SHEET in vertices.field_keys() else None
     pushed: dict = {}
     for i in range(0, vertices.n, chunk):
@@ -637,14 +637,9 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     scale = vertices.field(SCALE)
     above = _packed_signs(table, scale, 1)
     verts = tiles.verts
-    filled = torch.where(verts >= 0, verts, verts[:, :1])
     parts = []
     for rows in _row_chunks(tiles.n, 8 * above.shape[1], verts.device):
-        corners = filled[rows]
-        every = some = take_rows(above, corners[:, 0])
-        for c in range(1, corners.shape[1]):
-            at = take_rows(above, corners[:, c])
-            every, some = every & at, some | at
+        every, some = _fold_corners(above, verts[rows], torch.bitwise_and, torch.bitwise_or)
         tile, unit = _set_bits(some & ~every)
         ids = verts[rows][tile]
         values, _ = _unit_signs(table, scale, ids, unit)
@@ -730,15 +725,13 @@ def _sign_pairs(
     """(tile, unit) pairs whose zero line strictly separates two corners of the tile (`scale`: per vertex)."""
     # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
     above, below = _packed_signs(table, scale, 1), _packed_signs(table, scale, -1)
-    return _tile_bits(
-        tiles, lambda ids: take_rows(above, ids), lambda ids: take_rows(below, ids), table.shape[1]
-    )
+    return _tile_bits(tiles, above, below)
 
 
 def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.Tensor:
     """[V, ceil(units / 8)] bits: whether each unit is clear of zero on `side` at each vertex, built
     a chunk of vertices at a time (a [V, units] mask of a wide node would be gigabytes)."""
-    rows = max(1, PAIR_CHUNK_BYTES // max(1, table.shape[1] * table.element_size()))
+    rows = _rows_per_chunk(table.shape[1] * table.element_size())
     # row slices and a comparison on the side: an indexed copy of a wide table, or its negation,
     # costs several times the comparison itself
     parts = [
@@ -748,21 +741,30 @@ def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.
     return torch.cat(parts) if parts else torch.zeros((0, (table.shape[1] + 7) // 8), dtype=torch.uint8)
 
 
-def _tile_bits(tiles: TileStore, first: Callable, second: Callable, units: int):
-    """(tile, unit) pairs where some corner sets the unit's bit in `first` and some corner in `second`."""
+def _tile_bits(tiles: TileStore, first: torch.Tensor, second: torch.Tensor):
+    """(tile, unit) pairs where some corner sets the unit's bit in `first` and some corner in
+    `second` (packed bits [V, bytes])."""
     found_rows, found_units = [], []
     verts = tiles.verts
-    filled = torch.where(verts >= 0, verts, verts[:, :1])
-    for rows in _row_chunks(tiles.n, 8 * (units // 8 + 1), verts.device):
-        corners = filled[rows]
-        any_first, any_second = first(corners[:, 0]), second(corners[:, 0])
-        for c in range(1, corners.shape[1]):
-            any_first = any_first | first(corners[:, c])
-            any_second = any_second | second(corners[:, c])
+    for rows in _row_chunks(tiles.n, 8 * (first.shape[1] + 1), verts.device):
+        (any_first,) = _fold_corners(first, verts[rows], torch.bitwise_or)
+        (any_second,) = _fold_corners(second, verts[rows], torch.bitwise_or)
         tile, unit = _set_bits(any_first & any_second)
         found_rows.append(rows[tile])
         found_units.append(unit)
     return _by_row(torch.cat(found_rows), torch.cat(found_units))
+
+
+def _fold_corners(table: torch.Tensor, verts: torch.Tensor, *ops: Callable) -> list[torch.Tensor]:
+    """Each of `ops` (e.g. torch.bitwise_and) folded over the rows of `table` at each tile's corners
+    (`verts` [R, K], -1 padded: padding repeats a corner, which changes no fold): one read per corner."""
+    corners = torch.where(verts >= 0, verts, verts[:, :1])
+    at = take_rows(table, corners[:, 0])
+    folded = [at] * len(ops)
+    for c in range(1, corners.shape[1]):
+        at = take_rows(table, corners[:, c])
+        folded = [op(done, at) for op, done in zip(ops, folded)]
+    return folded
 
 
 def _set_bits(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -819,7 +821,7 @@ def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tenso
     per vertex; the zero rule's tie)."""
     ids = torch.arange(scores.shape[0], device=scores.device)
     weak = []
-    for rows in ids.split(max(1, PAIR_CHUNK_BYTES // (taps.numel() * scores.element_size() * 3))):
+    for rows in ids.split(_rows_per_chunk(taps.numel() * scores.element_size() * 3)):
         values = _window_values(
             scores, taps, rows[:, None].expand(-1, taps.shape[0]), _all_windows(taps, rows)
         )
@@ -830,12 +832,8 @@ def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tenso
     weak = torch.cat(weak)
     found_rows, found_windows = [], []
     verts = tiles.verts
-    filled = torch.where(verts >= 0, verts, verts[:, :1])
     for rows in _row_chunks(tiles.n, 8 * taps.shape[0], verts.device):
-        corners = filled[rows]
-        common = weak[corners[:, 0]]
-        for c in range(1, corners.shape[1]):
-            common = common & weak[corners[:, c]]
+        (common,) = _fold_corners(weak, verts[rows], torch.bitwise_and)
         tile, window = torch.nonzero(common == 0, as_tuple=True)
         found_rows.append(rows[tile])
         found_windows.append(window)
@@ -1175,9 +1173,12 @@ def _ranks(sorted_rows: torch.Tensor) -> torch.Tensor:
     return torch.arange(n, device=sorted_rows.device) - starts
 
 
+def _rows_per_chunk(bytes_per_row: int) -> int:
+    return max(1, PAIR_CHUNK_BYTES // max(1, bytes_per_row))
+
+
 def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
-    size = max(1, PAIR_CHUNK_BYTES // max(1, bytes_per_row))
-    return list(torch.arange(n, device=device).split(size)) if n else []
+    return list(torch.arange(n, device=device).split(_rows_per_chunk(bytes_per_row))) if n else []
 
 
 def polygon_areas(verts_xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
@@ -1297,11 +1298,7 @@ def argmax_cells(
     tol = zero_tolerance(z.abs().max())
     best = z.max(dim=1, keepdim=True).values
     weak = pack_bits(z >= best - tol)  # [V, ceil(k / 8)]: a byte per eight classes, not a bool each
-    verts = tiles.verts
-    filled = torch.where(verts >= 0, verts, verts[:, :1])
-    everywhere = take_rows(weak, filled[:, 0])
-    for c in range(1, verts.shape[1]):
-        everywhere &= take_rows(weak, filled[:, c])
+    (everywhere,) = _fold_corners(weak, tiles.verts, torch.bitwise_and)
     rows = torch.nonzero(~(everywhere != 0).any(dim=1)).flatten()
     if rows.numel() == 0:
         return
