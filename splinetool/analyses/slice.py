@@ -769,7 +769,12 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
     verts = part.verts
     valid = (verts >= 0).to(part.coords.dtype)
     corners = part.coords[verts.clamp(min=0)]
-    bits = unpack_bits(part.codes, sum(n.code_bits for n in net.pl_nodes))
+    total_bits = sum(n.code_bits for n in net.pl_nodes)
+
+    def bits(rows: torch.Tensor) -> torch.Tensor:
+        # a chunk at a time: a bool per unit is 2 KiB a tile for digits-resnet, hundreds of MiB a group
+        return unpack_bits(part.codes[rows], total_bits)
+
     mismatched = torch.zeros(verts.shape[0], dtype=torch.bool, device=verts.device)
     mean = (corners * valid[..., None]).sum(dim=1) / valid.sum(dim=1, keepdim=True)
     for rows in torch.arange(len(mean), device=verts.device).split(4096):
@@ -778,7 +783,7 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
     # in chunks: each of these tiles also sends its corners through the network
     differing = torch.nonzero(mismatched).flatten()
     for rows in differing.split(512) if differing.numel() else ():
-        mismatched[rows] = ~_read_near_a_boundary(net, origin, directions, mean[rows], part, rows, bits[rows])
+        mismatched[rows] = ~_read_near_a_boundary(net, origin, directions, mean[rows], part, rows, bits(rows))
     for _ in range(samples):
         # positive weights on every corner give a point strictly inside a convex polygon
         w = (
@@ -787,7 +792,7 @@ def _verify(net, origin, directions, part: Partition, samples: int, generator, c
         points = (corners * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True)
         for rows in torch.arange(len(points), device=verts.device).split(4096):
             x = plane_inputs(net, origin, directions, points[rows])
-            mismatched[rows] |= ~_on_the_tiles_sides(net, x, bits[rows])
+            mismatched[rows] |= ~_on_the_tiles_sides(net, x, bits(rows))
     checked["points"] += int((samples + 1) * verts.shape[0])
     checked["tiles_mismatched"] += int(mismatched.sum())
 

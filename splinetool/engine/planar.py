@@ -468,8 +468,9 @@ class _Stage:
         valid = verts >= 0
         n = int(verts.max()) + 1 if verts.numel() else 1
         edge_key = torch.minimum(verts, nxt) * n + torch.maximum(verts, nxt)
-        edges, support = torch.unique(edge_key[valid], return_inverse=True)
+        edges, support, tiles_on = torch.unique(edge_key[valid], return_inverse=True, return_counts=True)
         self.ends = torch.stack([edges // n, edges % n], dim=1)  # [supports, 2] vertex ids
+        self.tiles_on = torch.cat([tiles_on.new_zeros(1), tiles_on])  # by support: the tiles sharing it
         labels = tiles.labels.clone()
         labels[valid] = (support + 1) * self.span + labels[valid] + 1
         tiles.relabel(labels=labels)
@@ -518,18 +519,25 @@ class _Stage:
             lam = ((take_rows(coords, ids) - a) * d).sum(dim=-1) / (d * d).sum(dim=-1)
             return edge * (1 << 41) + torch.round(lam.clamp(0, 1) * resolution).long()
 
+        verts, labels = tiles.verts, tiles.labels
+        edge = torch.where(verts >= 0, labels // self.span, 0)
+        # only sides along an edge that some tile lacks a point of can change: a tile that has all
+        # of an edge's n points has n + 1 sides along it, and no tile has more
+        supports = self.tiles_on.numel()
+        points_on = torch.bincount(support, minlength=supports)
+        sides_on = torch.bincount(edge.reshape(-1), minlength=supports)
+        lacking = (sides_on < self.tiles_on * (points_on + 1)) & (points_on > 0)
+        sides = torch.nonzero((lacking.take(edge) & (edge > 0)).reshape(-1)).flatten()
+        if sides.numel() == 0:
+            return
+        on_lacking = torch.nonzero(lacking.take(support)).flatten()
+        points, support = points.take(on_lacking), support.take(on_lacking)
         point_key = position(points, support)
         order = torch.argsort(point_key)
-        point_key, points = point_key[order], points[order]
-        verts, labels = tiles.verts, tiles.labels
-        count = (verts >= 0).sum(dim=1, keepdim=True)
+        point_key, points = point_key.take(order), points.take(order)
+        count = tiles.count[:, None]
         slot_position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
         nxt = verts.gather(1, (slot_position + 1) % count.clamp(min=1))
-        edge = torch.where(verts >= 0, labels // self.span, 0)
-        # only sides along an edge that received points can change
-        received = torch.zeros(self.ends.shape[0] + 1, dtype=torch.bool, device=verts.device)
-        received[support] = True
-        sides = torch.nonzero((received.take(edge) & (edge > 0)).reshape(-1)).flatten()
         side_edge = edge.take(sides)
         key_a, key_b = position(verts.take(sides), side_edge), position(nxt.take(sides), side_edge)
         first_point = torch.searchsorted(point_key, torch.minimum(key_a, key_b), right=True)

@@ -21,6 +21,7 @@ from tests.zoo import (
     build,
     concurrent_lines_net,
     first_layer_net,
+    mlp,
     tangent_lines,
     tent_network,
 )
@@ -206,11 +207,8 @@ def edge_uses(verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.unique(edges, dim=0, return_counts=True)
 
 
-@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp", "clamps"])
-def test_tiles_share_their_vertices(name):
-    # a proper subdivision: no two vertices at one point, every inner edge used by exactly two tiles
-    net, plane = zoo_plane(name)
-    part = partition(net, plane.origin, plane.directions, plane.domain)
+def assert_proper_subdivision(part, plane) -> None:
+    """No two vertices at one point, every inner edge used by exactly two tiles (no T-junction)."""
     used = torch.unique(part.verts[part.verts >= 0])
     points = part.coords[used]
     extent = float(points.abs().max())
@@ -223,6 +221,33 @@ def test_tiles_share_their_vertices(name):
     half = float(plane.domain.abs().max())
     on_side = ((ends.abs() - half).abs() < 1e-9 * half).all(dim=1).any(dim=1)
     assert bool(on_side.all())
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp", "clamps"])
+def test_tiles_share_their_vertices(name):
+    net, plane = zoo_plane(name)
+    assert_proper_subdivision(partition(net, plane.origin, plane.directions, plane.domain), plane)
+
+
+def test_a_stage_inserts_the_points_its_neighbours_made_on_a_common_edge(monkeypatch):
+    # a stage ends before every tile has reached every unit, so a tile may lack a point that its
+    # neighbour made on their common edge; the stage's end inserts it (searching only along edges
+    # that some tile lacks a point of), or the tiles would meet in T-junctions
+    inserted = []
+    conform = planar._Stage._conform
+
+    def counted(stage, points, support):
+        corners = int(stage.tiles.count.sum())
+        conform(stage, points, support)
+        inserted.append(int(stage.tiles.count.sum()) - corners)
+
+    monkeypatch.setattr(planar._Stage, "_conform", counted)
+    torch.manual_seed(0)
+    net = lower(mlp((2, 32, 32, 1)), (2,)).to(dtype=F64)
+    plane = input_plane(2, (-1, 1, -1, 1))
+    part = partition(net, plane.origin, plane.directions, plane.domain)
+    assert sum(inserted) > 0
+    assert_proper_subdivision(part, plane)
 
 
 @pytest.mark.parametrize("name", ["convnet", "resnet"])
