@@ -49,11 +49,9 @@ class PLNet:
         self._last_use = _last_uses(steps, output_index)
         constants = [t for s in steps for t in s.call.constants() if t.is_floating_point()]
         self.dtype = dtype or (constants[0].dtype if constants else torch.float32)
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else (constants[0].device if constants else torch.device("cpu"))
-        )
+        # where the constants are, as tensors name it ("cuda" is cuda:0), so that two copies of one
+        # network moved to "cuda" and "cuda:0" are one graph
+        self.device = constants[0].device if constants else torch.device("cpu" if device is None else device)
 
     @classmethod
     def from_steps(cls, steps: list[Step], output_index: int, input_shape: tuple[int, ...]) -> PLNet:

@@ -147,6 +147,9 @@ def test_checkpoints_of_one_architecture_share_a_graph(name):
     first, second = (lower(*build(name, seed)) for seed in (0, 1))
     assert same_graph(first, second)
     assert not same_graph(first, second.to(dtype=torch.float64))
+    # a device named with and without its index is one device (as "cuda" and "cuda:0" are)
+    assert first.to("cpu:0").device == second.device
+    assert same_graph(first.to("cpu:0"), second)
 
 
 def test_other_widths_activations_or_input_shapes_are_other_graphs():
