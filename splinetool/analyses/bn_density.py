@@ -56,7 +56,7 @@ from splinetool.analyses.plane import Plane
 from splinetool.data.loading import Dataset
 from splinetool.engine.jacobian import jacobians
 from splinetool.engine.memory import MEMORY_BUDGET
-from splinetool.engine.planar import partition
+from splinetool.engine.planar import next_corners, partition
 from splinetool.engine.store import check_memory
 from splinetool.errors import UsageError
 from splinetool.frontends.families import FAMILIES, build
@@ -385,9 +385,7 @@ def boundary_segments(net: PLNet, plane: Plane, max_regions: int | None) -> tupl
         max_regions,
     )
     verts, labels = part.verts, part.labels
-    count = (verts >= 0).sum(dim=1, keepdim=True)
-    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-    following = verts.gather(1, (position + 1) % count.clamp(min=1))
+    following = next_corners(verts)
     drawn = (verts >= 0) & (labels >= 0)
     coords = part.coords.to(torch.float64)
     segments = torch.stack([coords[verts[drawn]], coords[following[drawn]]], dim=1)

@@ -462,9 +462,7 @@ class _Stage:
         self.span = nodes + 2
         self.created: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         verts = tiles.verts
-        count = (verts >= 0).sum(dim=1, keepdim=True)
-        position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-        nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+        nxt = next_corners(verts)
         valid = verts >= 0
         n = int(verts.max()) + 1 if verts.numel() else 1
         edge_key = torch.minimum(verts, nxt) * n + torch.maximum(verts, nxt)
@@ -527,7 +525,8 @@ class _Stage:
         points_on = torch.bincount(support, minlength=supports)
         sides_on = torch.bincount(edge.reshape(-1), minlength=supports)
         lacking = (sides_on < self.tiles_on * (points_on + 1)) & (points_on > 0)
-        sides = torch.nonzero((lacking.take(edge) & (edge > 0)).reshape(-1)).flatten()
+        # support 0 (padding, edges drawn in the stage) has no tiles on it, so it never lacks
+        sides = torch.nonzero(lacking.take(edge).reshape(-1)).flatten()
         if sides.numel() == 0:
             return
         on_lacking = torch.nonzero(lacking.take(support)).flatten()
@@ -535,11 +534,9 @@ class _Stage:
         point_key = position(points, support)
         order = torch.argsort(point_key)
         point_key, points = point_key.take(order), points.take(order)
-        count = tiles.count[:, None]
-        slot_position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-        nxt = verts.gather(1, (slot_position + 1) % count.clamp(min=1))
         side_edge = edge.take(sides)
-        key_a, key_b = position(verts.take(sides), side_edge), position(nxt.take(sides), side_edge)
+        key_a = position(verts.take(sides), side_edge)
+        key_b = position(next_corners(verts).take(sides), side_edge)
         first_point = torch.searchsorted(point_key, torch.minimum(key_a, key_b), right=True)
         last_point = torch.searchsorted(point_key, torch.maximum(key_a, key_b))
         gains = torch.nonzero(last_point > first_point).flatten()
@@ -1068,9 +1065,7 @@ def _barycentric(verts, coords, count, point):
 def _pair_edges(tiles: TileStore, rows: torch.Tensor, items: torch.Tensor):
     """Every edge of each pair's tile, as (lo, hi, item), each edge and item once."""
     verts = tiles.verts[rows]
-    count = (verts >= 0).sum(dim=1, keepdim=True)
-    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-    nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+    nxt = next_corners(verts)
     slot = verts >= 0
     a, b = verts[slot], nxt[slot]
     item = items[:, None].expand_as(verts)[slot]
@@ -1106,9 +1101,7 @@ def _split_edges(tiles, vertices, lo, hi, lam, on_edge, key, rows, created: list
     created.append((new_ids, on_edge[order][keep], key[order][keep]))
 
     verts = tiles.verts[rows]
-    count = (verts >= 0).sum(dim=1, keepdim=True)
-    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-    nxt = verts.gather(1, (position + 1) % count.clamp(min=1))
+    nxt = next_corners(verts)
     slot_key = torch.minimum(verts, nxt) * span + torch.maximum(verts, nxt)
     first = torch.searchsorted(edge_key, slot_key)
     last = torch.searchsorted(edge_key, slot_key, right=True)
@@ -1187,6 +1180,14 @@ def _rows_per_chunk(bytes_per_row: int) -> int:
 
 def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
     return list(torch.arange(n, device=device).split(_rows_per_chunk(bytes_per_row))) if n else []
+
+
+def next_corners(verts: torch.Tensor) -> torch.Tensor:
+    """[T, K] the corner after each corner of each tile (`verts` [T, K], -1 padded): the other end of
+    the edge leaving it. Padding slots hold some corner of their tile (or -1 in an empty row)."""
+    count = (verts >= 0).sum(dim=1, keepdim=True)
+    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
+    return verts.gather(1, (position + 1) % count.clamp(min=1))
 
 
 def polygon_areas(verts_xy: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
