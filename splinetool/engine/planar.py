@@ -20,7 +20,8 @@ tiles on the plane through three digits; figures in bench/README.md):
   the end of the stage such vertices become one, and every point created on a starting edge is
   inserted into each tile whose side runs over it. So no two vertices of a group sit at one point
   and the tiles form a proper planar subdivision. (Splitting every edge up front instead gave the
-  domain tile of that first node 1,614 corners, and every piece a row that wide.)
+  domain tile of that first node 1,614 corners, and every piece a row that wide.) The other copies
+  stay unused until the node ends, when only the vertices some tile uses are pushed on.
 - Arg-max nodes (max-pool) are cut window by window in the same rounds. A window's cells on a tile
   are the convex hulls of the tile's corners where a candidate wins (the envelope's breakpoints on
   the tile's edges are inserted first, shared like above) and of the interior points where three
@@ -338,18 +339,20 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
         group.pending = _sign_pairs(tiles, table(), vertices.field(SCALE))
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-        values, signs = _unit_signs(table(), vertices.field(SCALE), take_rows(tiles.verts, picked), unit)
+        # the store is as wide as its widest tile ever; these rows need only their own corners
+        width = int(tiles.count.take(picked).max()) if picked.numel() else 1
+        verts = take_rows(tiles.verts[:, :width], picked)
+        values, signs = _unit_signs(table(), vertices.field(SCALE), verts, unit)
         hit = torch.nonzero(crossed(signs)).flatten()
         picked, unit = picked.take(hit), unit.take(hit)
         if picked.numel() == 0:
             return picked
-        width = int(tiles.count.take(picked).max())
         (pos, pos_labels), (neg, neg_labels) = cut(
             vertices,
-            take_rows(tiles.verts[:, :width], picked),
+            take_rows(verts, hit),
             take_rows(tiles.labels[:, :width], picked),
-            take_rows(values[:, :width], hit),
-            take_rows(signs[:, :width], hit),
+            take_rows(values, hit),
+            take_rows(signs, hit),
             stage.new_edge(group.node),
             tag=unit,
             created=stage.created,
@@ -417,7 +420,7 @@ def _cut_in_rounds(
     families, items = group.pending
     if families.numel() == 0:
         return _node_done(group)
-    stage = _Stage(tiles, group.vertices, len(net.pl_nodes))
+    stage = _Stage(tiles, group.vertices, len(net.pl_nodes), torch.unique_consecutive(families))
     rank_of_pair = _ranks(families)
     family_of_row = GrowingIndex(torch.arange(tiles.n, device=families.device))
     item_of_family = torch.full((tiles.n,), -1, dtype=torch.long, device=families.device)
@@ -454,32 +457,38 @@ class _Stage:
     lies on, 0 for edges drawn in the stage. Every created vertex records (support, key), where key
     names the crossing (unit, or window and candidate pair); at the end of the stage, vertices with
     the same record are one point, and every tile uses the first of them.
+
+    A stage works on the families' rows and the pieces cut from them, not on every tile of the
+    group: a unit that crosses a common edge of two tiles strictly separates corners of both, so
+    every point a stage makes lies on tiles that have items of their own to cut.
     """
 
-    def __init__(self, tiles: TileStore, vertices: VertexStore, nodes: int):
+    def __init__(self, tiles: TileStore, vertices: VertexStore, nodes: int, rows: torch.Tensor):
         self.tiles = tiles
         self.vertices = vertices
         self.span = nodes + 2
         self.created: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        verts = tiles.verts
+        self.rows, self.start = rows, tiles.n
+        verts = tiles.verts[rows]
         nxt = next_corners(verts)
         valid = verts >= 0
-        n = int(verts.max()) + 1 if verts.numel() else 1
+        n = vertices.n
         edge_key = torch.minimum(verts, nxt) * n + torch.maximum(verts, nxt)
         edges, support, tiles_on = torch.unique(edge_key[valid], return_inverse=True, return_counts=True)
         self.ends = torch.stack([edges // n, edges % n], dim=1)  # [supports, 2] vertex ids
-        self.tiles_on = torch.cat([tiles_on.new_zeros(1), tiles_on])  # by support: the tiles sharing it
-        labels = tiles.labels.clone()
+        self.tiles_on = torch.cat([tiles_on.new_zeros(1), tiles_on])  # by support: the stage's tiles on it
+        labels = tiles.labels[rows]
         labels[valid] = (support + 1) * self.span + labels[valid] + 1
-        tiles.relabel(labels=labels)
+        tiles.relabel(rows, labels=labels)
 
     def new_edge(self, label: int) -> int:
         return label + 1
 
     def close(self) -> None:
         tiles = self.tiles
-        valid = tiles.verts >= 0
-        verts = tiles.verts.clone()
+        rows = torch.cat([self.rows, torch.arange(self.start, tiles.n, device=self.rows.device)])
+        verts = tiles.verts[rows]
+        valid = verts >= 0
         points = torch.zeros(0, dtype=torch.long, device=verts.device)
         if self.created:
             ids = torch.cat([c[0] for c in self.created])
@@ -492,20 +501,20 @@ class _Stage:
                 unique, which = torch.unique(record, return_inverse=True)
                 first = torch.full((unique.numel(),), ids.numel(), dtype=torch.long, device=ids.device)
                 first.scatter_reduce_(0, which, torch.arange(ids.numel(), device=ids.device), reduce="amin")
-                to = torch.arange(int(verts.max()) + 1, device=ids.device)
+                to = torch.arange(self.vertices.n, device=ids.device)
                 to[ids] = ids[first[which]]
                 verts = torch.where(valid, to.take(verts.clamp(min=0)), -1)
+                tiles.relabel(rows, verts=verts)
                 points, support = ids[first], support[first]
-        tiles.relabel(verts=verts)
         if points.numel():
-            self._conform(points, support)
-        labels = tiles.labels
-        tiles.relabel(labels=torch.where(tiles.verts >= 0, labels % self.span - 1, labels))
+            self._conform(rows, verts, points, support)
+        labels = tiles.labels[rows]
+        tiles.relabel(rows, labels=torch.where(tiles.verts[rows] >= 0, labels % self.span - 1, labels))
 
-    def _conform(self, points: torch.Tensor, support: torch.Tensor) -> None:
-        """Insert every point created on a stage's starting edge into each tile whose side along
-        that edge passes over it: a family that stopped before reaching a unit left its neighbour's
-        crossing out of its own side."""
+    def _conform(self, rows: torch.Tensor, verts: torch.Tensor, points: torch.Tensor, support: torch.Tensor):
+        """Insert every point created on a stage's starting edge into each of the stage's tiles
+        (`rows`, corners `verts`) whose side along that edge passes over it: a family that stopped
+        before reaching a unit left its neighbour's crossing out of its own side."""
         tiles = self.tiles
         coords = self.vertices.coords
         resolution = 2.0**40
@@ -517,7 +526,7 @@ class _Stage:
             lam = ((take_rows(coords, ids) - a) * d).sum(dim=-1) / (d * d).sum(dim=-1)
             return edge * (1 << 41) + torch.round(lam.clamp(0, 1) * resolution).long()
 
-        verts, labels = tiles.verts, tiles.labels
+        labels = tiles.labels[rows]
         edge = torch.where(verts >= 0, labels // self.span, 0)
         # only sides along an edge that some tile lacks a point of can change: a tile that has all
         # of an edge's n points has n + 1 sides along it, and no tile has more
@@ -543,14 +552,14 @@ class _Stage:
         sides, first_point, last_point = sides.take(gains), first_point.take(gains), last_point.take(gains)
         # only the tiles that gain points, each side in its slot
         width = verts.shape[1]
-        rows, row_of_side = torch.unique(sides // width, return_inverse=True)
+        gaining, row_of_side = torch.unique(sides // width, return_inverse=True)
         slot = row_of_side * width + sides % width
-        first = torch.zeros((rows.numel(), width), dtype=torch.long, device=verts.device)
+        first = torch.zeros((gaining.numel(), width), dtype=torch.long, device=verts.device)
         inserted, forward = torch.zeros_like(first), torch.ones_like(first, dtype=torch.bool)
         first.view(-1).index_copy_(0, slot, first_point)
         inserted.view(-1).index_copy_(0, slot, last_point - first_point)
         forward.view(-1).index_copy_(0, slot, (key_a <= key_b).take(gains))
-        _insert(tiles, rows, first, inserted, forward, points)
+        _insert(tiles, rows.take(gaining), first, inserted, forward, points)
 
 
 def by_plane(part: Partition, planes: int) -> list[Partition]:
@@ -588,17 +597,22 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     if codes:
         tiles.extend_payload(node.pl.implementation(CODES, default=_mean_codes)(net, group))
     vertices.drop_field(("units", group.node))
-    below = node_scale(vertices.field(pre_key), vertices.field(BELOW))
+    # only the vertices some tile uses go on: the copies merged at the stages' ends (a sixth to a
+    # quarter of the vertices) would otherwise be pushed through every later layer
+    used, renumbered = _renumbered(tiles.verts, vertices.n)
+    tiles.relabel(torch.arange(tiles.n, device=used.device), verts=renumbered)
+    below = node_scale(vertices.field(pre_key), vertices.field(BELOW)).take(used)
     vertices.drop_field(SCALE)
     stop = net.node_stop(group.node + 1)
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
     chunk = _rows_per_chunk(vertices.row_bytes())
-    sheet = vertices.field(SHEET) if SHEET in vertices.field_keys() else None
+    sheet = vertices.field(SHEET).take(used) if SHEET in vertices.field_keys() else None
     pushed: dict = {}
-    for i in range(0, vertices.n, chunk):
+    for i in range(0, used.numel(), chunk):
+        rows = used[i : i + chunk]
         part = run_steps(
-            {k: v[i : i + chunk] for k, v in fields.items()},
+            {k: take_rows(v, rows) for k, v in fields.items()},
             None if sheet is None else sheet[i : i + chunk],
             node.step,
             stop,
@@ -606,7 +620,9 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
         for key, values in part.items():
             # written in place, with room for the next node's vertices (no concatenation, no regrowth)
             pushed.setdefault(key, vertices.empty_field(values))[i : i + values.shape[0]] = values
-    vertices.set_fields(pushed or fields)
+    vertices.restart(
+        take_rows(vertices.coords, used), pushed or {k: take_rows(v, used) for k, v in fields.items()}
+    )
     vertices.add_field(BELOW, below)
     if sheet is not None:
         vertices.add_field(SHEET, sheet)
@@ -1257,13 +1273,15 @@ def _subset(group: _Group, rows: torch.Tensor, area: float) -> _Group:
     )
 
 
-def _renumbered(verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The vertex ids that tiles `verts` [T, K] (-1 padded) use, in order, and the tiles' corners as
-    positions in that list (a subset of tiles with vertices of its own)."""
-    used, local = torch.unique(verts[verts >= 0], return_inverse=True)
-    renumbered = torch.full_like(verts, -1)
-    renumbered[verts >= 0] = local
-    return used, renumbered
+def _renumbered(verts: torch.Tensor, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vertex ids (of `n`, default: up to the largest) that tiles `verts` [T, K] (-1 padded) use,
+    in order, and the tiles' corners as positions in that list."""
+    valid = verts >= 0
+    n = (int(verts.max()) + 1 if verts.numel() else 0) if n is None else n
+    held = torch.zeros(n, dtype=torch.bool, device=verts.device)
+    held[verts[valid]] = True
+    position = torch.cumsum(held, dim=0) - 1
+    return torch.nonzero(held).flatten(), torch.where(valid, position.take(verts.clamp(min=0)), -1)
 
 
 class GrowingIndex:

@@ -78,9 +78,10 @@ class VertexStore:
     def field_keys(self) -> list[object]:
         return list(self._fields)
 
-    def set_fields(self, fields: dict[object, torch.Tensor]) -> None:
-        """Replace every field (e.g. after pushing all vertices through the next layers)."""
-        self._fields = dict(fields)
+    def restart(self, coords: torch.Tensor, fields: dict[object, torch.Tensor]) -> None:
+        """Hold these vertices instead (e.g. after pushing those still in use through the next
+        layers); rows of `fields` past the coordinates' are room to grow."""
+        self._coords, self._fields, self.n = coords, dict(fields), coords.shape[0]
 
     def empty_field(self, like: torch.Tensor) -> torch.Tensor:
         """Storage for a field shaped like `like` per row, as many rows as the coordinates have room
@@ -208,13 +209,15 @@ class TileStore:
         self._labels.index_copy_(0, rows, torch.nn.functional.pad(labels, pad, value=-1))
         self._count.index_copy_(0, rows, (verts >= 0).sum(dim=1))
 
-    def relabel(self, verts: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> None:
-        """New vertex ids or edge labels for every tile, in place (shaped like `verts`, `labels`;
-        the corners stay where they are)."""
+    def relabel(
+        self, rows: torch.Tensor, verts: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ):
+        """New vertex ids or edge labels for the tiles `rows`, in place (shaped like their `verts`,
+        `labels`; the corners stay where they are)."""
         if verts is not None:
-            self._verts[: self.n] = verts
+            self._verts.index_copy_(0, rows, verts)
         if labels is not None:
-            self._labels[: self.n] = labels
+            self._labels.index_copy_(0, rows, labels)
 
     def append(self, verts: torch.Tensor, labels: torch.Tensor, parents: torch.Tensor) -> None:
         """Add tiles; `parents` are the rows whose payload each new tile inherits."""

@@ -236,9 +236,9 @@ def test_a_stage_inserts_the_points_its_neighbours_made_on_a_common_edge(monkeyp
     inserted = []
     conform = planar._Stage._conform
 
-    def counted(stage, points, support):
+    def counted(stage, *args):
         corners = int(stage.tiles.count.sum())
-        conform(stage, points, support)
+        conform(stage, *args)
         inserted.append(int(stage.tiles.count.sum()) - corners)
 
     monkeypatch.setattr(planar._Stage, "_conform", counted)
@@ -248,6 +248,47 @@ def test_a_stage_inserts_the_points_its_neighbours_made_on_a_common_edge(monkeyp
     part = partition(net, plane.origin, plane.directions, plane.domain)
     assert sum(inserted) > 0
     assert_proper_subdivision(part, plane)
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet", "mlp"])
+def test_a_finished_slice_holds_only_the_vertices_its_tiles_use(name):
+    # two families that cut a common edge each make its point, and a stage's end keeps one: the
+    # other copy must not be pushed through the later layers, nor handed out with the tiles
+    net, plane = zoo_plane(name)
+    part = partition(net, plane.origin, plane.directions, plane.domain)
+    used = torch.unique(part.verts[part.verts >= 0])
+    assert torch.equal(used, torch.arange(part.coords.shape[0]))
+    assert part.outputs.shape[0] == part.coords.shape[0]
+    assert_proper_subdivision(part, plane)
+
+
+def test_a_stage_works_on_the_tiles_its_units_cross_and_leaves_the_others_as_they_were(monkeypatch):
+    # a unit that crosses a common edge of two tiles crosses both, so every point a stage makes
+    # lands on tiles that have units to cut: the others are neither relabelled nor searched
+    untouched = []
+    start, close = planar._Stage.__init__, planar._Stage.close
+
+    def opened(stage, tiles, vertices, nodes, rows):
+        others = torch.ones(tiles.n, dtype=torch.bool)
+        others[rows] = False
+        stage.others = torch.nonzero(others).flatten()
+        stage.before = tiles.verts[stage.others].clone(), tiles.labels[stage.others].clone()
+        start(stage, tiles, vertices, nodes, rows)
+
+    def closed(stage):
+        close(stage)
+        verts, labels = stage.before
+        untouched.append(stage.others.numel())
+        assert torch.equal(stage.tiles.verts[stage.others, : verts.shape[1]], verts)
+        assert torch.equal(stage.tiles.labels[stage.others, : labels.shape[1]], labels)
+
+    monkeypatch.setattr(planar._Stage, "__init__", opened)
+    monkeypatch.setattr(planar._Stage, "close", closed)
+    torch.manual_seed(0)
+    net = lower(mlp((2, 32, 32, 1)), (2,)).to(dtype=F64)
+    plane = input_plane(2, (-1, 1, -1, 1))
+    assert_proper_subdivision(partition(net, plane.origin, plane.directions, plane.domain), plane)
+    assert sum(untouched) > 0
 
 
 @pytest.mark.parametrize("name", ["convnet", "resnet"])
