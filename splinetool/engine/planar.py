@@ -599,6 +599,7 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     vertices.drop_field(("units", group.node))
     # only the vertices some tile uses go on: the copies merged at the stages' ends (a sixth to a
     # quarter of the vertices) would otherwise be pushed through every later layer
+    tiles.narrow()
     used, renumbered = _renumbered(tiles.verts, vertices.n)
     tiles.relabel(torch.arange(tiles.n, device=used.device), verts=renumbered)
     below = node_scale(vertices.field(pre_key), vertices.field(BELOW)).take(used)

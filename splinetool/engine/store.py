@@ -219,6 +219,14 @@ class TileStore:
         if labels is not None:
             self._labels.index_copy_(0, rows, labels)
 
+    def narrow(self) -> None:
+        """Drop the padding columns past the most corners any tile has now: the store widens to its
+        widest tile ever, and every read of a whole row pays for the columns."""
+        width = max(1, int(self.count.max())) if self.n else 1
+        if width < self._verts.shape[1]:
+            self._verts = self._verts[:, :width].contiguous()
+            self._labels = self._labels[:, :width].contiguous()
+
     def append(self, verts: torch.Tensor, labels: torch.Tensor, parents: torch.Tensor) -> None:
         """Add tiles; `parents` are the rows whose payload each new tile inherits."""
         self._widen(verts.shape[1])

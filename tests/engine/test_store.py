@@ -80,6 +80,22 @@ def test_tiles_append_inherit_their_parents_payload_and_keep_trims():
     assert tiles.payload[:, 0].tolist() == [9, 7]
 
 
+def test_tiles_narrow_to_the_most_corners_a_tile_has_now_and_relabel_rows_in_place():
+    verts = torch.tensor([[0, 1, 2, 3, 4, 5], [2, 3, 4, -1, -1, -1]])
+    tiles = TileStore(verts, torch.where(verts >= 0, verts + 10, -1))
+    tiles.replace(torch.tensor([0]), torch.tensor([[0, 1, 2, 3]]), torch.tensor([[10, 11, 12, 13]]))
+    assert tiles.verts.shape == (2, 6)  # the widest tile so far
+    tiles.narrow()
+    assert tiles.verts.tolist() == [[0, 1, 2, 3], [2, 3, 4, -1]]
+    tiles.relabel(
+        torch.tensor([1]), verts=torch.tensor([[7, 8, 9, -1]]), labels=torch.tensor([[1, 2, 3, -1]])
+    )
+    assert tiles.verts.tolist() == [[0, 1, 2, 3], [7, 8, 9, -1]]
+    assert tiles.labels.tolist() == [[10, 11, 12, 13], [1, 2, 3, -1]]
+    tiles.append(torch.tensor([[6, 7, 8, 9, 10]]), torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([1]))
+    assert tiles.verts.shape == (3, 5) and tiles.count.tolist() == [4, 3, 5]
+
+
 def test_check_memory_names_the_work_and_the_advice(monkeypatch):
     monkeypatch.setattr(memory, "host_available", lambda proc: 4 * GIB)
     monkeypatch.setattr(memory, "cgroup_left", lambda proc: None)
