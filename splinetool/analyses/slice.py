@@ -29,6 +29,7 @@ from splinetool.engine.planar import (
     argmax_cells,
     by_plane,
     corner_means,
+    next_corners,
     plane_inputs,
     ragged_areas,
 )
@@ -692,9 +693,7 @@ def decision_boundary(
         none = np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64)
         return *none, (*none, np.zeros(0, dtype=np.int64))
     tile_plane = vertices.field("plane").take(verts[:, 0]).round().long()
-    count = (verts >= 0).sum(dim=1, keepdim=True)
-    position = torch.arange(verts.shape[1], device=verts.device).expand_as(verts)
-    following = verts.gather(1, (position + 1) % count.clamp(min=1))
+    following = next_corners(verts)
     coords = vertices.coords
     inside = (labels >= 0) & (labels // k < labels % k) & (verts >= 0)
     rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)

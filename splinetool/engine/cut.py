@@ -14,7 +14,7 @@ import torch
 from splinetool.engine.store import VertexStore
 from splinetool.ir.pl import RELATIVE_TOL, sign_of, zero_tolerance
 
-__all__ = ["RELATIVE_TOL", "crossed", "cut", "sign_of", "zero_tolerance"]
+__all__ = ["RELATIVE_TOL", "crossed", "cut", "sign_of", "unique_first", "zero_tolerance"]
 
 
 def crossed(signs: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ def cut(
         row_tag = None if tag is None else tag.take(crossed_at // width)
         if row_tag is not None:
             key = key * (int(tag.max()) + 1) + row_tag
-        _, which, first = _unique_first(key)
+        _, which, first = unique_first(key)
         v_lo, v_hi = v_lo.take(first), v_hi.take(first)
         new = vertices.interpolate(lo.take(first), hi.take(first), v_lo / (v_lo - v_hi))
         if created is not None:
@@ -99,7 +99,7 @@ def cut(
     return pieces
 
 
-def _unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Unique keys, the index of each element's key, and the first element holding each key."""
     unique, which = torch.unique(key, return_inverse=True)
     first = torch.full((unique.shape[0],), key.shape[0], dtype=torch.long, device=key.device)

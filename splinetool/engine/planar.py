@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from splinetool.engine.cut import crossed, cut, sign_of, zero_tolerance
+from splinetool.engine.cut import crossed, cut, sign_of, unique_first, zero_tolerance
 from splinetool.engine.store import TileStore, VertexStore, available_memory, grow, take_rows
 from splinetool.errors import UsageError
 from splinetool.ir import PLNet
@@ -498,9 +498,7 @@ class _Stage:
             ids, support, key = ids[shared], support[shared], key[shared]
             if ids.numel():
                 record = support * (int(key.max()) + 1) + key
-                unique, which = torch.unique(record, return_inverse=True)
-                first = torch.full((unique.numel(),), ids.numel(), dtype=torch.long, device=ids.device)
-                first.scatter_reduce_(0, which, torch.arange(ids.numel(), device=ids.device), reduce="amin")
+                _, which, first = unique_first(record)
                 to = torch.arange(self.vertices.n, device=ids.device)
                 to[ids] = ids[first[which]]
                 verts = torch.where(valid, to.take(verts.clamp(min=0)), -1)
@@ -1091,9 +1089,7 @@ def _pair_edges(tiles: TileStore, rows: torch.Tensor, items: torch.Tensor):
     if lo.numel() == 0:
         return lo, hi, item, label
     span, n_items = int(hi.max()) + 1, int(item.max()) + 1
-    key, which = torch.unique((lo * span + hi) * n_items + item, return_inverse=True)
-    first = torch.full((key.numel(),), label.numel(), dtype=torch.long, device=key.device)
-    first.scatter_reduce_(0, which, torch.arange(label.numel(), device=key.device), reduce="amin")
+    key, _, first = unique_first((lo * span + hi) * n_items + item)
     edge, item = key // n_items, key % n_items
     return edge // span, edge % span, item, label[first]
 
