@@ -665,6 +665,9 @@ def _ragged(verts: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, np.
     return verts[verts >= 0], offsets
 
 
+TIE = 1e-8  # scores this close (relative to the largest) may tie along an edge
+
+
 def decision_boundary(
     part: Partition,
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -711,26 +714,38 @@ def decision_boundary(
 
 def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     """Tile edges where the cells on the two sides have different classes ([E, 2, 2], and the row of
-    one of the two cells), and the edges seen from one side only ([L, 2, 2] ends, class, row)."""
+    one of the two cells), and the edges seen from one side only ([L, 2, 2] ends, class, row).
+
+    The outputs are continuous, so where the class changes across an edge the two classes tie along
+    it, at both of its ends: only edges whose ends both tie at the top are matched, a few of the
+    hundreds of thousands of tile edges."""
+    top = scores.topk(2, dim=1).values if scores.shape[1] > 1 else scores.expand(-1, 2)
+    # the ends' scores come from different batches of the network's layers: a loose tolerance
+    tied = top[:, 0] - top[:, 1] <= TIE * float(scores.abs().max())
     valid = verts >= 0
-    cell_scores = corner_means(verts, scores)
-    cell_class = cell_scores.argmax(dim=1)  # at the cell's vertex mean, strictly inside it
-    on_tile_edge = valid & (labels < 0)
+    on_tile_edge = valid & (labels < 0) & tied.take(verts.clamp(min=0)) & tied.take(following.clamp(min=0))
     rows = torch.arange(verts.shape[0], device=verts.device)[:, None].expand_as(verts)[on_tile_edge]
     a, b = verts[on_tile_edge], following[on_tile_edge]
     lo, hi = _ordered_ends(take_rows(coords, a), take_rows(coords, b))
+    # each cell's class at its vertex mean, strictly inside it; only the cells along those edges
+    cells, cell_of = torch.unique(rows, return_inverse=True)
+    cell_class = corner_means(verts[cells], scores).argmax(dim=1).take(cell_of)
     # tiles of a group share their vertices: an edge seen from both sides has the same two ids
     span = int(verts.max()) + 1
     key = torch.minimum(a, b) * span + torch.maximum(a, b)
     _, group, sizes = torch.unique(key, return_inverse=True, return_counts=True)
     shared = sizes[group] == 2
     order = torch.argsort(group[shared], stable=True)
-    first, second = rows[shared][order][0::2], rows[shared][order][1::2]
-    differ = cell_class[first] != cell_class[second]
-    ends = torch.stack([lo[shared][order][0::2], hi[shared][order][0::2]], dim=1)
+    first, second = order[0::2], order[1::2]
+    differ = cell_class[shared][first] != cell_class[shared][second]
+    ends = torch.stack([lo[shared][first], hi[shared][first]], dim=1)
     single = sizes[group] == 1
     loose_ends = torch.stack([lo[single], hi[single]], dim=1).cpu().numpy()
-    return ends[differ], first[differ], (loose_ends, cell_class[rows[single]].cpu().numpy(), rows[single])
+    return (
+        ends[differ],
+        rows[shared][first][differ],
+        (loose_ends, cell_class[single].cpu().numpy(), rows[single]),
+    )
 
 
 def _ordered_ends(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

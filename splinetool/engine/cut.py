@@ -32,15 +32,15 @@ def cut(
     tag: torch.Tensor | None = None,
     sides: tuple[int, ...] = (1, -1),
     created: list | None = None,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut tiles (rows of vertex ids, -1 padded) by the zero lines of their own affine functions.
 
     `values` and `signs` are [m, K] per corner. `tag` (one integer per row, e.g. the unit) tells
     which rows share a function, so that they share the vertices created on common edges.
-    Returns, for each side (+1: values >= 0, -1: values <= 0), the pieces as (vertex ids, edge
-    labels); the new edge along the line is labelled `cut_label`. New vertices are appended to
-    `vertices` with every field interpolated; with `created`, (their ids, the label of the edge each
-    lies on, its row's tag) is appended to that list.
+    Returns the pieces (vertex ids, edge labels), each [len(sides), m, width]: side +1 keeps
+    values >= 0, side -1 values <= 0. The new edge along the line is labelled `cut_label`. New
+    vertices are appended to `vertices` with every field interpolated; with `created`, (their ids,
+    the label of the edge each lies on, its row's tag) is appended to that list.
     """
     m, width = verts.shape
     count = (verts >= 0).sum(dim=1, keepdim=True)
@@ -73,30 +73,31 @@ def cut(
             created.append((new, on_edge, torch.zeros_like(new) if row_tag is None else row_tag.take(first)))
         cross_id.view(-1).index_copy_(0, crossed_at, new.take(which))
 
-    # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1)
+    # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1); all sides in one pass,
+    # as [sides, m, ...] tables: the rounds are many and small, and each operation costs its call
     ids = torch.stack([verts, cross_id], dim=2).reshape(m, 2 * width)
-    pieces = []
-    for side in sides:
-        keep_corner = valid & (signs >= 0 if side > 0 else signs <= 0)
-        # the edge leaving a kept point runs along the tile's edge k when the next point is kept too
-        # (a crossing is always kept); otherwise points were dropped in between and it runs along
-        # the cutting line
-        next_corner_kept = keep_corner.gather(1, following)
-        corner_edge = torch.where(crossing | next_corner_kept, labels, cut_label)
-        cross_edge = torch.where(next_corner_kept, labels, cut_label)
-        edge = torch.stack([corner_edge, cross_edge], dim=2).reshape(m, 2 * width)
-        keep = torch.stack([keep_corner, crossing], dim=2).reshape(m, 2 * width)
-        rank = torch.cumsum(keep, dim=1) - 1
-        out_width = int(rank[:, -1].max()) + 1 if m else 0
-        # kept points in order, as flat positions: one index per kept point, no masked copies
-        slots = torch.nonzero(keep.reshape(-1)).flatten()
-        at = (slots // (2 * width)) * out_width + rank.reshape(-1).take(slots)
-        out_ids = torch.full((m, out_width), -1, dtype=verts.dtype, device=verts.device)
-        out_labels = torch.full_like(out_ids, -1)
-        out_ids.view(-1).index_copy_(0, at, ids.reshape(-1).take(slots))
-        out_labels.view(-1).index_copy_(0, at, edge.reshape(-1).take(slots))
-        pieces.append((out_ids, out_labels))
-    return pieces
+    side = torch.tensor(sides, dtype=signs.dtype, device=verts.device).reshape(-1, 1, 1)
+    keep_corner = valid & (signs * side >= 0)
+    # the edge leaving a kept point runs along the tile's edge k when the next point is kept too
+    # (a crossing is always kept); otherwise points were dropped in between and it runs along
+    # the cutting line
+    next_corner_kept = keep_corner.gather(2, following.expand_as(keep_corner))
+    corner_edge = torch.where(crossing | next_corner_kept, labels, cut_label)
+    cross_edge = torch.where(next_corner_kept, labels, cut_label)
+    edge = torch.stack([corner_edge, cross_edge], dim=3).reshape(len(sides), m, 2 * width)
+    keep = torch.stack([keep_corner, crossing.expand_as(keep_corner)], dim=3).reshape(
+        len(sides), m, 2 * width
+    )
+    rank = torch.cumsum(keep, dim=2) - 1
+    out_width = int(rank[..., -1].max()) + 1 if m else 0
+    # kept points in order, as flat positions: one index per kept point, no masked copies
+    slots = torch.nonzero(keep.reshape(-1)).flatten()
+    at = (slots // (2 * width)) * out_width + rank.reshape(-1).take(slots)
+    out_ids = torch.full((len(sides), m, out_width), -1, dtype=verts.dtype, device=verts.device)
+    out_labels = torch.full_like(out_ids, -1)
+    out_ids.view(-1).index_copy_(0, at, ids.reshape(-1).take(slots % (m * 2 * width)))
+    out_labels.view(-1).index_copy_(0, at, edge.reshape(-1).take(slots))
+    return out_ids, out_labels
 
 
 def unique_first(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -344,21 +344,22 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
         verts = take_rows(tiles.verts[:, :width], picked)
         values, signs = _unit_signs(table(), vertices.field(SCALE), verts, unit)
         hit = torch.nonzero(crossed(signs)).flatten()
-        picked, unit = picked.take(hit), unit.take(hit)
-        if picked.numel() == 0:
-            return picked
-        (pos, pos_labels), (neg, neg_labels) = cut(
+        if hit.numel() == 0:
+            return hit
+        if hit.numel() < picked.numel():
+            picked, unit = picked.take(hit), unit.take(hit)
+            verts, values, signs = take_rows(verts, hit), take_rows(values, hit), take_rows(signs, hit)
+        pieces, labels = cut(
             vertices,
-            take_rows(verts, hit),
+            verts,
             take_rows(tiles.labels[:, :width], picked),
-            take_rows(values, hit),
-            take_rows(signs, hit),
+            values,
+            signs,
             stage.new_edge(group.node),
             tag=unit,
             created=stage.created,
         )
-        tiles.replace(picked, pos, pos_labels)
-        tiles.append(neg, neg_labels, picked)
+        tiles.divide(picked, pieces, labels)
         return picked
 
     def keep(rows: torch.Tensor, units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1342,7 +1343,7 @@ def argmax_cells(
             signs = sign_of(values, pair_scale[j]) * (cell_verts >= 0)
             if bool((signs < 0).any()):  # otherwise z_j nowhere beats z_i: nothing to clip
                 edge_label = label(i, j) if callable(label) else label
-                ((cell_verts, cell_labels),) = cut(
+                (cell_verts,), (cell_labels,) = cut(
                     vertices, cell_verts, cell_labels, values, signs, edge_label, sides=(1,)
                 )
             # where z_i and z_j agree on the whole tile, arg-max takes the first: i keeps it when i < j

@@ -244,6 +244,26 @@ class TileStore:
         self._payload[self.n : end] = payload
         self.n = end
 
+    def divide(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
+        """Replace each of `rows` by its first piece and append its second (inheriting its payload):
+        `verts` and `labels` are [2, len(rows), width]. One write for both pieces, since a cut round
+        is small and each table operation costs its call."""
+        m, width = rows.shape[0], verts.shape[2]
+        self._widen(width)
+        end = self.n + m
+        self._verts = grow(self._verts, end, -1)
+        self._labels = grow(self._labels, end, -1)
+        self._count = grow(self._count, end)
+        self._payload = grow(self._payload, end)
+        targets = torch.cat([rows, torch.arange(self.n, end, device=rows.device)])
+        pad = (0, self._verts.shape[1] - width)
+        verts, labels = verts.reshape(2 * m, width), labels.reshape(2 * m, width)
+        self._verts.index_copy_(0, targets, torch.nn.functional.pad(verts, pad, value=-1))
+        self._labels.index_copy_(0, targets, torch.nn.functional.pad(labels, pad, value=-1))
+        self._count.index_copy_(0, targets, (verts >= 0).sum(dim=1))
+        self._payload[self.n : end] = take_rows(self._payload, rows)
+        self.n = end
+
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only these rows (in this order), trimmed to the widest of them."""
         width = max(1, int(self.count[rows].max())) if rows.numel() else 1

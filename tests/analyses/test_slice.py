@@ -175,6 +175,32 @@ def test_decision_boundary_lying_on_a_tile_edge_is_found():
     assert np.abs(result.boundary[..., 0]).max() < 1e-15
 
 
+@pytest.mark.parametrize("budget", [None, 1 << 15])
+def test_decision_boundary_along_tile_edges_is_whole_when_the_plane_is_cut_into_groups(budget):
+    # f(x) = relu(relu(x1)) - relu(relu(-x1)) = x1 again, with more units that only cut tiles (zero
+    # weight onward): the boundary runs along the kink line over many tile edges, and a small budget
+    # splits the tiles into groups after the first layer, each seeing one side of some of those edges
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
+    with torch.no_grad():
+        model[0].weight[:2] = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+        model[0].bias[:2] = 0.0
+        model[2].weight[:2] = 0.0
+        model[2].weight[0, 0] = model[2].weight[1, 1] = 1.0
+        model[2].bias[:2] = 0.0
+        model[4].weight.zero_()
+        model[4].weight[0, :2] = torch.tensor([1.0, -1.0])
+        model[4].bias.zero_()
+    net = lower(model, (2,)).to(dtype=F64)
+    plane, options = input_plane(2, (-1, 1, -2, 2)), analysis.SliceOptions(budget=budget)
+    result = analysis.run(net, plane, options)
+    assert abs(result.boundary_length - 4.0) < 1e-12
+    assert np.abs(result.boundary[..., 0]).max() < 1e-15
+    groups = []
+    analysis.run(net, plane, options, groups.append)
+    assert (len(groups) > 1) == (budget is not None)
+
+
 def test_float32_geometry_agrees_with_float64_on_a_generic_network():
     torch.manual_seed(7)
     model = mlp((2, 16, 16, 16, 1))

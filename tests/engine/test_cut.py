@@ -25,8 +25,10 @@ def cut_tiles(coords, tiles, labels, line, tag=None, created=None):
     verts = torch.tensor(tiles)
     corner_values = values[verts]
     signs = torch.sign(corner_values).to(torch.int8)
-    pieces = cut(vertices, verts, torch.tensor(labels), corner_values, signs, CUT, tag=tag, created=created)
-    return vertices, pieces
+    ids, edge_labels = cut(
+        vertices, verts, torch.tensor(labels), corner_values, signs, CUT, tag=tag, created=created
+    )
+    return vertices, list(zip(ids, edge_labels))  # (ids, labels) of each side
 
 
 def polygons(vertices: VertexStore, ids: torch.Tensor) -> list[np.ndarray]:

@@ -80,6 +80,28 @@ def test_tiles_append_inherit_their_parents_payload_and_keep_trims():
     assert tiles.payload[:, 0].tolist() == [9, 7]
 
 
+def test_tiles_divided_keep_their_first_pieces_in_place_and_append_the_second_with_the_payload():
+    verts = torch.tensor([[0, 1, 2, -1], [2, 3, 4, 5], [5, 6, 7, -1]])
+    payload = torch.tensor([[7], [8], [9]], dtype=torch.uint8)
+    tiles = TileStore(verts, torch.where(verts >= 0, verts + 10, -1), payload)
+    # rows 2 and 1 each cut in two; the pieces wider than the table widen it
+    pieces = torch.tensor(
+        [[[5, 6, 20, -1, -1], [2, 3, 21, 22, 23]], [[20, 7, 5, -1, -1], [21, 4, 5, 22, -1]]]
+    )
+    tiles.divide(torch.tensor([2, 1]), pieces, pieces + 100 * (pieces >= 0))
+    assert tiles.n == 5 and tiles.verts.shape == (5, 5)
+    assert tiles.verts.tolist() == [
+        [0, 1, 2, -1, -1],
+        [2, 3, 21, 22, 23],
+        [5, 6, 20, -1, -1],
+        [20, 7, 5, -1, -1],
+        [21, 4, 5, 22, -1],
+    ]
+    assert tiles.labels[3].tolist() == [120, 107, 105, -1, -1]
+    assert tiles.count.tolist() == [3, 5, 3, 3, 4]
+    assert tiles.payload[:, 0].tolist() == [7, 8, 9, 9, 8]
+
+
 def test_tiles_narrow_to_the_most_corners_a_tile_has_now_and_relabel_rows_in_place():
     verts = torch.tensor([[0, 1, 2, 3, 4, 5], [2, 3, 4, -1, -1, -1]])
     tiles = TileStore(verts, torch.where(verts >= 0, verts + 10, -1))
