@@ -58,6 +58,9 @@ from splinetool.ir.plnet import same_graph
 DOMAIN_EDGE = -1
 STAGE_MIN_GROWTH = 256  # a stage ends once it has added this many tiles and doubled them
 PAIR_CHUNK_BYTES = 1 << 26  # temporaries of the (tile, unit) crossing tests
+# vertices pushed through the layers at once on a CPU: each chunk's copies reuse the pages the last
+# one freed, where one batch of all vertices faulted in fresh memory for each (bench/README.md)
+PUSH_ROWS_CPU = 4096
 DEFAULT_BUDGET = 1 << 30  # bytes a group may use, vertex values and the room for growth included
 # a max-pool cell thinner than this share of its tile is a tie within the tolerance along a line, not
 # a region: dropping it loses that much area at most (and no code: the cell's neighbours hold it)
@@ -607,6 +610,8 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     live = net.live_after(node.step)
     fields = {key: vertices.field(key) for key in live}
     chunk = _rows_per_chunk(vertices.row_bytes())
+    if used.device.type == "cpu":
+        chunk = min(chunk, PUSH_ROWS_CPU)
     sheet = vertices.field(SHEET).take(used) if SHEET in vertices.field_keys() else None
     pushed: dict = {}
     for i in range(0, used.numel(), chunk):
