@@ -32,6 +32,7 @@ def cut(
     tag: torch.Tensor | None = None,
     sides: tuple[int, ...] = (1, -1),
     created: list | None = None,
+    count: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut tiles (rows of vertex ids, -1 padded) by the zero lines of their own affine functions.
 
@@ -40,10 +41,12 @@ def cut(
     Returns the pieces (vertex ids, edge labels), each [len(sides), m, width]: side +1 keeps
     values >= 0, side -1 values <= 0. The new edge along the line is labelled `cut_label`. New
     vertices are appended to `vertices` with every field interpolated; with `created`, (their ids,
-    the label of the edge each lies on, its row's tag) is appended to that list.
+    the label of the edge each lies on, its row's tag) is appended to that list. `count`: each
+    row's corners, where the caller knows them.
     """
     m, width = verts.shape
-    count = (verts >= 0).sum(dim=1, keepdim=True)
+    count = (verts >= 0).sum(dim=1) if count is None else count
+    count = count[:, None]
     k = torch.arange(width, device=verts.device).expand(m, width)
     valid = k < count
     following = (k + 1) % count.clamp(min=1)
@@ -76,8 +79,7 @@ def cut(
     # interleave corner k (slot 2k) and the crossing on edge k (slot 2k+1); all sides in one pass,
     # as [sides, m, ...] tables: the rounds are many and small, and each operation costs its call
     ids = torch.stack([verts, cross_id], dim=2).reshape(m, 2 * width)
-    side = torch.tensor(sides, dtype=signs.dtype, device=verts.device).reshape(-1, 1, 1)
-    keep_corner = valid & (signs * side >= 0)
+    keep_corner = torch.stack([signs >= 0 if side > 0 else signs <= 0 for side in sides]) & valid
     # the edge leaving a kept point runs along the tile's edge k when the next point is kept too
     # (a crossing is always kept); otherwise points were dropped in between and it runs along
     # the cutting line

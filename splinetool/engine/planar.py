@@ -343,14 +343,15 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         # the store is as wide as its widest tile ever; these rows need only their own corners
-        width = int(tiles.count.take(picked).max()) if picked.numel() else 1
+        count = tiles.count.take(picked)
+        width = int(count.max()) if picked.numel() else 1
         verts = take_rows(tiles.verts[:, :width], picked)
         values, signs = _unit_signs(table(), vertices.field(SCALE), verts, unit)
         hit = torch.nonzero(crossed(signs)).flatten()
         if hit.numel() == 0:
             return hit
         if hit.numel() < picked.numel():
-            picked, unit = picked.take(hit), unit.take(hit)
+            picked, unit, count = picked.take(hit), unit.take(hit), count.take(hit)
             verts, values, signs = take_rows(verts, hit), take_rows(values, hit), take_rows(signs, hit)
         pieces, labels = cut(
             vertices,
@@ -361,6 +362,7 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
             stage.new_edge(group.node),
             tag=unit,
             created=stage.created,
+            count=count,
         )
         tiles.divide(picked, pieces, labels)
         return picked

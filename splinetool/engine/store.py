@@ -101,10 +101,18 @@ class VertexStore:
         end = self.n + m
         self._check_budget(end)
         self._coords = grow(self._coords, end, None)
-        lerp_rows(self._coords, a, b, lam, out=self._coords[self.n : end])
+        weights: dict = {}  # lam shaped once for each kind of field: [m, 1] for the coordinates, ...
+
+        def weight(values: torch.Tensor) -> torch.Tensor:
+            kind = (values.dim(), values.dtype)
+            if kind not in weights:
+                weights[kind] = lam.reshape(-1, *[1] * (values.dim() - 1)).to(values.dtype)
+            return weights[kind]
+
+        lerp_rows(self._coords, a, b, weight(self._coords), out=self._coords[self.n : end])
         for key, values in self._fields.items():
             values = grow(values, end, None)
-            lerp_rows(values, a, b, lam, out=values[self.n : end])
+            lerp_rows(values, a, b, weight(values), out=values[self.n : end])
             self._fields[key] = values
         self.n = end
         return ids
@@ -154,10 +162,9 @@ def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 
 
 def lerp_rows(
-    values: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, out: torch.Tensor
+    values: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, out: torch.Tensor
 ) -> None:
-    """out = values[a] + lam (values[b] - values[a]), row by row."""
-    weight = lam.reshape(-1, *[1] * (values.dim() - 1)).to(values.dtype)
+    """out = values[a] + weight (values[b] - values[a]), row by row (`weight` shaped to broadcast)."""
     torch.lerp(values.index_select(0, a), values.index_select(0, b), weight, out=out)
 
 
