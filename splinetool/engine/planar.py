@@ -131,6 +131,9 @@ class _Group:
     area: float
     node: int = 0
     pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, items) of the node under way
+    # a sign node's packed `above` bits of the vertices it started with, for its codes at the end
+    # (None after a split, which renumbers the vertices)
+    above_at_start: torch.Tensor | None = None
 
 
 @dataclass
@@ -339,7 +342,9 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
     table = _units_table(net, group)
     if group.pending is None:
         _start_node(net, group)
-        group.pending = _sign_pairs(tiles, table(), vertices.field(SCALE))
+        group.above_at_start = _packed_signs(table(), vertices.field(SCALE), 1)
+        below = _packed_signs(table(), vertices.field(SCALE), -1)
+        group.pending = _tile_bits(tiles, group.above_at_start, below)
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         # the store is as wide as its widest tile ever; these rows need only their own corners
@@ -598,12 +603,13 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     node = net.pl_nodes[group.node]
     tiles, vertices = group.tiles, group.vertices
     pre_key = net.preactivation_key(group.node)
+    tiles.narrow()
     if codes:
         tiles.extend_payload(node.pl.implementation(CODES, default=_mean_codes)(net, group))
     vertices.drop_field(("units", group.node))
+    group.above_at_start = None
     # only the vertices some tile uses go on: the copies merged at the stages' ends (a sixth to a
     # quarter of the vertices) would otherwise be pushed through every later layer
-    tiles.narrow()
     used, renumbered = _renumbered(tiles.verts, vertices.n)
     tiles.relabel(torch.arange(tiles.n, device=used.device), verts=renumbered)
     below = node_scale(vertices.field(pre_key), vertices.field(BELOW)).take(used)
@@ -663,18 +669,19 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     tiles, vertices = group.tiles, group.vertices
     table = _units_table(net, group)()
     scale = vertices.field(SCALE)
-    above = _packed_signs(table, scale, 1)
+    # the vertices the node started with are as they were: only the new ones need their bits
+    known = group.above_at_start
+    start = 0 if known is None else known.shape[0]
+    above = _packed_signs(table[start:], scale[start:], 1)
+    above = above if known is None else torch.cat([known, above])
     verts = tiles.verts
     parts = []
     for rows in _row_chunks(tiles.n, 8 * above.shape[1], verts.device):
         every, some = _fold_corners(above, verts[rows], torch.bitwise_and, torch.bitwise_or)
         tile, unit = _set_bits(some & ~every)
-        ids = verts[rows][tile]
-        values, _ = _unit_signs(table, scale, ids, unit)
-        corners_held = (ids >= 0).sum(dim=1)
-        mean = values.sum(dim=1) / corners_held
-        mean_scale = torch.where(ids >= 0, scale.take(ids.clamp(min=0)), 0.0).sum(dim=1) / corners_held
-        on = sign_of(mean, mean_scale) > 0
+        value_sum, scale_sum = _unit_sums(table, scale, verts[rows][tile], unit)
+        # the sign of the mean, the tolerance linear in the scale: the sums' sign at their sum's scale
+        on = sign_of(value_sum, scale_sum) > 0
         # distinct bits of one byte: their sum is their union
         weight = torch.zeros(every.shape, dtype=torch.int32, device=every.device)
         weight.index_put_((tile[on], unit[on] // 8), (128 >> (unit[on] % 8)).to(torch.int32), accumulate=True)
@@ -747,15 +754,6 @@ def _units_table(net: PLNet, group: _Group) -> Callable[[], torch.Tensor]:
     return table
 
 
-def _sign_pairs(
-    tiles: TileStore, table: torch.Tensor, scale: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tile, unit) pairs whose zero line strictly separates two corners of the tile (`scale`: per vertex)."""
-    # one bit per (vertex, unit) and side, so a tile's test reads a byte per eight units
-    above, below = _packed_signs(table, scale, 1), _packed_signs(table, scale, -1)
-    return _tile_bits(tiles, above, below)
-
-
 def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.Tensor:
     """[V, ceil(units / 8)] bits: whether each unit is clear of zero on `side` at each vertex, built
     a chunk of vertices at a time (a [V, units] mask of a wide node would be gigabytes)."""
@@ -770,14 +768,15 @@ def _packed_signs(table: torch.Tensor, scale: torch.Tensor, side: int) -> torch.
 
 
 def _tile_bits(tiles: TileStore, first: torch.Tensor, second: torch.Tensor):
-    """(tile, unit) pairs where some corner sets the unit's bit in `first` and some corner in
-    `second` (packed bits [V, bytes])."""
+    """(tile, unit) pairs whose zero line strictly separates two corners of the tile: some corner
+    sets the unit's bit in `first` (clear above zero) and some corner in `second` (clear below)."""
     found_rows, found_units = [], []
     verts = tiles.verts
-    for rows in _row_chunks(tiles.n, 8 * (first.shape[1] + 1), verts.device):
-        (any_first,) = _fold_corners(first, verts[rows], torch.bitwise_or)
-        (any_second,) = _fold_corners(second, verts[rows], torch.bitwise_or)
-        tile, unit = _set_bits(any_first & any_second)
+    width = first.shape[1]
+    both = torch.cat([first, second], dim=1)  # one read per corner for both sides
+    for rows in _row_chunks(tiles.n, 16 * (width + 1), verts.device):
+        (any_side,) = _fold_corners(both, verts[rows], torch.bitwise_or)
+        tile, unit = _set_bits(any_side[:, :width] & any_side[:, width:])
         found_rows.append(rows[tile])
         found_units.append(unit)
     return _by_row(torch.cat(found_rows), torch.cat(found_units))
@@ -811,6 +810,14 @@ def _unit_signs(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]
     values = table.take(ids * table.shape[1] + units[:, None])
     signs = sign_of(values, scale.take(ids)) * corner
     return torch.where(corner, values, 0.0), signs
+
+
+def _unit_sums(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
+    """[R] sums of each row's unit and of the scale over its tile's corners (`verts` [R, K])."""
+    corner = verts >= 0
+    ids = verts.clamp(min=0)
+    values = table.take(ids * table.shape[1] + units[:, None])
+    return torch.where(corner, values, 0.0).sum(dim=1), torch.where(corner, scale.take(ids), 0.0).sum(dim=1)
 
 
 def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:
