@@ -13,11 +13,14 @@ from splinetool.engine.memory import memory_left
 from splinetool.errors import UsageError
 
 
-def grow(t: torch.Tensor, rows: int, fill: float | int | None = 0) -> torch.Tensor:
-    """`t` with room for at least `rows` rows (doubling); new rows hold `fill`, or nothing if None."""
+def grow(t: torch.Tensor, rows: int, fill: float | int | None = 0, double: bool = True) -> torch.Tensor:
+    """`t` with room for at least `rows` rows (doubling, unless not `double`); new rows hold `fill`,
+    or nothing if None."""
     if t.shape[0] >= rows:
         return t
-    out = torch.empty((max(rows, 2 * t.shape[0]), *t.shape[1:]), dtype=t.dtype, device=t.device)
+    out = torch.empty(
+        (max(rows, 2 * t.shape[0] if double else 0), *t.shape[1:]), dtype=t.dtype, device=t.device
+    )
     out[: t.shape[0]] = t
     if fill is not None:
         out[t.shape[0] :] = fill
@@ -83,10 +86,20 @@ class VertexStore:
         layers); rows of `fields` past the coordinates' are room to grow."""
         self._coords, self._fields, self.n = coords, dict(fields), coords.shape[0]
 
-    def empty_field(self, like: torch.Tensor) -> torch.Tensor:
-        """Storage for a field shaped like `like` per row, as many rows as the coordinates have room
-        for: a field filled in place needs no copy when the next cut appends vertices."""
-        return torch.empty((self._coords.shape[0], *like.shape[1:]), dtype=like.dtype, device=like.device)
+    def empty_field(self, like: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """Storage for a field shaped like `like` per row, `rows` rows (default: as many as the
+        coordinates have room for): a field filled in place needs no copy when the next cut appends
+        vertices."""
+        rows = self._coords.shape[0] if rows is None else rows
+        return torch.empty((rows, *like.shape[1:]), dtype=like.dtype, device=like.device)
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` vertices in every table, so that appending up to that many copies nothing."""
+        self._coords = grow(self._coords, rows, None, double=False)
+        self._fields = {key: grow(values, rows, None, double=False) for key, values in self._fields.items()}
+
+    def capacity(self) -> int:
+        return self._coords.shape[0]
 
     def add_field(self, key: object, values: torch.Tensor) -> None:
         self._fields[key] = values
