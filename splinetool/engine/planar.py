@@ -442,11 +442,15 @@ def _cut_in_rounds(
     rounds = len(per_round)
     round_pairs = zip(families.take(by_round).split(per_round), items.take(by_round).split(per_round))
     for r, (round_families, round_items) in enumerate(round_pairs):
-        item_of_family.fill_(-1)
-        item_of_family.index_copy_(0, round_families, round_items)  # a family has one pair per round
-        item = item_of_family.take(family_of_row.values)
-        picked = torch.nonzero(item >= 0).flatten()
-        parents = cut_round(stage, picked, item.take(picked))
+        # a family has one pair per round: its own row, and the pieces cut from it (rows past
+        # `start`), take that item; rows in order, as the families' rows all come before the pieces
+        item_of_family.index_copy_(0, round_families, round_items)
+        piece_item = item_of_family.take(family_of_row.values[start:])
+        pieces = torch.nonzero(piece_item >= 0).flatten()
+        picked = torch.cat([round_families, pieces + start])
+        picked_items = torch.cat([round_items, piece_item.take(pieces)])
+        item_of_family.index_fill_(0, round_families, -1)
+        parents = cut_round(stage, picked, picked_items)
         if parents.numel():
             family_of_row.append(family_of_row.values.take(parents))
             limit(tiles)
