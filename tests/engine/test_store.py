@@ -54,6 +54,22 @@ def test_vertices_appended_on_edges_and_inside_tiles_carry_interpolated_fields()
     torch.testing.assert_close(store.field("g"), torch.stack([x, y, x + y], dim=1))
 
 
+def test_vertices_appended_within_the_room_reserved_move_no_table():
+    coords = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]], dtype=F64)
+    store = VertexStore(coords.clone(), {"f": coords.sum(dim=1), "g": coords.repeat(1, 3)})
+    store.reserve(40)
+    assert store.capacity() == 40 and store.n == 3
+    tables = [store.coords.data_ptr(), store.field("f").data_ptr(), store.field("g").data_ptr()]
+    for _ in range(18):  # 36 more vertices: every doubling from 3 rows would have copied the tables
+        store.interpolate(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([0.25, 0.5], dtype=F64))
+    assert store.n == 39 and store.capacity() == 40
+    assert [store.coords.data_ptr(), store.field("f").data_ptr(), store.field("g").data_ptr()] == tables
+    torch.testing.assert_close(store.field("f"), store.coords.sum(dim=1))
+    torch.testing.assert_close(store.field("g"), store.coords.repeat(1, 3))
+    store.interpolate(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([0.25, 0.5], dtype=F64))
+    assert store.capacity() == 80  # past the room: doubling again
+
+
 def test_a_vertex_table_past_its_budget_is_refused_before_growing():
     coords = torch.zeros(4, 2, dtype=F64)
     store = VertexStore(coords, {}, budget=380)  # 16 bytes a row: growing to 8 rows needs 3 × 8 × 16
