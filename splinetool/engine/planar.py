@@ -65,6 +65,7 @@ PAIR_CHUNK_BYTES = 1 << 26  # temporaries of the (tile, unit) crossing tests
 # vertices pushed through the layers at once on a CPU: each chunk's copies reuse the pages the last
 # one freed, where one batch of all vertices faulted in fresh memory for each (bench/README.md)
 PUSH_ROWS_CPU = 4096
+ROOM_BYTES = 1 << 25  # room for new vertices a node's end leaves on a CPU, at most (`_room`)
 DEFAULT_BUDGET = 1 << 30  # bytes a group may use, vertex values and the room for growth included
 # a max-pool cell thinner than this share of its tile is a tie within the tolerance along a line, not
 # a region: dropping it loses that much area at most (and no code: the cell's neighbours hold it)
@@ -654,15 +655,15 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
 
 def _room(vertices: VertexStore, carried: int, device: torch.device) -> int:
     """Rows the next node's vertex tables hold before they grow. On a CPU, three times the vertices
-    carried on (a node multiplied them by 1.5 to 4.7 on the sample planes), within a sixth of the
-    budget: pages never written cost nothing there, while each doubling copies every row (39 MB in
-    13 copies on the random 2->128x4 square) into pages faulted in afresh. On a GPU memory is taken
-    when allocated: the room the tables have."""
+    carried on (a node multiplied them by 1.5 to 4.7 on the sample planes), the room beyond them
+    within ROOM_BYTES: pages never written cost nothing there, while each doubling copies every row
+    (39 MB in 13 copies on the random 2->128x4 square) into pages faulted in afresh. Unbounded, the
+    room of wide vertices spread the allocator over more memory than it touched before (the
+    CIFAR-shaped ResNet-18's slice peaked 0.4 GiB higher). On a GPU memory is taken when allocated:
+    the room the tables have."""
     if device.type != "cpu":
         return max(carried, vertices.capacity())
-    room = 3 * carried
-    if vertices.budget is not None:
-        room = min(room, vertices.budget // (6 * max(1, vertices.row_bytes())))
+    room = min(3 * carried, carried + ROOM_BYTES // max(1, vertices.row_bytes()))
     return max(carried, vertices.capacity(), room)
 
 
