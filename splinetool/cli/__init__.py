@@ -119,7 +119,18 @@ def _stop(signum: int, frame: object) -> None:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _quiet_stops(unraisable) -> None:
+    """`sys.unraisablehook` that says nothing of a stop raised inside a finaliser (a signal that
+    arrived during a weak-reference callback or a __del__): Python swallows that exception and prints
+    its traceback, while the stop itself still happens (`request_stop`). Anything else is reported as
+    Python would."""
+    if isinstance(unraisable.exc_value, Stopped):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main() -> None:
+    sys.unraisablehook = _quiet_stops
     for caught in STOP_SIGNALS:
         signal.signal(caught, _stop)
     try:

@@ -279,6 +279,37 @@ def test_a_signal_during_the_write_removes_the_output_and_exits_128_plus_its_num
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stop_swallowed_inside_a_finaliser_prints_nothing_where_another_error_is_reported(
+    capsys, monkeypatch
+):
+    # a signal that arrives while a weak-reference callback runs raises Stopped there; Python
+    # swallows it and would print its traceback under the one-line message (the stop still happens)
+    import weakref
+
+    from splinetool.cli import _quiet_stops
+    from splinetool.errors import Stopped
+
+    monkeypatch.setattr(sys, "unraisablehook", _quiet_stops)
+
+    class Thing:
+        pass
+
+    def finalised_raising(error: Exception) -> None:
+        thing = Thing()
+
+        def callback(_):
+            raise error
+
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs here, and its exception cannot propagate
+        assert ref() is None
+
+    finalised_raising(Stopped(2))
+    assert capsys.readouterr().err == ""
+    finalised_raising(ValueError("a bug in a finaliser"))
+    assert "ValueError: a bug in a finaliser" in capsys.readouterr().err
+
+
 # --- an allocation that fails despite the engines' budgets: exit 2, one message ---
 
 
