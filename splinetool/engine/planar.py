@@ -34,9 +34,9 @@ tiles on the plane through three digits; figures in bench/README.md):
   as soon as they are done. A ResNet vertex holds every live activation of the image (512 KiB at
   32x32x64 in float64), so holding all vertices of a plane at once is what made big networks fail.
   On a CPU a node's end pushes the vertices through the layers 4,096 at a time and leaves the next
-  node's tables room for three times their vertices: each page that a batch of the whole plane or a
-  doubling copy touched afresh was a page fault (0.11-0.13 s of a 0.6 s slice of the random
-  2->128x4 square in a fresh process; 0.06 s now).
+  node's tables room for three times their vertices (at most 32 MiB beyond them): each page that a
+  batch of the whole plane or a doubling copy touched afresh was a page fault (0.11-0.13 s of a
+  0.6 s slice of the random 2->128x4 square in a fresh process; 0.06-0.07 s now).
 - Activation codes are read from the engine's own values: right after node k is cut, node k's code
   is constant on each tile and equals its code at the tile's vertex mean, where the pre-activation is
   the mean of the corner values. Pieces cut later inherit it. No second pass over the network.
