@@ -719,7 +719,7 @@ def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     The outputs are continuous, so where the class changes across an edge the two classes tie along
     it, at both of its ends: only edges whose ends both tie at the top are matched, a few of the
     hundreds of thousands of tile edges."""
-    top = scores.topk(2, dim=1).values if scores.shape[1] > 1 else scores.expand(-1, 2)
+    top = scores.topk(2, dim=1).values  # one output reads as the two scores (0, output)
     # the ends' scores come from different batches of the network's layers: a loose tolerance
     tied = top[:, 0] - top[:, 1] <= TIE * float(scores.abs().max())
     valid = verts >= 0
@@ -734,16 +734,17 @@ def _boundary_along_tile_edges(verts, labels, following, coords, scores):
     span = int(verts.max()) + 1
     key = torch.minimum(a, b) * span + torch.maximum(a, b)
     _, group, sizes = torch.unique(key, return_inverse=True, return_counts=True)
-    shared = sizes[group] == 2
-    order = torch.argsort(group[shared], stable=True)
-    first, second = order[0::2], order[1::2]
-    differ = cell_class[shared][first] != cell_class[shared][second]
-    ends = torch.stack([lo[shared][first], hi[shared][first]], dim=1)
+    # the two sides of each shared edge next to each other
+    shared = torch.nonzero(sizes[group] == 2).flatten()
+    paired = shared.take(torch.argsort(group.take(shared), stable=True))
+    first, second = paired[0::2], paired[1::2]
+    differ = cell_class.take(first) != cell_class.take(second)
+    ends = torch.stack([lo[first], hi[first]], dim=1)
     single = sizes[group] == 1
     loose_ends = torch.stack([lo[single], hi[single]], dim=1).cpu().numpy()
     return (
         ends[differ],
-        rows[shared][first][differ],
+        rows.take(first)[differ],
         (loose_ends, cell_class[single].cpu().numpy(), rows[single]),
     )
 

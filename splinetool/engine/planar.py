@@ -347,9 +347,9 @@ def _cut_sign_node(net: PLNet, group: _Group, limit: Callable[[TileStore], None]
     table = _units_table(net, group)
     if group.pending is None:
         _start_node(net, group)
-        group.above_at_start = _packed_signs(table(), vertices.field(SCALE), 1)
-        below = _packed_signs(table(), vertices.field(SCALE), -1)
-        group.pending = _tile_bits(tiles, group.above_at_start, below)
+        scale = vertices.field(SCALE)
+        group.above_at_start = _packed_signs(table(), scale, 1)
+        group.pending = _tile_bits(tiles, group.above_at_start, _packed_signs(table(), scale, -1))
 
     def cut_round(stage: _Stage, picked: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
         # the store is as wide as its widest tile ever; these rows need only their own corners
@@ -828,21 +828,22 @@ def _set_bits(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return row[which], byte[which] * 8 + bit
 
 
+def _unit_values(table, verts, units) -> torch.Tensor:
+    """Values [R, K] of each row's unit at its tile's corners (`verts` [R, K]; 0 at padding)."""
+    values = table.take(verts.clamp(min=0) * table.shape[1] + units[:, None])
+    return torch.where(verts >= 0, values, 0.0)
+
+
 def _unit_signs(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
-    """Values [R, K] of each row's unit at its tile's corners, and their signs (0 at padding)."""
-    corner = verts >= 0
-    ids = verts.clamp(min=0)
-    values = table.take(ids * table.shape[1] + units[:, None])
-    signs = sign_of(values, scale.take(ids)) * corner
-    return torch.where(corner, values, 0.0), signs
+    """`_unit_values` and their signs (0 at padding, where the value is 0)."""
+    values = _unit_values(table, verts, units)
+    return values, sign_of(values, scale.take(verts.clamp(min=0)))
 
 
 def _unit_sums(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
     """[R] sums of each row's unit and of the scale over its tile's corners (`verts` [R, K])."""
-    corner = verts >= 0
-    ids = verts.clamp(min=0)
-    values = table.take(ids * table.shape[1] + units[:, None])
-    return torch.where(corner, values, 0.0).sum(dim=1), torch.where(corner, scale.take(ids), 0.0).sum(dim=1)
+    corner_scale = torch.where(verts >= 0, scale.take(verts.clamp(min=0)), 0.0)
+    return _unit_values(table, verts, units).sum(dim=1), corner_scale.sum(dim=1)
 
 
 def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:

@@ -92,7 +92,7 @@ class VertexStore:
         """Storage for a field shaped like `like` per row, `rows` rows (default: as many as the
         coordinates have room for): a field filled in place needs no copy when the next cut appends
         vertices."""
-        rows = self._coords.shape[0] if rows is None else rows
+        rows = self.capacity() if rows is None else rows
         return torch.empty((rows, *like.shape[1:]), dtype=like.dtype, device=like.device)
 
     def reserve(self, rows: int) -> None:
@@ -225,11 +225,21 @@ class TileStore:
             self._labels = torch.nn.functional.pad(self._labels, (0, pad), value=-1)
 
     def replace(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
+        self._write(rows, verts, labels)
+
+    def _write(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
+        """Rows `rows` become these tiles (padded to the table's width), their corner counts too."""
         self._widen(verts.shape[1])
         pad = (0, self._verts.shape[1] - verts.shape[1])
         self._verts.index_copy_(0, rows, torch.nn.functional.pad(verts, pad, value=-1))
         self._labels.index_copy_(0, rows, torch.nn.functional.pad(labels, pad, value=-1))
         self._count.index_copy_(0, rows, (verts >= 0).sum(dim=1))
+
+    def _grow_to(self, rows: int) -> None:
+        self._verts = grow(self._verts, rows, -1)
+        self._labels = grow(self._labels, rows, -1)
+        self._count = grow(self._count, rows)
+        self._payload = grow(self._payload, rows)
 
     def relabel(
         self, rows: torch.Tensor, verts: torch.Tensor | None = None, labels: torch.Tensor | None = None
@@ -251,19 +261,10 @@ class TileStore:
 
     def append(self, verts: torch.Tensor, labels: torch.Tensor, parents: torch.Tensor) -> None:
         """Add tiles; `parents` are the rows whose payload each new tile inherits."""
-        self._widen(verts.shape[1])
         end = self.n + verts.shape[0]
-        payload = take_rows(self.payload, parents)
-        self._verts = grow(self._verts, end, -1)
-        self._labels = grow(self._labels, end, -1)
-        self._count = grow(self._count, end)
-        self._payload = grow(self._payload, end)
-        width = verts.shape[1]
-        self._verts[self.n : end] = -1
-        self._verts[self.n : end, :width] = verts
-        self._labels[self.n : end, :width] = labels
-        self._count[self.n : end] = (verts >= 0).sum(dim=1)
-        self._payload[self.n : end] = payload
+        self._grow_to(end)
+        self._write(torch.arange(self.n, end, device=verts.device), verts, labels)
+        self._payload[self.n : end] = take_rows(self._payload, parents)
         self.n = end
 
     def divide(self, rows: torch.Tensor, verts: torch.Tensor, labels: torch.Tensor) -> None:
@@ -271,18 +272,10 @@ class TileStore:
         `verts` and `labels` are [2, len(rows), width]. One write for both pieces, since a cut round
         is small and each table operation costs its call."""
         m, width = rows.shape[0], verts.shape[2]
-        self._widen(width)
         end = self.n + m
-        self._verts = grow(self._verts, end, -1)
-        self._labels = grow(self._labels, end, -1)
-        self._count = grow(self._count, end)
-        self._payload = grow(self._payload, end)
+        self._grow_to(end)
         targets = torch.cat([rows, torch.arange(self.n, end, device=rows.device)])
-        pad = (0, self._verts.shape[1] - width)
-        verts, labels = verts.reshape(2 * m, width), labels.reshape(2 * m, width)
-        self._verts.index_copy_(0, targets, torch.nn.functional.pad(verts, pad, value=-1))
-        self._labels.index_copy_(0, targets, torch.nn.functional.pad(labels, pad, value=-1))
-        self._count.index_copy_(0, targets, (verts >= 0).sum(dim=1))
+        self._write(targets, verts.reshape(2 * m, width), labels.reshape(2 * m, width))
         self._payload[self.n : end] = take_rows(self._payload, rows)
         self.n = end
 
