@@ -432,7 +432,7 @@ class CountJob:
         return run(self.net, where, self.options, progress)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # as slice.run: no autograd bookkeeping on the engine's small operations
 def _count_segments(net: PLNet, starts, ends, max_points: int | None, progress) -> SegmentCount:
     """Exact pieces along each segment starts[s] -> ends[s], and the distinct regions they cross."""
     clock = time.perf_counter()
@@ -496,7 +496,7 @@ def _no_segments(net: PLNet, clock: float) -> SegmentCount:
     )
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _count_planes(
     net: PLNet, planes: Sequence[Plane], max_resident: int, distinct: bool, progress
 ) -> PlaneCount:
@@ -569,7 +569,7 @@ def _distinct(keys: Sequence[np.ndarray]) -> dict:
     return {"distinct_regions": len(union), "region_keys": union}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _count_sampled(net: PLNet, points: torch.Tensor, sampling: str, progress) -> SampledCount:
     """Distinct activation codes among `points` (a lower bound), and the Chao1 estimate."""
     clock = time.perf_counter()

