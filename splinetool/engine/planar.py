@@ -595,10 +595,12 @@ def by_plane(part: Partition, planes: int) -> list[Partition]:
 
 
 def _start_node(net: PLNet, group: _Group) -> None:
-    """Each vertex's scale for the node about to be cut (the zero rule, splinetool/ir/pl.py)."""
+    """Each vertex's scale for the node about to be cut (the zero rule, splinetool/ir/pl.py), unless
+    the last node's end computed it while it pushed the vertices here."""
     vertices = group.vertices
-    pre = vertices.field(net.preactivation_key(group.node))
-    vertices.add_field(SCALE, node_scale(pre, vertices.field(BELOW)))
+    if SCALE not in vertices.field_keys():
+        pre = vertices.field(net.preactivation_key(group.node))
+        vertices.add_field(SCALE, node_scale(pre, vertices.field(BELOW)))
 
 
 def _node_done(group: _Group) -> bool:
@@ -621,32 +623,39 @@ def _finish_node(net: PLNet, group: _Group, codes: bool, run_steps: Callable) ->
     # quarter of the vertices) would otherwise be pushed through every later layer
     used, renumbered = _renumbered(tiles.verts, vertices.n)
     tiles.relabel(torch.arange(tiles.n, device=used.device), verts=renumbered)
-    below = node_scale(vertices.field(pre_key), vertices.field(BELOW)).take(used)
     vertices.drop_field(SCALE)
     stop = net.node_stop(group.node + 1)
-    live = net.live_after(node.step)
-    fields = {key: vertices.field(key) for key in live}
+    # the node's own pre-activation is live at its step
+    fields = {key: vertices.field(key) for key in net.live_after(node.step)}
+    next_pre = net.preactivation_key(group.node + 1) if group.node + 1 < len(net.pl_nodes) else None
     room = _room(vertices, used.numel(), used.device)
     chunk = _rows_per_chunk(vertices.row_bytes())
     if used.device.type == "cpu":
         chunk = min(chunk, PUSH_ROWS_CPU)
     sheet = vertices.field(SHEET).take(used) if SHEET in vertices.field_keys() else None
+    # both scales from each batch while it is in cache, rather than from whole tables read again:
+    # this node's at the vertices carried on (the next one's BELOW), and the next node's
+    below_before = vertices.field(BELOW)
+    below = vertices.empty_field(below_before, room)
+    scale = None if next_pre is None else vertices.empty_field(below_before, room)
     pushed: dict = {}
     for i in range(0, used.numel(), chunk):
         rows = used[i : i + chunk]
-        part = run_steps(
-            {k: take_rows(v, rows) for k, v in fields.items()},
-            None if sheet is None else sheet[i : i + chunk],
-            node.step,
-            stop,
-        )
+        end = i + rows.numel()
+        batch = {k: take_rows(v, rows) for k, v in fields.items()}
+        below[i:end] = node_scale(batch[pre_key], below_before.take(rows))
+        part = run_steps(batch, None if sheet is None else sheet[i:end], node.step, stop)
         for key, values in part.items():
             # written in place, with room for the next node's vertices (no concatenation, no regrowth)
-            pushed.setdefault(key, vertices.empty_field(values, room))[i : i + values.shape[0]] = values
+            pushed.setdefault(key, vertices.empty_field(values, room))[i:end] = values
+        if scale is not None:
+            scale[i:end] = node_scale(part[next_pre], below[i:end])
     vertices.restart(
         take_rows(vertices.coords, used), pushed or {k: take_rows(v, used) for k, v in fields.items()}
     )
     vertices.add_field(BELOW, below)
+    if scale is not None:
+        vertices.add_field(SCALE, scale)
     if sheet is not None:
         vertices.add_field(SHEET, sheet)
     vertices.reserve(room)
@@ -675,9 +684,10 @@ def _mean_codes(net: PLNet, group: _Group) -> torch.Tensor:
     pre, scale = vertices.field(net.preactivation_key(group.node)), vertices.field(SCALE)
     flat = pre.reshape(pre.shape[0], -1)
     parts = []
-    for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size(), pre.device):
-        mean = corner_means(tiles.verts[rows], flat).reshape(rows.numel(), *pre.shape[1:])
-        mean_scale = corner_means(tiles.verts[rows], scale[:, None])[:, 0]
+    for rows in _row_chunks(tiles.n, 2 * flat.shape[1] * flat.element_size()):
+        verts = tiles.verts[rows]
+        mean = corner_means(verts, flat).reshape(verts.shape[0], *pre.shape[1:])
+        mean_scale = corner_means(verts, scale[:, None])[:, 0]
         parts.append(pack_bits(node.pl.code_bits(mean, mean_scale)))
     return torch.cat(parts)
 
@@ -701,10 +711,10 @@ def _sign_codes(net: PLNet, group: _Group) -> torch.Tensor:
     above = above if known is None else torch.cat([known, above])
     verts = tiles.verts
     parts = []
-    for rows in _row_chunks(tiles.n, 8 * above.shape[1], verts.device):
+    for rows in _row_chunks(tiles.n, 8 * above.shape[1]):
         every, some = _fold_corners(above, verts[rows], torch.bitwise_and, torch.bitwise_or)
         tile, unit = _set_bits(some & ~every)
-        value_sum, scale_sum = _unit_sums(table, scale, verts[rows][tile], unit)
+        value_sum, scale_sum = _unit_sums(table, scale, take_rows(verts[rows], tile), unit)
         # the sign of the mean, the tolerance linear in the scale: the sums' sign at their sum's scale
         on = sign_of(value_sum, scale_sum) > 0
         # distinct bits of one byte: their sum is their union
@@ -799,10 +809,10 @@ def _tile_bits(tiles: TileStore, first: torch.Tensor, second: torch.Tensor):
     verts = tiles.verts
     width = first.shape[1]
     both = torch.cat([first, second], dim=1)  # one read per corner for both sides
-    for rows in _row_chunks(tiles.n, 16 * (width + 1), verts.device):
+    for rows in _row_chunks(tiles.n, 16 * (width + 1)):
         (any_side,) = _fold_corners(both, verts[rows], torch.bitwise_or)
         tile, unit = _set_bits(any_side[:, :width] & any_side[:, width:])
-        found_rows.append(rows[tile])
+        found_rows.append(tile + rows.start)
         found_units.append(unit)
     return _by_row(torch.cat(found_rows), torch.cat(found_units))
 
@@ -848,7 +858,7 @@ def _unit_sums(table, scale, verts, units) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _keep_crossing(tiles, table, scale, rows, units) -> tuple[torch.Tensor, torch.Tensor]:
     keep = []
-    for part in _row_chunks(rows.numel(), tiles.verts.shape[1] * 16, rows.device):
+    for part in _row_chunks(rows.numel(), tiles.verts.shape[1] * 16):
         _, signs = _unit_signs(table, scale, tiles.verts[rows[part]], units[part])
         keep.append(crossed(signs))
     keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool, device=rows.device)
@@ -893,10 +903,10 @@ def _window_pairs(tiles, scores, taps, scale) -> tuple[torch.Tensor, torch.Tenso
     weak = torch.cat(weak)
     found_rows, found_windows = [], []
     verts = tiles.verts
-    for rows in _row_chunks(tiles.n, 8 * taps.shape[0], verts.device):
+    for rows in _row_chunks(tiles.n, 8 * taps.shape[0]):
         (common,) = _fold_corners(weak, verts[rows], torch.bitwise_and)
         tile, window = torch.nonzero(common == 0, as_tuple=True)
-        found_rows.append(rows[tile])
+        found_rows.append(tile + rows.start)
         found_windows.append(window)
     return _by_row(torch.cat(found_rows), torch.cat(found_windows))
 
@@ -908,7 +918,7 @@ def _all_windows(taps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 def _keep_window_crossing(tiles, scores, taps, scale, rows, windows):
     keep = []
     per_pair = tiles.verts.shape[1] * taps.shape[1] * scores.element_size() * 3
-    for part in _row_chunks(rows.numel(), per_pair, rows.device):
+    for part in _row_chunks(rows.numel(), per_pair):
         verts = tiles.verts[rows[part]]
         values = _window_values(scores, taps, verts, windows[part])  # [P, K, k]
         best = values.amax(dim=2, keepdim=True)
@@ -1232,8 +1242,11 @@ def _rows_per_chunk(bytes_per_row: int) -> int:
     return max(1, PAIR_CHUNK_BYTES // max(1, bytes_per_row))
 
 
-def _row_chunks(n: int, bytes_per_row: int, device) -> list[torch.Tensor]:
-    return list(torch.arange(n, device=device).split(_rows_per_chunk(bytes_per_row))) if n else []
+def _row_chunks(n: int, bytes_per_row: int) -> list[slice]:
+    """Consecutive rows 0..n-1 in chunks of `_rows_per_chunk`, as slices: a slice of a table is a
+    view, where an index of the same rows copied them."""
+    step = _rows_per_chunk(bytes_per_row)
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 def next_corners(verts: torch.Tensor) -> torch.Tensor:

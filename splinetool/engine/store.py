@@ -124,10 +124,10 @@ class VertexStore:
                 weights[kind] = lam.reshape(-1, *[1] * (values.dim() - 1)).to(values.dtype)
             return weights[kind]
 
-        lerp_rows(self._coords, a, b, weight(self._coords), out=self._coords[self.n : end])
+        lerp_rows(self._coords[: self.n], a, b, weight(self._coords), out=self._coords[self.n : end])
         for key, values in self._fields.items():
             values = grow(values, end, None)
-            lerp_rows(values, a, b, weight(values), out=values[self.n : end])
+            lerp_rows(values[: self.n], a, b, weight(values), out=values[self.n : end])
             self._fields[key] = values
         self.n = end
         return ids
@@ -179,8 +179,11 @@ def lerp(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 def lerp_rows(
     values: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, out: torch.Tensor
 ) -> None:
-    """out = values[a] + weight (values[b] - values[a]), row by row (`weight` shaped to broadcast)."""
-    torch.lerp(values.index_select(0, a), values.index_select(0, b), weight, out=out)
+    """out = values[a] + weight (values[b] - values[a]), row by row (`weight` shaped to broadcast).
+    `values[a]` is gathered straight into `out`: one wide temporary fewer per field (`out` must not
+    overlap `values`)."""
+    torch.index_select(values, 0, a, out=out)
+    out.lerp_(values.index_select(0, b), weight)
 
 
 class TileStore:
