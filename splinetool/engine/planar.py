@@ -178,6 +178,10 @@ class Sweep:
     tiles_per_plane: list[list[int]] = field(default_factory=list)  # [B][nodes]: each plane's tiles_per_node
     planes: int = field(default=1, init=False)
 
+    # inference mode while the sweep works (each step between the groups it hands out): the many small
+    # operations of a cut skip autograd's bookkeeping, whatever mode the caller is in; the groups are
+    # inference tensors, read but never written in place by their users
+    @torch.inference_mode()
     def __iter__(self) -> Iterator[Partition]:
         net = self.net
         nodes = len(net.pl_nodes)
